@@ -1,0 +1,90 @@
+/**
+ * Turning what users pass as a task body into an iterator, with clear
+ * errors for everything else. Checked at the call (`spawn(x)`), so a mistake
+ * points at the line that made it.
+ *
+ * @module
+ */
+
+import type { TaskBody } from "./task.ts";
+
+/** An iterator the loop can drive, and the name it suggests. */
+export interface StartedBody<T> {
+  iter: Iterator<unknown, T, unknown>;
+  name: string | undefined;
+}
+
+/**
+ * Validates `body` and returns its iterator. A function is called (it must
+ * be a zero-argument generator function) and lends the task its name.
+ *
+ * @throws {TypeError} when `body` is not an iterator with `next` and `throw`.
+ */
+export function startBody<T>(body: TaskBody<T>, where: string): StartedBody<T> {
+  if (typeof body === "function") {
+    const produced: unknown = body();
+    if (isDrivable(produced)) {
+      return { iter: produced as Iterator<unknown, T, unknown>, name: body.name };
+    }
+    throw new TypeError(
+      `${where} expected a generator function, but ${
+        body.name ? `"${body.name}"` : "the function"
+      } returned ${describeValue(produced)}; declare it with function* ${
+        isThenable(produced) ? "(not async) and wait for Promises with yield* call(...)" : ""
+      }`.trimEnd(),
+    );
+  }
+  if (isDrivable(body)) {
+    return { iter: body as Iterator<unknown, T, unknown>, name: undefined };
+  }
+  if (isIterable(body)) {
+    const iter: unknown = body[Symbol.iterator]();
+    if (isDrivable(iter)) {
+      return { iter: iter as Iterator<unknown, T, unknown>, name: undefined };
+    }
+  }
+  throw new TypeError(
+    `${where} expected a generator object, a generator function or an operation, but got ${
+      describeValue(body)
+    }${
+      isThenable(body)
+        ? "; to wait for a Promise use yield* call(() => promise)"
+        : "; a task body needs next(value) and throw(error)"
+    }`,
+  );
+}
+
+/** Whether `value` has the iterator protocol's `next` and `throw`. */
+function isDrivable(value: unknown): boolean {
+  return typeof value === "object" && value !== null &&
+    typeof (value as Iterator<unknown>).next === "function" &&
+    typeof (value as Iterator<unknown>).throw === "function";
+}
+
+function isIterable(value: unknown): value is Iterable<unknown> {
+  return typeof value === "object" && value !== null &&
+    typeof (value as Iterable<unknown>)[Symbol.iterator] === "function";
+}
+
+/** Whether `value` looks like a Promise. */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === "object" || typeof value === "function") &&
+    value !== null &&
+    typeof (value as PromiseLike<unknown>).then === "function";
+}
+
+/** A short, safe description of any value for error messages. */
+export function describeValue(value: unknown): string {
+  if (value === null) return "null";
+  if (value === undefined) return "undefined";
+  if (typeof value === "string") return `the string ${JSON.stringify(value.slice(0, 40))}`;
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") {
+    return `${typeof value} ${String(value)}`;
+  }
+  if (typeof value === "symbol") return `symbol ${value.description ?? ""}`.trimEnd();
+  if (typeof value === "function") return `function ${value.name || "(anonymous)"}`;
+  if (isThenable(value)) return "a Promise";
+  const constructorName = (value as { constructor?: { name?: string } }).constructor?.name;
+  if (Array.isArray(value)) return "an array";
+  return constructorName ? `an object of class ${constructorName}` : "an object";
+}

@@ -1,0 +1,53 @@
+/**
+ * The message for a task that yielded something the loop cannot run. It
+ * names the task, says what was yielded, and suggests the likely fix.
+ *
+ * @module
+ */
+
+import { describeValue, isThenable } from "./_body.ts";
+import { InvalidInstructionError } from "./errors.ts";
+import { Instruction } from "./instruction.ts";
+import type { Task } from "./task.ts";
+
+/** Builds the error thrown into `task` for yielding `yielded`. */
+export function invalidInstructionError(
+  task: Task<unknown>,
+  yielded: unknown,
+): InvalidInstructionError {
+  const where = `Task "${task.name}" yielded`;
+  if (yielded instanceof Instruction || isOperation(yielded)) {
+    const what = yielded instanceof Instruction ? yielded.describe() : "an operation";
+    return new InvalidInstructionError(
+      `${where} an operation (${what}) with \`yield\`; write \`yield*\` to run it, e.g. \`yield* sleep(10)\``,
+      yielded,
+    );
+  }
+  if (isThenable(yielded)) {
+    return new InvalidInstructionError(
+      `${where} a Promise; genloop tasks do not await: write \`yield* call(() => promise)\` to wait for it`,
+      yielded,
+    );
+  }
+  if (isGenerator(yielded)) {
+    return new InvalidInstructionError(
+      `${where} a generator object with \`yield\`; write \`yield*\` to run it inline, or \`yield* spawn(...)\` to run it as a task`,
+      yielded,
+    );
+  }
+  return new InvalidInstructionError(
+    `${where} ${describeValue(yielded)}, which is not a genloop instruction; yield only with \`yield*\` on an operation such as \`yield* sleep(ms)\`, \`yield* join(task)\` or \`yield* yieldNow()\``,
+    yielded,
+  );
+}
+
+function isOperation(value: unknown): boolean {
+  return typeof value === "object" && value !== null &&
+    typeof (value as Iterable<unknown>)[Symbol.iterator] === "function" &&
+    typeof (value as Iterator<unknown>).next === "function" &&
+    !isGenerator(value);
+}
+
+function isGenerator(value: unknown): boolean {
+  return Object.prototype.toString.call(value) === "[object Generator]";
+}

@@ -1,0 +1,88 @@
+/**
+ * `call`: Promise interop. A task waits for a Promise without `async`.
+ *
+ * @module
+ */
+
+import { isThenable } from "./_body.ts";
+import { Instruction, type Operation } from "./instruction.ts";
+import type { Loop } from "./loop.ts";
+import type { Task } from "./task.ts";
+
+class CallInstruction<T> extends Instruction<T> {
+  readonly #fn: () => T | PromiseLike<T>;
+  #waiter: Task<unknown> | null = null;
+  #loop: Loop | null = null;
+
+  constructor(fn: () => T | PromiseLike<T>) {
+    super();
+    this.#fn = fn;
+  }
+
+  perform(task: Task<unknown>, loop: Loop): void {
+    const produced = this.#fn();
+    if (!isThenable(produced)) {
+      loop._resumeNow(task, produced);
+      return;
+    }
+    this.#waiter = task;
+    this.#loop = loop;
+    loop._callStarted();
+    produced.then(
+      (value) => this.#settle(false, value),
+      (error) => this.#settle(true, error),
+    );
+  }
+
+  #settle(failed: boolean, outcome: unknown): void {
+    const waiter = this.#waiter;
+    // Interrupted meanwhile: the waiter has moved on; drop the outcome.
+    if (waiter === null) return;
+    this.#waiter = null;
+    const loop = this.#loop!;
+    if (failed) loop._enqueueThrow(waiter, outcome);
+    else loop._enqueue(waiter, outcome);
+    loop._callEnded();
+  }
+
+  override undo(_task: Task<unknown>, loop: Loop): void {
+    this.#waiter = null;
+    loop._callEnded();
+  }
+
+  describe(): string {
+    return `a Promise from call(${this.#fn.name || "anonymous function"})`;
+  }
+}
+
+/**
+ * Calls `fn` and suspends the task until the Promise it returns settles:
+ * evaluates to the fulfilled value, or throws the rejection at the `yield*`.
+ * This is how tasks use any Promise-based API (`fetch`, `Deno.readFile`, …).
+ * A plain (non-Promise) return value is returned at once; an exception from
+ * `fn` is thrown at the `yield*`. If the task is cancelled while waiting, the
+ * Promise's outcome is ignored.
+ *
+ * @typeParam T The settled value.
+ * @param fn A function returning a Promise (or a plain value).
+ * @returns An operation evaluating to the settled value.
+ *
+ * @example Usage
+ * ```ts
+ * import { call, run } from "@genloop/genloop";
+ *
+ * const n = await run(function* main() {
+ *   const a = yield* call(() => Promise.resolve(20));
+ *   return a + 22;
+ * });
+ * if (n !== 42) throw new Error("unexpected");
+ * ```
+ */
+export function call<T>(fn: () => T | PromiseLike<T>): Operation<T> {
+  if (typeof fn !== "function") {
+    throw new TypeError(
+      `call() expected a function returning a Promise, but got ${typeof fn}; write call(() => promise)`,
+    );
+  }
+  return new CallInstruction(fn);
+}

@@ -1,0 +1,85 @@
+/**
+ * `cancel`: cancel a task and wait until its cleanup has finished.
+ *
+ * @module
+ */
+
+import { Instruction, type Operation } from "./instruction.ts";
+import type { Loop } from "./loop.ts";
+import type { Task, TaskObserver } from "./task.ts";
+
+class CancelInstruction extends Instruction<void> implements TaskObserver {
+  readonly #target: Task<unknown>;
+  readonly #reason: unknown;
+  #waiter: Task<unknown> | null = null;
+
+  constructor(target: Task<unknown>, reason: unknown) {
+    super();
+    this.#target = target;
+    this.#reason = reason;
+  }
+
+  perform(task: Task<unknown>, loop: Loop): void {
+    const target = this.#target;
+    loop._cancel(target, this.#reason);
+    // Cancelling yourself: the CancelledError is already queued for you.
+    if (target === task) return;
+    if (target.settled) {
+      loop._resumeNow(task, undefined);
+      return;
+    }
+    this.#waiter = task;
+    loop._observe(target, this);
+  }
+
+  taskSettled(_target: Task<unknown>, loop: Loop): void {
+    const waiter = this.#waiter;
+    if (waiter === null) return;
+    this.#waiter = null;
+    loop._enqueue(waiter, undefined);
+  }
+
+  override undo(_task: Task<unknown>, loop: Loop): void {
+    this.#waiter = null;
+    loop._unobserve(this.#target, this);
+  }
+
+  describe(): string {
+    return `task "${this.#target.name}" to finish its cleanup (cancel)`;
+  }
+}
+
+/**
+ * Cancels `task` and waits until it has settled, cleanup included. Unlike
+ * `join`, it does not throw the task's `CancelledError`; it completes
+ * normally whatever the task ended with. Cancelling a settled task completes
+ * at once. `task.cancel()` is the fire-and-forget form.
+ *
+ * @param task The task to cancel.
+ * @param reason Why; kept as the `CancelledError`'s `reason`.
+ * @returns An operation that completes when the task has settled.
+ *
+ * @example Usage
+ * ```ts
+ * import { cancel, run, sleep, spawn, VirtualClock } from "@genloop/genloop";
+ *
+ * const log: string[] = [];
+ * await run(function* main() {
+ *   const worker = yield* spawn(function* worker() {
+ *     try {
+ *       yield* sleep(1_000);
+ *     } finally {
+ *       yield* sleep(5); // cleanup that waits still runs to the end
+ *       log.push("cleaned up");
+ *     }
+ *   });
+ *   yield* sleep(1);
+ *   yield* cancel(worker);
+ *   log.push(`worker ${worker.state}`);
+ * }, { clock: new VirtualClock() });
+ * if (log.join() !== "cleaned up,worker cancelled") throw new Error(log.join());
+ * ```
+ */
+export function cancel(task: Task<unknown>, reason?: unknown): Operation<void> {
+  return new CancelInstruction(task, reason);
+}

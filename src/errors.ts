@@ -1,0 +1,199 @@
+/**
+ * Error classes with stable `name`s, so callers can tell them apart with
+ * `instanceof` or by `error.name` across realms and serialisation.
+ *
+ * @module
+ */
+
+/**
+ * Thrown into a task at its current `yield*` when the task is cancelled, and
+ * into whoever joins a cancelled task.
+ *
+ * @example Usage
+ * ```ts
+ * import { CancelledError, run, sleep, spawn, join } from "@genloop/genloop";
+ *
+ * await run(function* main() {
+ *   const child = yield* spawn(function* sleeper() {
+ *     yield* sleep(1_000);
+ *   });
+ *   child.cancel("not needed");
+ *   try {
+ *     yield* join(child);
+ *   } catch (error) {
+ *     if (!(error instanceof CancelledError)) throw error;
+ *   }
+ * });
+ * ```
+ */
+export class CancelledError extends Error {
+  /** Why the task was cancelled, as given to `cancel(reason)`. */
+  readonly reason: unknown;
+
+  /**
+   * Creates a cancellation error.
+   *
+   * @param message What was cancelled.
+   * @param reason Why, as given to `cancel(reason)`.
+   */
+  constructor(message: string, reason?: unknown) {
+    super(message);
+    this.name = "CancelledError";
+    this.reason = reason;
+  }
+}
+
+/**
+ * Thrown by `timeout(ms, body)` when `body` did not finish in time. By the
+ * time it reaches the caller, `body` has been cancelled and its cleanup has
+ * run.
+ *
+ * @example Usage
+ * ```ts
+ * import { TimeoutError, run, sleep, timeout, VirtualClock } from "@genloop/genloop";
+ *
+ * await run(function* main() {
+ *   try {
+ *     yield* timeout(10, sleep(1_000));
+ *   } catch (error) {
+ *     if (!(error instanceof TimeoutError)) throw error;
+ *   }
+ * }, { clock: new VirtualClock() });
+ * ```
+ */
+export class TimeoutError extends Error {
+  /** The limit that was exceeded, in milliseconds. */
+  readonly ms: number;
+
+  /**
+   * Creates a timeout error.
+   *
+   * @param message What timed out.
+   * @param ms The limit that was exceeded, in milliseconds.
+   */
+  constructor(message: string, ms: number) {
+    super(message);
+    this.name = "TimeoutError";
+    this.ms = ms;
+  }
+}
+
+/**
+ * Rejects a run when no task can make progress and nothing (no timer, no
+ * stream, no pending Promise) could ever wake one. The message lists every
+ * blocked task and what it waits for.
+ *
+ * @example Usage
+ * ```ts
+ * import { DeadlockError, Loop, currentTask, join } from "@genloop/genloop";
+ *
+ * try {
+ *   new Loop().runSync(function* main() {
+ *     const me = yield* currentTask();
+ *     const other = new Loop().spawn(function* idle() {});
+ *     void me;
+ *     void other;
+ *   });
+ * } catch (error) {
+ *   if (!(error instanceof DeadlockError)) throw error;
+ * }
+ * ```
+ */
+export class DeadlockError extends Error {
+  /** One line per blocked task: its name and what it waits for. */
+  readonly blocked: readonly string[];
+
+  /**
+   * Creates a deadlock error.
+   *
+   * @param message The summary.
+   * @param blocked One line per blocked task.
+   */
+  constructor(message: string, blocked: readonly string[]) {
+    super(message);
+    this.name = "DeadlockError";
+    this.blocked = blocked;
+  }
+}
+
+/**
+ * Thrown into a task that yielded something that is not a genloop
+ * instruction: a number, a Promise, or an operation yielded with `yield`
+ * where `yield*` was meant.
+ *
+ * @example Usage
+ * ```ts
+ * import { InvalidInstructionError, runSync } from "@genloop/genloop";
+ *
+ * runSync(function* main() {
+ *   try {
+ *     yield 42;
+ *   } catch (error) {
+ *     if (!(error instanceof InvalidInstructionError)) throw error;
+ *   }
+ * });
+ * ```
+ */
+export class InvalidInstructionError extends TypeError {
+  /** What the task yielded. */
+  readonly yielded: unknown;
+
+  /**
+   * Creates an invalid-instruction error.
+   *
+   * @param message What was yielded and what to write instead.
+   * @param yielded The value the task yielded.
+   */
+  constructor(message: string, yielded: unknown) {
+    super(message);
+    this.name = "InvalidInstructionError";
+    this.yielded = yielded;
+  }
+}
+
+/**
+ * Reports a task that failed while nobody was joining it. It is thrown into
+ * the task's parent (or the run's main task) at its current `yield*`, so the
+ * failure is never lost; `cause` is the original error.
+ *
+ * @example Usage
+ * ```ts
+ * import { TaskFailedError, run, spawn, sleep, VirtualClock } from "@genloop/genloop";
+ *
+ * await run(function* main() {
+ *   yield* spawn(function* doomed() {
+ *     throw new Error("boom");
+ *   });
+ *   try {
+ *     yield* sleep(10);
+ *   } catch (error) {
+ *     if (!(error instanceof TaskFailedError)) throw error;
+ *   }
+ * }, { clock: new VirtualClock() });
+ * ```
+ */
+export class TaskFailedError extends Error {
+  /** The name of the task that failed. */
+  readonly taskName: string;
+
+  /**
+   * Creates the report of an unjoined failure.
+   *
+   * @param taskName The failed task's name.
+   * @param cause The error the task failed with.
+   */
+  constructor(taskName: string, cause: unknown) {
+    super(
+      `Task "${taskName}" failed and nobody joined it: ${describeError(cause)}`,
+      { cause },
+    );
+    this.name = "TaskFailedError";
+    this.taskName = taskName;
+  }
+}
+
+/** A one-line description of any thrown value. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}

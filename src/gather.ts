@@ -1,0 +1,72 @@
+/**
+ * `gather`: run bodies concurrently and collect their results in input order.
+ *
+ * @module
+ */
+
+import { GroupInstruction } from "./_group.ts";
+import type { Operation } from "./instruction.ts";
+import type { Loop } from "./loop.ts";
+import type { Task, TaskBody } from "./task.ts";
+
+const NO_ERROR: unique symbol = Symbol("genloop.noError");
+
+class GatherInstruction<T> extends GroupInstruction<T[]> {
+  #results: unknown[] = [];
+  #error: unknown = NO_ERROR;
+
+  describe(): string {
+    return `gather of ${this.tasks.length} tasks (${this.remaining} still running)`;
+  }
+
+  protected finishEmpty(task: Task<unknown>, loop: Loop): void {
+    loop._resumeNow(task, []);
+  }
+
+  protected childSettled(child: Task<unknown>, index: number, loop: Loop): void {
+    if (child.state === "done") {
+      this.#results[index] = child._value;
+    } else if (this.#error === NO_ERROR) {
+      this.#error = child._value;
+      this.cancelUnsettled(loop, `task "${child.name}" of the same gather failed`);
+    }
+  }
+
+  protected finish(waiter: Task<unknown>, loop: Loop): void {
+    if (this.#error !== NO_ERROR) loop._enqueueThrow(waiter, this.#error);
+    else loop._enqueue(waiter, this.#results);
+  }
+}
+
+/**
+ * Runs every body as a child task, concurrently, and evaluates to their
+ * results **in input order** (not finish order).
+ *
+ * Structured, like asyncio's `TaskGroup`: as soon as any child fails (or is
+ * cancelled from elsewhere) — whichever it is, not only the first in the
+ * list — gather cancels the others, waits until they have finished their
+ * cleanup, and then throws that first error. If the gathering task itself is
+ * cancelled, the children are cancelled too.
+ *
+ * @typeParam T What each body returns.
+ * @param bodies Generator objects, generator functions or operations.
+ * @returns An operation evaluating to the results in input order.
+ * @throws {TypeError} at the call when a body is not something a task can run.
+ *
+ * @example Usage
+ * ```ts
+ * import { gather, runSync, yieldNow } from "@genloop/genloop";
+ *
+ * function* worker(n: number) {
+ *   for (let i = 0; i < n; i++) yield* yieldNow();
+ *   return n;
+ * }
+ * const results = runSync(function* main() {
+ *   return yield* gather([worker(3), worker(1), worker(2)]);
+ * });
+ * if (results.join() !== "3,1,2") throw new Error("unexpected");
+ * ```
+ */
+export function gather<T>(bodies: Iterable<TaskBody<T>>): Operation<T[]> {
+  return new GatherInstruction<T>(bodies, "gather()");
+}

@@ -1,0 +1,166 @@
+/**
+ * Instructions: what a task yields to the loop, and the `Operation<T>` type
+ * that lets `yield*` return typed results.
+ *
+ * This file holds the only raw `yield` of the library, in disguise: an
+ * instruction is its own one-step iterator. `yield* instruction` calls
+ * `next()` once, which hands the instruction itself to the loop (the
+ * iterator result *is* the instruction, so no result object is allocated);
+ * the loop later resumes the task with `next(value)`, which completes the
+ * `yield*` with `value`, or with `throw(error)`, which throws at the
+ * `yield*`.
+ *
+ * @module
+ */
+
+import type { Loop } from "./loop.ts";
+import type { Task } from "./task.ts";
+
+/**
+ * Something that can be run with `yield*` inside a task and evaluates to a
+ * `T`. Every helper of genloop (`sleep`, `join`, `read`, …) returns one, and
+ * so does any generator function a user writes.
+ *
+ * @typeParam T The value that `yield*` evaluates to.
+ *
+ * @example Usage
+ * ```ts
+ * import { type Operation, runSync, yieldNow } from "@genloop/genloop";
+ *
+ * function* twice(n: number): Operation<number> {
+ *   yield* yieldNow();
+ *   return n * 2;
+ * }
+ * const result: number = runSync(function* main() {
+ *   return yield* twice(21);
+ * });
+ * if (result !== 42) throw new Error("unexpected");
+ * ```
+ */
+export interface Operation<T> {
+  /** Starts the operation; the loop drives the iterator it returns. */
+  [Symbol.iterator](): Iterator<Instruction, T, unknown>;
+}
+
+/**
+ * A request from a task to the loop: the unit the scheduler dispatches on.
+ * Users rarely meet one directly: they call operations such as `sleep(ms)`
+ * with `yield*`. Subclasses say how to start the wait (`perform`), how to
+ * undo it when the task is cancelled (`undo`), and how to describe it in a
+ * `DeadlockError`.
+ *
+ * @typeParam T The value the waiting `yield*` evaluates to.
+ *
+ * @example Usage
+ * ```ts
+ * import { Instruction, yieldNow } from "@genloop/genloop";
+ *
+ * const step = yieldNow()[Symbol.iterator]().next();
+ * if (!(step.value instanceof Instruction)) throw new Error("unexpected");
+ * ```
+ */
+export abstract class Instruction<T = unknown>
+  implements Iterator<Instruction, T, unknown>, Operation<T> {
+  /**
+   * The iterator-result view of this instruction. Before the first `next()`
+   * it is `undefined`; while the task waits it is the instruction itself
+   * (this is how the loop tells `yield*` from a forgotten `*`); once resumed
+   * it is the value `yield*` evaluates to.
+   */
+  value: unknown = undefined;
+  /** The iterator-result view: `true` once the task has been resumed. */
+  done = false;
+
+  /** An instruction is its own iterator: it can be used once. */
+  [Symbol.iterator](): Iterator<Instruction, T, unknown> {
+    return this;
+  }
+
+  /**
+   * First call: hand this instruction to the loop. Second call (the loop
+   * resuming the task): finish the `yield*` with `resumeValue`.
+   */
+  next(resumeValue?: unknown): IteratorResult<Instruction, T> {
+    if (this.value === this) {
+      this.value = resumeValue;
+      this.done = true;
+    } else if (this.done) {
+      throw new TypeError(
+        `Cannot run an operation twice (${this.describe()}); call the operation function again for each use`,
+      );
+    } else {
+      this.value = this;
+    }
+    return this as IteratorResult<Instruction, T>;
+  }
+
+  /** The loop resumes a task with an error: it is thrown at the `yield*`. */
+  throw(error: unknown): IteratorResult<Instruction, T> {
+    this.done = true;
+    throw error;
+  }
+
+  /**
+   * Starts the wait for `task`. Either it resumes the task at once (with
+   * `loop.resume`) or it registers something that will.
+   * @internal
+   */
+  abstract perform(task: Task<unknown>, loop: Loop): void;
+
+  /**
+   * Undoes the wait started by `perform` (a timer, a joiner entry, an I/O
+   * registration): called when the task is cancelled or interrupted.
+   * @internal
+   */
+  undo(_task: Task<unknown>, _loop: Loop): void {}
+
+  /** What the waiting task waits for, for deadlock reports. */
+  abstract describe(): string;
+
+  /**
+   * Whether a pending wait of this kind can be ended by the outside world
+   * (a host timer, a socket, a Promise); used to tell waiting from deadlock.
+   * @internal
+   */
+  external(): boolean {
+    return false;
+  }
+}
+
+/**
+ * An instruction that carries no state can be shared by every task, but then
+ * it cannot be its own iterator; `SharedInstructionOperation` is the small
+ * iterator that `yield*` walks over it. It recognises the loop's resume by a
+ * private token, so one frozen instance serves every task at once.
+ * @internal
+ */
+export class SharedOperation<T> implements Operation<T> {
+  readonly #step: IteratorResult<Instruction, T>;
+
+  constructor(instruction: Instruction) {
+    // Marking the shared instruction as armed once makes it pass the
+    // forgotten-`*` check for every task.
+    instruction.value = instruction;
+    this.#step = { value: instruction, done: false };
+  }
+
+  [Symbol.iterator](): Iterator<Instruction, T, unknown> {
+    return this as unknown as Iterator<Instruction, T, unknown>;
+  }
+
+  next(resumeValue?: unknown): IteratorResult<Instruction, T> {
+    if (resumeValue === RESUME_SHARED) return SHARED_DONE as IteratorResult<Instruction, T>;
+    return this.#step;
+  }
+
+  throw(error: unknown): IteratorResult<Instruction, T> {
+    throw error;
+  }
+}
+
+/** The value the loop resumes a task with after a shared instruction. */
+export const RESUME_SHARED: unique symbol = Symbol("genloop.resumeShared");
+const SHARED_DONE: IteratorResult<never, undefined> = Object.freeze({
+  value: undefined,
+  done: true,
+});

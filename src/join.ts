@@ -1,0 +1,98 @@
+/**
+ * `join`: wait for a task to settle and take its result, or its error.
+ *
+ * @module
+ */
+
+import { Instruction, type Operation } from "./instruction.ts";
+import type { Loop } from "./loop.ts";
+import type { Task, TaskObserver } from "./task.ts";
+
+/** Resumes `waiter` with how `settled` ended: its result, or its error thrown. */
+export function resumeWithOutcome(
+  loop: Loop,
+  waiter: Task<unknown>,
+  settled: Task<unknown>,
+): void {
+  if (settled.state === "done") loop._enqueue(waiter, settled._value);
+  else loop._enqueueThrow(waiter, settled._value);
+}
+
+class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
+  readonly #target: Task<T>;
+  #waiter: Task<unknown> | null = null;
+
+  constructor(target: Task<T>) {
+    super();
+    this.#target = target;
+  }
+
+  perform(task: Task<unknown>, loop: Loop): void {
+    const target = this.#target as Task<unknown>;
+    if (target === task) {
+      throw new Error(
+        `Task "${task.name}" cannot join itself: it would wait forever; join a task it spawned instead`,
+      );
+    }
+    if (target._loop !== loop) {
+      throw new Error(
+        `Task "${task.name}" cannot join task "${target.name}": that task belongs to another Loop`,
+      );
+    }
+    if (target.state === "done") {
+      loop._resumeNow(task, target._value);
+    } else if (target.settled) {
+      loop._throwNow(task, target._value);
+    } else {
+      this.#waiter = task;
+      loop._observe(target, this);
+    }
+  }
+
+  taskSettled(target: Task<unknown>, loop: Loop): void {
+    const waiter = this.#waiter;
+    if (waiter === null) return;
+    this.#waiter = null;
+    resumeWithOutcome(loop, waiter, target);
+  }
+
+  override undo(_task: Task<unknown>, loop: Loop): void {
+    this.#waiter = null;
+    loop._unobserve(this.#target as Task<unknown>, this);
+  }
+
+  describe(): string {
+    return `task "${this.#target.name}" to finish (join)`;
+  }
+}
+
+/**
+ * Waits for `task` to settle. Evaluates to its return value; if it failed,
+ * its error is thrown here (catch it like any error); if it was cancelled,
+ * a `CancelledError` is thrown. A cancelled task is joined only once its
+ * cleanup (including waits inside `finally`) has finished.
+ *
+ * @typeParam T What the task returns.
+ * @param task A task of the same loop; not the current task.
+ * @returns An operation evaluating to the task's result.
+ *
+ * @example Usage
+ * ```ts
+ * import { join, runSync, spawn } from "@genloop/genloop";
+ *
+ * runSync(function* main() {
+ *   const failing = yield* spawn(function* failing() {
+ *     throw new Error("boom");
+ *   });
+ *   try {
+ *     yield* join(failing);
+ *     throw new Error("unreachable");
+ *   } catch (error) {
+ *     if ((error as Error).message !== "boom") throw error;
+ *   }
+ * });
+ * ```
+ */
+export function join<T>(task: Task<T>): Operation<T> {
+  return new JoinInstruction(task);
+}

@@ -1,0 +1,705 @@
+/**
+ * The event loop: a ready queue of tasks, a timer heap and a selector, and
+ * the run loop that drives them.
+ *
+ * One turn of the loop ("tick") has three phases, in this order:
+ * 1. poll the selector, so tasks whose streams became ready join the queue;
+ * 2. fire due timers, so sleepers whose deadline passed join the queue;
+ * 3. run the tasks that were ready when the phase began (tasks made ready
+ *    while it runs wait for the next tick, so I/O and timers get their turn).
+ *
+ * When no task is ready the loop is idle and decides, in order: poll again
+ * (a simulated stream still counts down), jump a virtual clock to the next
+ * deadline, wait for the outside world (a socket, a Promise, a real timer),
+ * or report a deadlock.
+ *
+ * @module
+ */
+
+import { startBody } from "./_body.ts";
+import { type Clock, RealClock } from "./clock.ts";
+import {
+  CancelledError,
+  DeadlockError,
+  describeError,
+  TaskFailedError,
+} from "./errors.ts";
+import { Instruction } from "./instruction.ts";
+import { invalidInstructionError } from "./_invalid.ts";
+import { RunQueue } from "./run_queue.ts";
+import { type SelectorKey, Selector } from "./selector.ts";
+import {
+  type SpawnOptions,
+  Task,
+  type TaskBody,
+  type TaskObserver,
+} from "./task.ts";
+import { type Timer, TimerHeap } from "./timers.ts";
+
+/** Options for `new Loop(options)` and `run(body, options)`. */
+export interface LoopOptions {
+  /** Where time comes from. Default: a `RealClock`. */
+  clock?: Clock;
+  /**
+   * Receives warnings, such as a cancelled task that swallowed its
+   * `CancelledError`. Default: `console.warn`.
+   */
+  onWarning?: (message: string) => void;
+  /**
+   * When every task waits only on Promises from `call()` and none settles
+   * for this many milliseconds, reject the run with a `DeadlockError` that
+   * names them. Default `Infinity` (wait as long as it takes).
+   */
+  stallTimeoutMs?: number;
+}
+
+/** What a task waits on after its body ended while children still run. */
+class ClosingInstruction extends Instruction {
+  perform(): void {}
+  describe(): string {
+    return "its children to finish their cleanup";
+  }
+}
+const CLOSING: Instruction = new ClosingInstruction();
+
+/** Marks the run's main task as observed, so its failure is not escalated. */
+const RUN_OBSERVER: TaskObserver = { taskSettled(): void {} };
+
+/** What a settled task's iterator is replaced with, to free the generator. */
+const SETTLED_ITER: Iterator<unknown, unknown, unknown> = {
+  next(): IteratorResult<unknown, unknown> {
+    throw new Error("Cannot resume a settled task");
+  },
+};
+
+// How many ticks run between checks that the host event loop got a turn.
+const TICKS_BETWEEN_HOST_CHECKS = 256;
+// Longest stretch of busy ticks before sockets and Promises get a turn.
+const MAX_BUSY_MS = 10;
+
+/**
+ * An event loop that drives generator tasks. Most programs use `run(body)`;
+ * create a `Loop` to choose its clock, to drive it synchronously with
+ * `runSync`, or to look at `loop.time()`.
+ *
+ * @example Usage
+ * ```ts
+ * import { gather, Loop, sleep, VirtualClock } from "@genloop/genloop";
+ *
+ * const loop = new Loop({ clock: new VirtualClock() });
+ * const order: string[] = [];
+ * function* sleeper(name: string, ms: number) {
+ *   yield* sleep(ms);
+ *   order.push(name);
+ *   return ms;
+ * }
+ * const results = await loop.runUntilComplete(function* main() {
+ *   return yield* gather([sleeper("slow", 20), sleeper("fast", 10)]);
+ * });
+ * if (results.join() !== "20,10" || order.join() !== "fast,slow") {
+ *   throw new Error("unexpected");
+ * }
+ * ```
+ */
+export class Loop {
+  /** The loop's clock. */
+  readonly clock: Clock;
+  /** Watches the streams that tasks wait on. */
+  readonly selector: Selector = new Selector();
+
+  #queue = new RunQueue<Task<unknown>>();
+  #timers = new TimerHeap();
+  #nextId = 1;
+  // The task whose code is executing; null between steps.
+  #current: Task<unknown> | null = null;
+  // Set by an instruction that resumes the current task at once, so the
+  // step continues it without a trip through the queue.
+  #continueCurrent = false;
+  // The main task of the run in progress; null when not running.
+  #main: Task<unknown> | null = null;
+  // Root tasks (main and detached ones) form a linked list, like children.
+  #firstRoot: Task<unknown> | null = null;
+  // Promises from call() that have not settled, and still have a waiter.
+  #pendingCalls = 0;
+  // Failures that had nobody left to report to; the run rejects with them.
+  #orphanErrors: unknown[] = [];
+  #onWarning: (message: string) => void;
+  #stallTimeoutMs: number;
+
+  /**
+   * Creates a loop.
+   *
+   * @param options The clock and reporting options.
+   */
+  constructor(options: LoopOptions = {}) {
+    this.clock = options.clock ?? new RealClock();
+    this.#onWarning = options.onWarning ?? ((message) => console.warn(message));
+    this.#stallTimeoutMs = options.stallTimeoutMs ?? Infinity;
+  }
+
+  /** The loop's current time in milliseconds, from its clock. */
+  time(): number {
+    return this.clock.now();
+  }
+
+  /** Whether a run (`runSync` / `runUntilComplete`) is in progress. */
+  get running(): boolean {
+    return this.#main !== null;
+  }
+
+  /**
+   * Schedules `body` as a new task from outside any task. It starts on the
+   * next tick of a run and is not a child of any task.
+   *
+   * @param body A generator object, generator function or operation.
+   * @param options The task's name.
+   * @returns The new task.
+   * @throws {TypeError} when `body` is not something a task can run.
+   */
+  spawn<T>(body: TaskBody<T>, options: SpawnOptions = {}): Task<T> {
+    const started = startBody(body, "loop.spawn()");
+    return this._spawn(started.iter, options.name ?? started.name, null);
+  }
+
+  /**
+   * Runs `body` as the main task, with everything it spawns, until it
+   * settles; then cancels and awaits any children it left behind. Runs
+   * synchronously while work is ready and awaits only when every task
+   * waits on the outside world or a real timer.
+   *
+   * @param body The main task's body.
+   * @returns Its return value.
+   * @throws Its error; `DeadlockError` when nothing can make progress.
+   */
+  async runUntilComplete<T>(body: TaskBody<T>): Promise<T> {
+    const main = this.#startRun(body);
+    try {
+      for (;;) {
+        const busy = this.#runUntilIdle(main, true);
+        if (main.settled) return this.#outcome(main) as T;
+        if (busy) {
+          await yieldToHost();
+          continue;
+        }
+        const waitMs = this.#idleWait();
+        if (waitMs > 0) await this.#waitOutside(waitMs);
+      }
+    } finally {
+      this.#main = null;
+    }
+  }
+
+  /**
+   * Like `runUntilComplete`, but synchronous, for programs that never wait
+   * on the outside world (a `VirtualClock` makes sleeping fine).
+   *
+   * @param body The main task's body.
+   * @returns Its return value.
+   * @throws Its error; `DeadlockError`; or an `Error` naming what the
+   * program waits for when it would have to wait for real time or I/O.
+   */
+  runSync<T>(body: TaskBody<T>): T {
+    const main = this.#startRun(body);
+    try {
+      for (;;) {
+        this.#runUntilIdle(main, false);
+        if (main.settled) return this.#outcome(main) as T;
+        if (this.#idleWait() > 0) {
+          throw new Error(
+            `Cannot finish with runSync(): no task is ready and the program waits for the outside world (${
+              this.#describeBlocked().join("; ")
+            }); use await loop.runUntilComplete() or a VirtualClock`,
+          );
+        }
+      }
+    } finally {
+      this.#main = null;
+    }
+  }
+
+  // ---------------------------------------------------------------------
+  // The run loop.
+
+  #startRun<T>(body: TaskBody<T>): Task<T> {
+    if (this.#main !== null) {
+      throw new Error(
+        `Cannot start a run: this loop is already running task "${this.#main.name}"; spawn the work as a task instead`,
+      );
+    }
+    const started = startBody(body, "run()");
+    const main = this._spawn(started.iter, started.name, null);
+    this.#addObserver(main as Task<unknown>, RUN_OBSERVER);
+    this.#main = main as Task<unknown>;
+    this.#orphanErrors = [];
+    return main;
+  }
+
+  /**
+   * Ticks until `main` settled or no task is ready. In async mode returns
+   * `true` early when it has been busy long enough that sockets and Promises
+   * deserve a turn of the host event loop.
+   */
+  #runUntilIdle(main: Task<unknown>, async: boolean): boolean {
+    let ticks = 0;
+    let since = 0;
+    while (!main.settled) {
+      this.#tick();
+      if (this.#queue.size === 0 && !(this.selector.size > 0 && this.selector.pollable())) {
+        return false;
+      }
+      if (async && ++ticks % TICKS_BETWEEN_HOST_CHECKS === 0 && this.#hasOutside()) {
+        const now = performance.now();
+        if (since === 0) since = now;
+        else if (now - since > MAX_BUSY_MS) return true;
+      }
+    }
+    return false;
+  }
+
+  #tick(): void {
+    // Phase 1: streams first, so a task woken by I/O runs in this very tick.
+    if (this.selector.size > 0) this.#wakeReadyStreams(this.selector.select());
+    // Phase 2: then timers whose deadline has passed.
+    if (this.#timers.size > 0) this.#fireDueTimers();
+    // Phase 3: run the batch of tasks that are ready now.
+    this.#runReady();
+  }
+
+  #wakeReadyStreams(ready: SelectorKey[]): void {
+    for (const key of ready) this._enqueue(key.task, undefined);
+  }
+
+  #fireDueTimers(): void {
+    const now = this.clock.now();
+    let timer: Timer | undefined;
+    while ((timer = this.#timers.popDue(now)) !== undefined) timer.fire(this);
+  }
+
+  #runReady(): void {
+    const queue = this.#queue;
+    for (let n = queue.size; n > 0; n--) this.#step(queue.shift()!);
+  }
+
+  /**
+   * Decides what to do when no task is ready. Returns 0 to tick again, or
+   * how long to wait (possibly `Infinity`) for the outside world.
+   * @throws {DeadlockError} when nothing could ever wake a task.
+   */
+  #idleWait(): number {
+    if (this.#queue.size > 0 || this.selector.pollable()) return 0;
+    const outside = this.#hasOutside();
+    const deadline = this.#timers.nextDeadline();
+    if (deadline !== Infinity) {
+      // A virtual clock jumps, unless the outside world may still act first.
+      if (this.clock.jumpTo !== undefined && !outside) {
+        this.clock.jumpTo(deadline);
+        return 0;
+      }
+      if (this.clock.jumpTo === undefined) {
+        return Math.max(0, deadline - this.clock.now());
+      }
+    }
+    if (outside) return Infinity;
+    const blocked = this.#describeBlocked();
+    throw new DeadlockError(
+      `Deadlock: no task can make progress and nothing could wake one. Blocked: ${
+        blocked.join("; ")
+      }`,
+      blocked,
+    );
+  }
+
+  /** Waits for the selector, the next real timer or a settled Promise. */
+  async #waitOutside(waitMs: number): Promise<void> {
+    const onlyCalls = waitMs === Infinity && !this.selector.watching;
+    const limit = onlyCalls ? this.#stallTimeoutMs : waitMs;
+    await this.selector.wait(limit);
+    if (onlyCalls && limit !== Infinity && this.#queue.size === 0) {
+      const blocked = this.#describeBlocked();
+      throw new DeadlockError(
+        `Stalled: for ${limit} ms every task waited on Promises that did not settle. Blocked: ${
+          blocked.join("; ")
+        }`,
+        blocked,
+      );
+    }
+  }
+
+  /** Whether something outside the loop (a socket, a Promise) may wake a task. */
+  #hasOutside(): boolean {
+    return this.#pendingCalls > 0 || this.selector.watching;
+  }
+
+  #outcome(main: Task<unknown>): unknown {
+    this.#removeObserver(main, RUN_OBSERVER);
+    const orphans = this.#orphanErrors;
+    this.#orphanErrors = [];
+    if (main.state === "done" && orphans.length === 0) return main._value;
+    const errors = main.state === "done" ? orphans : [main._value, ...orphans];
+    if (errors.length === 1) throw errors[0];
+    throw new AggregateError(
+      errors,
+      `The run ended with ${errors.length} errors: ${errors.map(describeError).join("; ")}`,
+    );
+  }
+
+  // ---------------------------------------------------------------------
+  // Stepping a task: the only place that resumes an iterator.
+
+  #step(task: Task<unknown>): void {
+    this.#current = task;
+    task.state = "running";
+    for (;;) {
+      const value = task._value;
+      const throwing = task._throwing;
+      task._value = undefined;
+      task._throwing = false;
+      let step: IteratorResult<unknown, unknown>;
+      try {
+        step = throwing ? throwInto(task, value) : task._iter.next(value);
+      } catch (error) {
+        this.#current = null;
+        this.#bodyEnded(task, true, error);
+        return;
+      }
+      if (step.done) {
+        this.#current = null;
+        this.#bodyEnded(task, false, step.value);
+        return;
+      }
+      // Interrupted while running (it cancelled itself): deliver that first.
+      if (task._throwing) continue;
+      const instruction = step.value;
+      if (!(instruction instanceof Instruction) || instruction.value !== instruction) {
+        task._value = invalidInstructionError(task, instruction);
+        task._throwing = true;
+        continue;
+      }
+      task.state = "waiting";
+      task._wait = instruction;
+      this.#continueCurrent = false;
+      try {
+        instruction.perform(task, this);
+      } catch (error) {
+        this._throwNow(task, error);
+      }
+      if (!this.#continueCurrent) break;
+      task.state = "running";
+      task._wait = null;
+    }
+    this.#current = null;
+  }
+
+  /** The body returned or threw. Settle, or first close its children. */
+  #bodyEnded(task: Task<unknown>, threw: boolean, value: unknown): void {
+    if (!threw && task._cancelError !== null) {
+      this.#onWarning(
+        `Task "${task.name}" caught its CancelledError and returned normally; it is reported as cancelled and its result is discarded. Re-throw CancelledError after cleanup.`,
+      );
+      threw = true;
+      value = task._cancelError;
+    }
+    task._value = value;
+    task._throwing = threw;
+    if (task._firstChild === null) {
+      this.#settle(task);
+      return;
+    }
+    // Structured concurrency: children do not outlive their parent.
+    task.state = "waiting";
+    task._wait = CLOSING;
+    for (
+      let child: Task<unknown> | null = task._firstChild;
+      child !== null;
+      child = child._nextSibling
+    ) {
+      this._cancel(child, `its parent "${task.name}" ended`);
+    }
+  }
+
+  /**
+   * Records the final state, tells observers, detaches from the parent and,
+   * when that parent was only waiting for this child, settles it too. Walks
+   * up iteratively, so deep trees cannot overflow the stack.
+   */
+  #settle(task: Task<unknown> | null): void {
+    while (task !== null) {
+      const failed = task._throwing;
+      task.state = !failed
+        ? "done"
+        : task._value instanceof CancelledError
+        ? "cancelled"
+        : "failed";
+      task._throwing = false;
+      task._wait = null;
+      task._iter = SETTLED_ITER;
+      const observed = this.#notifyObservers(task);
+      if (task.state === "failed" && !observed) this.#escalate(task);
+      const parent = task._parent;
+      this.#unlink(task);
+      task = parent !== null && parent._wait === CLOSING && parent._firstChild === null
+        ? parent
+        : null;
+    }
+  }
+
+  #notifyObservers(task: Task<unknown>): boolean {
+    const observers = task._observers;
+    if (observers === null) return false;
+    task._observers = null;
+    if (Array.isArray(observers)) {
+      for (const observer of observers) observer.taskSettled(task, this);
+    } else {
+      observers.taskSettled(task, this);
+    }
+    return true;
+  }
+
+  /**
+   * A task failed and nobody observed it: throw a `TaskFailedError` into its
+   * parent (or the run's main task), so the failure is never lost.
+   */
+  #escalate(task: Task<unknown>): void {
+    const report = new TaskFailedError(task.name, task._value);
+    const target = task._parent ?? this.#main;
+    if (target === null || target === task || target.settled) {
+      this.#orphanErrors.push(report);
+      return;
+    }
+    if (target._wait === CLOSING) {
+      target._value = mergeErrors(target._throwing ? target._value : undefined, report);
+      target._throwing = true;
+      return;
+    }
+    this.#interrupt(target, report);
+  }
+
+  /** Throws `error` into `task` at its current wait, undoing that wait. */
+  #interrupt(task: Task<unknown>, error: unknown): void {
+    switch (task.state) {
+      case "ready":
+        // Queued already: change what it is resumed with. A pending error
+        // wins over a later one; a not-started generator never runs its body.
+        if (!task._throwing) {
+          task._value = error;
+          task._throwing = true;
+        }
+        return;
+      case "running":
+        // It interrupted itself; the step delivers this after its yield.
+        task._value = error;
+        task._throwing = true;
+        return;
+      case "waiting": {
+        const wait = task._wait!;
+        if (wait === CLOSING) return;
+        wait.undo(task, this);
+        this._enqueueThrow(task, error);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------------
+  // The loop's side of the instructions. Not part of the public API.
+
+  /** @internal Creates a task and queues it. */
+  _spawn<T>(
+    iter: Iterator<unknown, T, unknown>,
+    name: string | undefined,
+    parent: Task<unknown> | null,
+  ): Task<T> {
+    const task = new Task<T>(this, this.#nextId++, iter, name, parent);
+    const erased = task as Task<unknown>;
+    this.#link(erased, parent);
+    this.#queue.push(erased);
+    return task;
+  }
+
+  /** @internal Queues `task` to be resumed with `value`. */
+  _enqueue(task: Task<unknown>, value: unknown): void {
+    task.state = "ready";
+    task._wait = null;
+    task._value = value;
+    task._throwing = false;
+    this.#queue.push(task);
+  }
+
+  /** @internal Queues `task` to be resumed with `error` thrown at its `yield*`. */
+  _enqueueThrow(task: Task<unknown>, error: unknown): void {
+    task.state = "ready";
+    task._wait = null;
+    task._value = error;
+    task._throwing = true;
+    this.#queue.push(task);
+  }
+
+  /** @internal From `perform`: the current task continues at once with `value`. */
+  _resumeNow(task: Task<unknown>, value: unknown): void {
+    task._value = value;
+    task._throwing = false;
+    this.#continueCurrent = true;
+  }
+
+  /** @internal From `perform`: the current task continues at once with `error`. */
+  _throwNow(task: Task<unknown>, error: unknown): void {
+    task._value = error;
+    task._throwing = true;
+    this.#continueCurrent = true;
+  }
+
+  /** @internal The task whose code is running, if any. */
+  _current(): Task<unknown> | null {
+    return this.#current;
+  }
+
+  /** @internal Cancels `task` (see `Task.cancel`). */
+  _cancel(task: Task<unknown>, reason: unknown): void {
+    if (task.settled) return;
+    // A cancellation already on its way to the task is not doubled.
+    if (task.state === "ready" && task._throwing && task._value instanceof CancelledError) {
+      return;
+    }
+    const error = new CancelledError(
+      `Task "${task.name}" was cancelled${reason === undefined ? "" : `: ${String(reason)}`}`,
+      reason,
+    );
+    if (task._cancelError === null) task._cancelError = error;
+    this.#interrupt(task, error);
+  }
+
+  /** @internal Arms a timer. */
+  _addTimer(timer: Timer): void {
+    this.#timers.push(timer);
+  }
+
+  /** @internal Disarms a timer. */
+  _removeTimer(timer: Timer): void {
+    this.#timers.remove(timer);
+  }
+
+  /** @internal How many timers are armed (for tests and benchmarks). */
+  get _timerCount(): number {
+    return this.#timers.size;
+  }
+
+  /** @internal A Promise from `call()` is now pending. */
+  _callStarted(): void {
+    this.#pendingCalls++;
+  }
+
+  /** @internal A pending Promise settled or lost its waiter. */
+  _callEnded(): void {
+    this.#pendingCalls--;
+    this.selector.wakeup();
+  }
+
+  /** @internal Adds an observer told when `task` settles. */
+  _observe(task: Task<unknown>, observer: TaskObserver): void {
+    this.#addObserver(task, observer);
+  }
+
+  /** @internal Removes an observer added with `_observe`. */
+  _unobserve(task: Task<unknown>, observer: TaskObserver): void {
+    this.#removeObserver(task, observer);
+  }
+
+  /** @internal Throws `error` into `task` at its current wait, undoing it. */
+  _interrupt(task: Task<unknown>, error: unknown): void {
+    this.#interrupt(task, error);
+  }
+
+  // ---------------------------------------------------------------------
+  // Bookkeeping.
+
+  #addObserver(task: Task<unknown>, observer: TaskObserver): void {
+    const observers = task._observers;
+    if (observers === null) task._observers = observer;
+    else if (Array.isArray(observers)) observers.push(observer);
+    else task._observers = [observers, observer];
+  }
+
+  #removeObserver(task: Task<unknown>, observer: TaskObserver): void {
+    const observers = task._observers;
+    if (observers === observer) {
+      task._observers = null;
+    } else if (Array.isArray(observers)) {
+      const index = observers.indexOf(observer);
+      if (index >= 0) observers.splice(index, 1);
+      if (observers.length === 0) task._observers = null;
+    }
+  }
+
+  #link(task: Task<unknown>, parent: Task<unknown> | null): void {
+    const first = parent === null ? this.#firstRoot : parent._firstChild;
+    task._nextSibling = first;
+    if (first !== null) first._prevSibling = task;
+    if (parent === null) this.#firstRoot = task;
+    else parent._firstChild = task;
+  }
+
+  #unlink(task: Task<unknown>): void {
+    const prev = task._prevSibling;
+    const next = task._nextSibling;
+    if (prev !== null) prev._nextSibling = next;
+    else if (task._parent !== null) task._parent._firstChild = next;
+    else if (this.#firstRoot === task) this.#firstRoot = next;
+    if (next !== null) next._prevSibling = prev;
+    task._prevSibling = null;
+    task._nextSibling = null;
+  }
+
+  /** One line per waiting task: its name and what it waits for. */
+  #describeBlocked(): string[] {
+    const lines: string[] = [];
+    const stack: Task<unknown>[] = [];
+    for (
+      let root: Task<unknown> | null = this.#firstRoot;
+      root !== null;
+      root = root._nextSibling
+    ) {
+      stack.push(root);
+    }
+    while (stack.length > 0) {
+      const task = stack.pop()!;
+      if (task.state === "waiting" && task._wait !== null) {
+        lines.push(`task "${task.name}" waits for ${task._wait.describe()}`);
+      }
+      for (
+        let child: Task<unknown> | null = task._firstChild;
+        child !== null;
+        child = child._nextSibling
+      ) {
+        stack.push(child);
+      }
+    }
+    return lines.reverse();
+  }
+}
+
+/** Resumes `task` with `error` thrown at its `yield*`. */
+function throwInto(
+  task: Task<unknown>,
+  error: unknown,
+): IteratorResult<unknown, unknown> {
+  return task._iter.throw!(error);
+}
+
+/** Combines a pending error with a new one, so neither is lost. */
+function mergeErrors(previous: unknown, next: unknown): unknown {
+  if (previous === undefined || previous instanceof CancelledError) return next;
+  if (previous instanceof AggregateError) {
+    return new AggregateError([...previous.errors, next], previous.message);
+  }
+  return new AggregateError(
+    [previous, next],
+    `Several errors: ${describeError(previous)}; ${describeError(next)}`,
+  );
+}
+
+/** Lets the host event loop run (sockets, Promises) once. */
+function yieldToHost(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}

@@ -1,0 +1,66 @@
+/**
+ * `race`: the first body to finish wins; the others are cancelled.
+ *
+ * @module
+ */
+
+import { GroupInstruction } from "./_group.ts";
+import type { Operation } from "./instruction.ts";
+import { resumeWithOutcome } from "./join.ts";
+import type { Loop } from "./loop.ts";
+import type { Task, TaskBody } from "./task.ts";
+
+class RaceInstruction<T> extends GroupInstruction<T> {
+  #winner: Task<unknown> | null = null;
+
+  describe(): string {
+    return `race of ${this.tasks.length} tasks`;
+  }
+
+  protected finishEmpty(): void {
+    // race() rejects an empty list at the call; nothing can reach here.
+  }
+
+  protected childSettled(child: Task<unknown>, _index: number, loop: Loop): void {
+    if (this.#winner !== null) return;
+    this.#winner = child;
+    this.cancelUnsettled(loop, `task "${child.name}" won the race`);
+  }
+
+  protected finish(waiter: Task<unknown>, loop: Loop): void {
+    resumeWithOutcome(loop, waiter, this.#winner!);
+  }
+}
+
+/**
+ * Runs every body as a child task; the first to settle wins. The others are
+ * cancelled and their cleanup has finished before `race` evaluates to the
+ * winner's result (or throws the winner's error, if it failed).
+ *
+ * @typeParam T What the bodies return.
+ * @param bodies At least one generator object, generator function or operation.
+ * @returns An operation evaluating to the winner's result.
+ * @throws {RangeError} at the call when `bodies` is empty.
+ *
+ * @example Usage
+ * ```ts
+ * import { race, runSync, sleep, VirtualClock, Loop } from "@genloop/genloop";
+ *
+ * function* after(ms: number, value: string) {
+ *   yield* sleep(ms);
+ *   return value;
+ * }
+ * const loop = new Loop({ clock: new VirtualClock() });
+ * const winner = loop.runSync(function* main() {
+ *   return yield* race([after(20, "slow"), after(10, "fast")]);
+ * });
+ * if (winner !== "fast" || loop.time() !== 10) throw new Error("unexpected");
+ * ```
+ */
+export function race<T>(bodies: Iterable<TaskBody<T>>): Operation<T> {
+  const instruction = new RaceInstruction<T>(bodies, "race()");
+  if (instruction.bodyCount === 0) {
+    throw new RangeError("Cannot race() an empty list of bodies: it would never finish; pass at least one");
+  }
+  return instruction;
+}

@@ -1,0 +1,55 @@
+/**
+ * `run` and `runSync`: a fresh loop for one program, like `asyncio.run`.
+ *
+ * @module
+ */
+
+import { Loop, type LoopOptions } from "./loop.ts";
+import type { TaskBody } from "./task.ts";
+
+/**
+ * Runs `body` on a fresh `Loop` until it settles, like `asyncio.run`.
+ *
+ * @typeParam T What the body returns.
+ * @param body The main task's body.
+ * @param options The loop's options (clock, warnings, stall limit).
+ * @returns A Promise of the body's return value; rejects with its error.
+ *
+ * @example Usage
+ * ```ts
+ * import { run, sleep } from "@genloop/genloop";
+ *
+ * const value = await run(function* main() {
+ *   yield* sleep(1);
+ *   return "done";
+ * });
+ * if (value !== "done") throw new Error("unexpected");
+ * ```
+ */
+export function run<T>(body: TaskBody<T>, options?: LoopOptions): Promise<T> {
+  return new Loop(options).runUntilComplete(body);
+}
+
+/**
+ * Runs `body` on a fresh `Loop`, synchronously. For programs that never wait
+ * on the outside world (sleeping is fine with a `VirtualClock`).
+ *
+ * @typeParam T What the body returns.
+ * @param body The main task's body.
+ * @param options The loop's options.
+ * @returns The body's return value.
+ * @throws Its error, a `DeadlockError`, or an `Error` if it must wait for real time or I/O.
+ *
+ * @example Usage
+ * ```ts
+ * import { runSync } from "@genloop/genloop";
+ *
+ * const value = runSync(function* main() {
+ *   return 6 * 7;
+ * });
+ * if (value !== 42) throw new Error("unexpected");
+ * ```
+ */
+export function runSync<T>(body: TaskBody<T>, options?: LoopOptions): T {
+  return new Loop(options).runSync(body);
+}

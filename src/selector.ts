@@ -1,0 +1,254 @@
+/**
+ * The selector: the tutorial's `MySelect`, generalised. It watches streams
+ * for the tasks that wait on them and reports which are ready.
+ *
+ * Two kinds of stream meet here:
+ * - *polled* streams (the simulated `SimulatedStream`) answer "are you ready?"
+ *   each time `select()` asks, exactly like the tutorial's `MyStream.ready()`;
+ * - *push* streams (`ConnStream` over a real socket) start the host operation
+ *   when watched and call back when it completes. Deno offers completion,
+ *   not readiness; the callback turns one into the other. Their readiness
+ *   costs O(ready): nothing scans idle sockets.
+ *
+ * Registrations are one-shot: `select()` removes what it returns.
+ *
+ * @module
+ */
+
+import type { Task } from "./task.ts";
+
+/** Wait until a stream can be read from. */
+export const EVENT_READ = "EVENT_READ";
+/** Wait until a stream can be written to. */
+export const EVENT_WRITE = "EVENT_WRITE";
+/** The two events a task can wait for on a stream. */
+export type SelectorEvent = typeof EVENT_READ | typeof EVENT_WRITE;
+
+/**
+ * What the selector needs from a stream. Implement `poll` (and `stalled`)
+ * for a stream whose readiness is checked on demand, or `watch` for one
+ * that reports readiness itself.
+ */
+export interface SelectableStream {
+  /** Shown in deadlock reports and error messages. */
+  readonly name: string;
+  /** Polled streams: asked once per `select()` while registered. */
+  poll?(event: SelectorEvent): boolean;
+  /**
+   * Polled streams: `true` when more polling alone can never make the stream
+   * ready (it waits for another task to write or close), so the loop may
+   * report a deadlock instead of polling forever.
+   */
+  stalled?(event: SelectorEvent): boolean;
+  /**
+   * Push streams: start whatever makes the stream ready for `event` and
+   * call `notify()` once when it is (possibly at once).
+   */
+  watch?(event: SelectorEvent, notify: () => void): void;
+}
+
+/** One task waiting for one event on one stream, as `select()` returns it. */
+export interface SelectorKey {
+  /** The stream waited on. */
+  readonly stream: SelectableStream;
+  /** The event waited for. */
+  readonly event: SelectorEvent;
+  /** The waiting task. */
+  readonly task: Task<unknown>;
+}
+
+interface Registration extends SelectorKey {
+  active: boolean;
+}
+
+interface StreamEntry {
+  read: Registration | null;
+  write: Registration | null;
+}
+
+/**
+ * Tracks which task waits for which stream event, and reports readiness.
+ * Every `Loop` owns one (`loop.selector`); simulated streams and real sockets
+ * share it.
+ *
+ * @example Usage
+ * ```ts
+ * import { EVENT_READ, Loop, Selector, SimulatedStream } from "@genloop/genloop";
+ *
+ * const loop = new Loop();
+ * const task = loop.spawn(function* idle() {});
+ * const selector = new Selector();
+ * const stream = new SimulatedStream("A", { waitCycles: 2, data: "hi" });
+ * selector.register(stream, EVENT_READ, task);
+ * if (selector.select().length !== 0) throw new Error("ready too soon");
+ * if (selector.select().length !== 1) throw new Error("not ready");
+ * ```
+ */
+export class Selector {
+  #entries = new Map<SelectableStream, StreamEntry>();
+  // Registrations on polled streams; scanned by select(), as in the tutorial.
+  #polled = new Set<Registration>();
+  // Push registrations whose stream reported readiness; O(ready).
+  #pushed: Registration[] = [];
+  // Push registrations still waiting for their stream's callback.
+  #watching = 0;
+  #wake: (() => void) | null = null;
+
+  /** How many registrations are active. */
+  get size(): number {
+    return this.#polled.size + this.#watching;
+  }
+
+  /** Whether a push stream (a socket) is being watched: the outside world can wake a task. */
+  get watching(): boolean {
+    return this.#watching > 0;
+  }
+
+  /**
+   * Registers `task` as waiting for `event` on `stream`.
+   *
+   * @throws {Error} when another task already waits for the same event on it.
+   */
+  register(
+    stream: SelectableStream,
+    event: SelectorEvent,
+    task: Task<unknown>,
+  ): void {
+    let entry = this.#entries.get(stream);
+    if (entry === undefined) {
+      entry = { read: null, write: null };
+      this.#entries.set(stream, entry);
+    }
+    const slot = event === EVENT_READ ? "read" : "write";
+    const holder = entry[slot];
+    if (holder !== null) {
+      throw new Error(
+        `Cannot wait for ${event} on stream "${stream.name}" in task "${task.name}": task "${holder.task.name}" already waits for it; use one reader and one writer per stream`,
+      );
+    }
+    const registration: Registration = { stream, event, task, active: true };
+    entry[slot] = registration;
+    if (stream.watch !== undefined) {
+      this.#watching++;
+      stream.watch(event, () => this.#notify(registration));
+    } else {
+      this.#polled.add(registration);
+    }
+  }
+
+  /** Removes the registrations of `stream` (for one `event`, or both). */
+  unregister(stream: SelectableStream, event?: SelectorEvent): void {
+    const entry = this.#entries.get(stream);
+    if (entry === undefined) return;
+    if (event !== EVENT_WRITE && entry.read) this.#drop(entry.read);
+    if (event !== EVENT_READ && entry.write) this.#drop(entry.write);
+  }
+
+  /** The tasks waiting on `stream`, if any. */
+  waiters(stream: SelectableStream): Task<unknown>[] {
+    const entry = this.#entries.get(stream);
+    if (entry === undefined) return [];
+    const tasks: Task<unknown>[] = [];
+    if (entry.read) tasks.push(entry.read.task);
+    if (entry.write) tasks.push(entry.write.task);
+    return tasks;
+  }
+
+  /**
+   * Returns the registrations that are ready now and removes them. Polled
+   * streams are asked once each (which is what counts down a simulated
+   * stream's `waitCycles`). With `timeoutMs`, waits up to that long for
+   * something to become ready and returns a Promise.
+   */
+  select(): SelectorKey[];
+  select(timeoutMs: number): Promise<SelectorKey[]>;
+  select(timeoutMs?: number): SelectorKey[] | Promise<SelectorKey[]> {
+    if (timeoutMs === undefined) return this.#selectNow();
+    const ready = this.#selectNow();
+    if (ready.length > 0 || timeoutMs <= 0) return Promise.resolve(ready);
+    return this.wait(timeoutMs).then(() => this.#selectNow());
+  }
+
+  /** Whether polling again could make a polled registration ready. */
+  pollable(): boolean {
+    for (const registration of this.#polled) {
+      const stream = registration.stream;
+      if (!stream.stalled || !stream.stalled(registration.event)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Resolves when a push stream becomes ready, when `wakeup()` is called, or
+   * after `timeoutMs` (use `Infinity` for no limit). The host timer is always
+   * cleared, so nothing leaks.
+   */
+  wait(timeoutMs: number): Promise<void> {
+    if (this.#pushed.length > 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      this.#wake = () => {
+        this.#wake = null;
+        if (timer !== undefined) clearTimeout(timer);
+        resolve();
+      };
+      if (timeoutMs !== Infinity) {
+        timer = setTimeout(this.#wake, Math.max(0, Math.ceil(timeoutMs)));
+      }
+    });
+  }
+
+  /** Ends a pending `wait()` early (a Promise settled, a stop was asked). */
+  wakeup(): void {
+    if (this.#wake !== null) this.#wake();
+  }
+
+  /** One line per registration, for deadlock reports. */
+  describe(): string[] {
+    const lines: string[] = [];
+    for (const [stream, entry] of this.#entries) {
+      for (const registration of [entry.read, entry.write]) {
+        if (registration) {
+          lines.push(`${registration.event} on stream "${stream.name}"`);
+        }
+      }
+    }
+    return lines;
+  }
+
+  #selectNow(): SelectorKey[] {
+    const ready: Registration[] = [];
+    for (const registration of this.#polled) {
+      if (registration.stream.poll!(registration.event)) {
+        ready.push(registration);
+      }
+    }
+    if (this.#pushed.length > 0) {
+      for (const registration of this.#pushed) {
+        if (registration.active) ready.push(registration);
+      }
+      this.#pushed = [];
+    }
+    for (const registration of ready) this.#drop(registration);
+    return ready;
+  }
+
+  #notify(registration: Registration): void {
+    if (!registration.active) return;
+    this.#pushed.push(registration);
+    this.wakeup();
+  }
+
+  #drop(registration: Registration): void {
+    if (!registration.active) return;
+    registration.active = false;
+    const entry = this.#entries.get(registration.stream)!;
+    if (registration.event === EVENT_READ) entry.read = null;
+    else entry.write = null;
+    if (entry.read === null && entry.write === null) {
+      this.#entries.delete(registration.stream);
+    }
+    if (registration.stream.watch !== undefined) this.#watching--;
+    else this.#polled.delete(registration);
+  }
+}

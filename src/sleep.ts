@@ -1,0 +1,79 @@
+/**
+ * `sleep`: suspend a task until the loop's clock reaches a deadline.
+ *
+ * @module
+ */
+
+import { Instruction, type Operation } from "./instruction.ts";
+import type { Loop } from "./loop.ts";
+import type { Task } from "./task.ts";
+import type { Timer } from "./timers.ts";
+import { yieldNow } from "./yield_now.ts";
+
+class SleepInstruction extends Instruction<void> implements Timer {
+  deadline = 0;
+  seq = 0;
+  heapIndex = -1;
+  readonly #ms: number;
+  #waiter: Task<unknown> | null = null;
+
+  constructor(ms: number) {
+    super();
+    this.#ms = ms;
+  }
+
+  perform(task: Task<unknown>, loop: Loop): void {
+    // An infinite sleep arms no timer: only cancellation can end it, and a
+    // deadlock report can name it.
+    if (this.#ms === Infinity) return;
+    this.#waiter = task;
+    this.deadline = loop.time() + this.#ms;
+    loop._addTimer(this);
+  }
+
+  fire(loop: Loop): void {
+    const waiter = this.#waiter!;
+    this.#waiter = null;
+    loop._enqueue(waiter, undefined);
+  }
+
+  override undo(_task: Task<unknown>, loop: Loop): void {
+    this.#waiter = null;
+    loop._removeTimer(this);
+  }
+
+  describe(): string {
+    return this.#ms === Infinity ? "sleep(Infinity)" : `sleep(${this.#ms}) until t=${this.deadline} ms`;
+  }
+}
+
+/**
+ * Suspends the task for `ms` milliseconds of the loop's clock; other tasks
+ * run meanwhile. It never wakes early. `sleep(0)` is `yieldNow()`;
+ * `sleep(Infinity)` waits until cancelled. Cancelling a sleeping task removes
+ * its timer at once.
+ *
+ * @param ms How long, in milliseconds; a number >= 0.
+ * @returns An operation that completes after the delay.
+ * @throws {RangeError} at the call when `ms` is negative or not a number.
+ *
+ * @example Usage
+ * ```ts
+ * import { Loop, sleep, VirtualClock } from "@genloop/genloop";
+ *
+ * const loop = new Loop({ clock: new VirtualClock() });
+ * loop.runSync(function* main() {
+ *   yield* sleep(250);
+ * });
+ * if (loop.time() !== 250) throw new Error("unexpected");
+ * ```
+ */
+export function sleep(ms: number): Operation<void> {
+  if (typeof ms !== "number" || !(ms >= 0)) {
+    throw new RangeError(
+      `Cannot sleep(${String(ms)}): the delay must be a number of milliseconds >= 0`,
+    );
+  }
+  if (ms === 0) return yieldNow();
+  return new SleepInstruction(ms);
+}

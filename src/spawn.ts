@@ -1,0 +1,98 @@
+/**
+ * `spawn` and `currentTask`: starting tasks from inside a task, and finding
+ * out which task is running.
+ *
+ * @module
+ */
+
+import { startBody } from "./_body.ts";
+import { Instruction, type Operation } from "./instruction.ts";
+import type { Loop } from "./loop.ts";
+import type { SpawnOptions, Task, TaskBody } from "./task.ts";
+
+class SpawnInstruction<T> extends Instruction<Task<T>> {
+  readonly #iter: Iterator<unknown, T, unknown>;
+  readonly #name: string | undefined;
+  readonly #detached: boolean;
+
+  constructor(iter: Iterator<unknown, T, unknown>, name: string | undefined, detached: boolean) {
+    super();
+    this.#iter = iter;
+    this.#name = name;
+    this.#detached = detached;
+  }
+
+  perform(task: Task<unknown>, loop: Loop): void {
+    const child = loop._spawn(this.#iter, this.#name, this.#detached ? null : task);
+    loop._resumeNow(task, child);
+  }
+
+  describe(): string {
+    return `spawn of "${this.#name ?? "a task"}"`;
+  }
+}
+
+/**
+ * Starts `body` as a child task and returns it at once; the child starts on
+ * a later turn of the loop (like asyncio's `create_task`). Children do not
+ * outlive their parent: when the parent ends, children still running are
+ * cancelled and awaited, unless spawned with `{ detached: true }`.
+ *
+ * @typeParam T What the body returns.
+ * @param body A generator object, a zero-argument generator function (which
+ * names the task), or an operation.
+ * @param options The task's name; `detached` to opt out of the parent's scope.
+ * @returns An operation evaluating to the new `Task`.
+ * @throws {TypeError} at the call when `body` is not something a task can run.
+ *
+ * @example Usage
+ * ```ts
+ * import { join, runSync, spawn } from "@genloop/genloop";
+ *
+ * const order: string[] = [];
+ * runSync(function* main() {
+ *   const child = yield* spawn(function* worker() {
+ *     order.push("child");
+ *     return 7;
+ *   });
+ *   order.push("parent");
+ *   const n = yield* join(child);
+ *   if (n !== 7) throw new Error("unexpected");
+ * });
+ * if (order.join() !== "parent,child") throw new Error("unexpected");
+ * ```
+ */
+export function spawn<T>(body: TaskBody<T>, options: SpawnOptions = {}): Operation<Task<T>> {
+  const started = startBody(body, "spawn()");
+  return new SpawnInstruction(started.iter, options.name ?? started.name, options.detached ?? false);
+}
+
+class CurrentTaskInstruction extends Instruction<Task<unknown>> {
+  perform(task: Task<unknown>, loop: Loop): void {
+    loop._resumeNow(task, task);
+  }
+
+  describe(): string {
+    return "currentTask()";
+  }
+}
+
+/**
+ * Evaluates to the task running this code.
+ *
+ * @returns An operation evaluating to the current `Task`.
+ *
+ * @example Usage
+ * ```ts
+ * import { currentTask, runSync } from "@genloop/genloop";
+ *
+ * const name = runSync(function* main() {
+ *   const me = yield* currentTask();
+ *   return me.name;
+ * });
+ * if (name !== "main") throw new Error("unexpected");
+ * ```
+ */
+export function currentTask(): Operation<Task<unknown>> {
+  return new CurrentTaskInstruction();
+}

@@ -1,0 +1,187 @@
+/**
+ * The task state machine. A task wraps one iterator (normally a generator
+ * object) and records where it is in its life:
+ *
+ * ```
+ * ready ──▶ running ──▶ waiting ──▶ ready …
+ *                 └──▶ done | failed | cancelled
+ * ```
+ *
+ * `waiting` also covers a task whose body has finished while children it
+ * spawned are still being cancelled: it settles only when they have.
+ *
+ * The loop (`loop.ts`) drives the transitions; this file holds the record and
+ * the public, read-only view of it.
+ *
+ * @module
+ */
+
+import type { Instruction } from "./instruction.ts";
+import type { Loop } from "./loop.ts";
+
+/**
+ * Where a task is in its life.
+ *
+ * - `ready`: queued to run (or not started yet).
+ * - `running`: its code is executing right now.
+ * - `waiting`: suspended on an instruction (a timer, a join, I/O, …), or
+ *   finished but waiting for its children to be cancelled.
+ * - `done`: returned a value; see `task.result`.
+ * - `failed`: threw; see `task.error`.
+ * - `cancelled`: ended by `cancel()`; `task.error` is the `CancelledError`.
+ */
+export type TaskState =
+  | "ready"
+  | "running"
+  | "waiting"
+  | "done"
+  | "failed"
+  | "cancelled";
+
+/**
+ * The code a task runs: an iterator (normally the generator object returned
+ * by calling a `function*`), a zero-argument generator function (which also
+ * names the task), or an operation such as `sleep(10)`.
+ *
+ * @typeParam T What the body returns.
+ */
+export type TaskBody<T> =
+  | Iterator<unknown, T, unknown>
+  | (() => Iterator<unknown, T, unknown>)
+  | { [Symbol.iterator](): Iterator<unknown, T, unknown> };
+
+/** Options for spawning a task. */
+export interface SpawnOptions {
+  /** The task's name in errors and deadlock reports. */
+  name?: string;
+  /**
+   * Detach the task from the spawning task: it is not cancelled when the
+   * spawner ends, and its unjoined failure is reported to the run's main
+   * task instead. Default `false`.
+   */
+  detached?: boolean;
+}
+
+/**
+ * Told when a task settles. Joiners, `gather`, `race` and `timeout` observe
+ * the tasks they wait for.
+ * @internal
+ */
+export interface TaskObserver {
+  /** Called once, when `task` has settled. */
+  taskSettled(task: Task<unknown>, loop: Loop): void;
+}
+
+/**
+ * A running piece of work: one iterator driven by a `Loop`. Create tasks with
+ * `spawn(body)` inside a task or `loop.spawn(body)` outside one.
+ *
+ * @typeParam T What the task's body returns.
+ *
+ * @example Usage
+ * ```ts
+ * import { join, runSync, spawn } from "@genloop/genloop";
+ *
+ * runSync(function* main() {
+ *   const child = yield* spawn(function* add() {
+ *     return 1 + 2;
+ *   });
+ *   if (child.name !== "add" || child.state !== "ready") throw new Error();
+ *   const sum = yield* join(child);
+ *   if (sum !== 3 || child.state !== "done") throw new Error();
+ * });
+ * ```
+ */
+export class Task<T = unknown> {
+  /** A number unique within the task's loop, in spawn order. */
+  readonly id: number;
+  /** Where the task is in its life. */
+  state: TaskState = "ready";
+
+  // The fields below belong to the loop. They are public only so that the
+  // loop, which lives in another module, can reach them without indirection
+  // on its hot path; they are not part of the API.
+
+  /** @internal The body being driven. */
+  _iter: Iterator<unknown, T, unknown>;
+  /**
+   * @internal While alive: the value (or error, when `_throwing`) the next
+   * resumption delivers. Once settled: the result or the error.
+   */
+  _value: unknown = undefined;
+  /** @internal Whether `_value` is an error to throw into the task. */
+  _throwing = false;
+  /** @internal The instruction the task waits on, while `waiting`. */
+  _wait: Instruction | null = null;
+  /** @internal The loop that owns the task. */
+  _loop: Loop;
+  /** @internal The spawning task; `null` for detached and root tasks. */
+  _parent: Task<unknown> | null;
+  /** @internal Children form an intrusive doubly-linked list: O(1) add/remove. */
+  _firstChild: Task<unknown> | null = null;
+  /** @internal Previous sibling in the parent's child list. */
+  _prevSibling: Task<unknown> | null = null;
+  /** @internal Next sibling in the parent's child list. */
+  _nextSibling: Task<unknown> | null = null;
+  /** @internal Who to tell when the task settles. */
+  _observers: TaskObserver | TaskObserver[] | null = null;
+  /** @internal Set once `cancel()` reached the task; kept to report it. */
+  _cancelError: Error | null = null;
+  /** @internal The name given at spawn, or the generator function's name. */
+  _name: string | undefined;
+
+  /** @internal Tasks are created by `spawn` / `loop.spawn`. */
+  constructor(
+    loop: Loop,
+    id: number,
+    iter: Iterator<unknown, T, unknown>,
+    name: string | undefined,
+    parent: Task<unknown> | null,
+  ) {
+    this._loop = loop;
+    this.id = id;
+    this._iter = iter;
+    this._name = name;
+    this._parent = parent;
+  }
+
+  /** The name given at spawn, else the generator function's name, else `task-<id>`. */
+  get name(): string {
+    return this._name || `task-${this.id}`;
+  }
+
+  /** The returned value once `state` is `"done"`; `undefined` before. */
+  get result(): T | undefined {
+    return this.state === "done" ? this._value as T : undefined;
+  }
+
+  /** The error once `state` is `"failed"` or `"cancelled"`; `undefined` before. */
+  get error(): unknown {
+    return this.state === "failed" || this.state === "cancelled"
+      ? this._value
+      : undefined;
+  }
+
+  /** Whether the task has settled (`done`, `failed` or `cancelled`). */
+  get settled(): boolean {
+    return this.state === "done" || this.state === "failed" ||
+      this.state === "cancelled";
+  }
+
+  /**
+   * Cancels the task: a `CancelledError` is thrown at its current `yield*`
+   * so its `finally` blocks run; whatever it waited on is unregistered. A
+   * task that has not started never runs. Cancelling a settled task does
+   * nothing. Returns at once; `join` the task to wait for its cleanup.
+   *
+   * @param reason Why; kept as the error's `reason`.
+   */
+  cancel(reason?: unknown): void {
+    this._loop._cancel(this as Task<unknown>, reason);
+  }
+
+  /** A short description such as `Task "worker" (#3, waiting)`. */
+  toString(): string {
+    return `Task "${this.name}" (#${this.id}, ${this.state})`;
+  }
+}

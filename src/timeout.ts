@@ -1,0 +1,111 @@
+/**
+ * `timeout`: run a body with a time limit.
+ *
+ * @module
+ */
+
+import { startBody } from "./_body.ts";
+import { TimeoutError } from "./errors.ts";
+import { Instruction, type Operation } from "./instruction.ts";
+import { resumeWithOutcome } from "./join.ts";
+import type { Loop } from "./loop.ts";
+import type { Task, TaskBody, TaskObserver } from "./task.ts";
+import type { Timer } from "./timers.ts";
+
+class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserver {
+  deadline = 0;
+  seq = 0;
+  heapIndex = -1;
+  readonly #ms: number;
+  readonly #iter: Iterator<unknown, T, unknown>;
+  readonly #name: string | undefined;
+  #child: Task<unknown> | null = null;
+  #waiter: Task<unknown> | null = null;
+  #timedOut = false;
+
+  constructor(ms: number, iter: Iterator<unknown, T, unknown>, name: string | undefined) {
+    super();
+    this.#ms = ms;
+    this.#iter = iter;
+    this.#name = name;
+  }
+
+  perform(task: Task<unknown>, loop: Loop): void {
+    const child = loop._spawn(this.#iter, this.#name, task) as Task<unknown>;
+    this.#child = child;
+    this.#waiter = task;
+    loop._observe(child, this);
+    if (this.#ms !== Infinity) {
+      this.deadline = loop.time() + this.#ms;
+      loop._addTimer(this);
+    }
+  }
+
+  fire(loop: Loop): void {
+    this.#timedOut = true;
+    loop._cancel(this.#child!, `timeout of ${this.#ms} ms`);
+  }
+
+  taskSettled(child: Task<unknown>, loop: Loop): void {
+    loop._removeTimer(this);
+    const waiter = this.#waiter;
+    if (waiter === null) return;
+    this.#waiter = null;
+    if (this.#timedOut) {
+      loop._enqueueThrow(
+        waiter,
+        new TimeoutError(`Task "${child.name}" did not finish within ${this.#ms} ms`, this.#ms),
+      );
+    } else {
+      resumeWithOutcome(loop, waiter, child);
+    }
+  }
+
+  override undo(_task: Task<unknown>, loop: Loop): void {
+    this.#waiter = null;
+    loop._removeTimer(this);
+    loop._cancel(this.#child!, "the waiting task was interrupted");
+  }
+
+  describe(): string {
+    return `task "${this.#child?.name}" with a timeout of ${this.#ms} ms`;
+  }
+}
+
+/**
+ * Runs `body` as a child task with a time limit. Evaluates to its result
+ * if it finishes within `ms`; otherwise cancels it, waits until its cleanup
+ * has run, and throws `TimeoutError`.
+ *
+ * @typeParam T What the body returns.
+ * @param ms The limit in milliseconds of the loop's clock (>= 0; `Infinity`
+ * for none).
+ * @param body A generator object, generator function or operation.
+ * @returns An operation evaluating to the body's result.
+ * @throws {RangeError} at the call when `ms` is negative or not a number.
+ *
+ * @example Usage
+ * ```ts
+ * import { Loop, sleep, timeout, TimeoutError, VirtualClock } from "@genloop/genloop";
+ *
+ * const loop = new Loop({ clock: new VirtualClock() });
+ * const outcome = loop.runSync(function* main() {
+ *   try {
+ *     return yield* timeout(100, sleep(1_000));
+ *   } catch (error) {
+ *     if (error instanceof TimeoutError) return "timed out";
+ *     throw error;
+ *   }
+ * });
+ * if (outcome !== "timed out" || loop.time() !== 100) throw new Error("unexpected");
+ * ```
+ */
+export function timeout<T>(ms: number, body: TaskBody<T>): Operation<T> {
+  if (typeof ms !== "number" || !(ms >= 0)) {
+    throw new RangeError(
+      `Cannot use timeout(${String(ms)}, …): the limit must be a number of milliseconds >= 0`,
+    );
+  }
+  const started = startBody(body, "timeout()");
+  return new TimeoutInstruction(ms, started.iter, started.name);
+}
