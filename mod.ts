@@ -59,3 +59,7 @@ export {
 } from "./src/task.ts";
 export { timeout } from "./src/timeout.ts";
 export { suspend, yieldNow } from "./src/yield_now.ts";
+export { ConnStream, type ConnStreamOptions } from "./src/conn_stream.ts";
+export { accept, close, connect, read, write } from "./src/io.ts";
+export { SimulatedStream, type SimulatedStreamOptions } from "./src/simulated_stream.ts";
+export { type Stream, WOULD_BLOCK } from "./src/stream.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type StartedBody, startBody } from "./_body.ts";
+import { startBody, type StartedBody } from "./_body.ts";
 import { Instruction } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { Task, TaskBody, TaskObserver } from "./task.ts";

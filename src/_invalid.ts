@@ -36,7 +36,9 @@ export function invalidInstructionError(
     );
   }
   return new InvalidInstructionError(
-    `${where} ${describeValue(yielded)}, which is not a genloop instruction; yield only with \`yield*\` on an operation such as \`yield* sleep(ms)\`, \`yield* join(task)\` or \`yield* yieldNow()\``,
+    `${where} ${
+      describeValue(yielded)
+    }, which is not a genloop instruction; yield only with \`yield*\` on an operation such as \`yield* sleep(ms)\`, \`yield* join(task)\` or \`yield* yieldNow()\``,
     yielded,
   );
 }

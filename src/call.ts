@@ -11,12 +11,14 @@ import type { Task } from "./task.ts";
 
 class CallInstruction<T> extends Instruction<T> {
   readonly #fn: () => T | PromiseLike<T>;
+  readonly #disposeLate: ((value: T) => void) | undefined;
   #waiter: Task<unknown> | null = null;
   #loop: Loop | null = null;
 
-  constructor(fn: () => T | PromiseLike<T>) {
+  constructor(fn: () => T | PromiseLike<T>, disposeLate?: (value: T) => void) {
     super();
     this.#fn = fn;
+    this.#disposeLate = disposeLate;
   }
 
   perform(task: Task<unknown>, loop: Loop): void {
@@ -36,8 +38,12 @@ class CallInstruction<T> extends Instruction<T> {
 
   #settle(failed: boolean, outcome: unknown): void {
     const waiter = this.#waiter;
-    // Interrupted meanwhile: the waiter has moved on; drop the outcome.
-    if (waiter === null) return;
+    if (waiter === null) {
+      // Interrupted meanwhile: the waiter has moved on. A resource that
+      // arrives now (a connection) is released rather than leaked.
+      if (!failed && this.#disposeLate !== undefined) this.#disposeLate(outcome as T);
+      return;
+    }
     this.#waiter = null;
     const loop = this.#loop!;
     if (failed) loop._enqueueThrow(waiter, outcome);
@@ -85,4 +91,16 @@ export function call<T>(fn: () => T | PromiseLike<T>): Operation<T> {
     );
   }
   return new CallInstruction(fn);
+}
+
+/**
+ * Like `call`, but a value that arrives after the waiting task was
+ * interrupted is passed to `disposeLate` (e.g. to close a connection that
+ * nobody will use).
+ */
+export function callDisposing<T>(
+  fn: () => PromiseLike<T>,
+  disposeLate: (value: T) => void,
+): Operation<T> {
+  return new CallInstruction(fn, disposeLate);
 }

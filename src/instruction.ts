@@ -116,15 +116,6 @@ export abstract class Instruction<T = unknown>
 
   /** What the waiting task waits for, for deadlock reports. */
   abstract describe(): string;
-
-  /**
-   * Whether a pending wait of this kind can be ended by the outside world
-   * (a host timer, a socket, a Promise); used to tell waiting from deadlock.
-   * @internal
-   */
-  external(): boolean {
-    return false;
-  }
 }
 
 /**

@@ -18,22 +18,12 @@
 
 import { startBody } from "./_body.ts";
 import { type Clock, RealClock } from "./clock.ts";
-import {
-  CancelledError,
-  DeadlockError,
-  describeError,
-  TaskFailedError,
-} from "./errors.ts";
+import { CancelledError, DeadlockError, describeError, TaskFailedError } from "./errors.ts";
 import { Instruction } from "./instruction.ts";
 import { invalidInstructionError } from "./_invalid.ts";
 import { RunQueue } from "./run_queue.ts";
-import { type SelectorKey, Selector } from "./selector.ts";
-import {
-  type SpawnOptions,
-  Task,
-  type TaskBody,
-  type TaskObserver,
-} from "./task.ts";
+import { Selector, type SelectorKey } from "./selector.ts";
+import { type SpawnOptions, Task, type TaskBody, type TaskObserver } from "./task.ts";
 import { type Timer, TimerHeap } from "./timers.ts";
 
 /** Options for `new Loop(options)` and `run(body, options)`. */

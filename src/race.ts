@@ -60,7 +60,9 @@ class RaceInstruction<T> extends GroupInstruction<T> {
 export function race<T>(bodies: Iterable<TaskBody<T>>): Operation<T> {
   const instruction = new RaceInstruction<T>(bodies, "race()");
   if (instruction.bodyCount === 0) {
-    throw new RangeError("Cannot race() an empty list of bodies: it would never finish; pass at least one");
+    throw new RangeError(
+      "Cannot race() an empty list of bodies: it would never finish; pass at least one",
+    );
   }
   return instruction;
 }

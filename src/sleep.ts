@@ -43,7 +43,9 @@ class SleepInstruction extends Instruction<void> implements Timer {
   }
 
   describe(): string {
-    return this.#ms === Infinity ? "sleep(Infinity)" : `sleep(${this.#ms}) until t=${this.deadline} ms`;
+    return this.#ms === Infinity
+      ? "sleep(Infinity)"
+      : `sleep(${this.#ms}) until t=${this.deadline} ms`;
   }
 }
 

@@ -64,7 +64,11 @@ class SpawnInstruction<T> extends Instruction<Task<T>> {
  */
 export function spawn<T>(body: TaskBody<T>, options: SpawnOptions = {}): Operation<Task<T>> {
   const started = startBody(body, "spawn()");
-  return new SpawnInstruction(started.iter, options.name ?? started.name, options.detached ?? false);
+  return new SpawnInstruction(
+    started.iter,
+    options.name ?? started.name,
+    options.detached ?? false,
+  );
 }
 
 class CurrentTaskInstruction extends Instruction<Task<unknown>> {

@@ -157,9 +157,7 @@ export class Task<T = unknown> {
 
   /** The error once `state` is `"failed"` or `"cancelled"`; `undefined` before. */
   get error(): unknown {
-    return this.state === "failed" || this.state === "cancelled"
-      ? this._value
-      : undefined;
+    return this.state === "failed" || this.state === "cancelled" ? this._value : undefined;
   }
 
   /** Whether the task has settled (`done`, `failed` or `cancelled`). */

@@ -38,7 +38,9 @@ export function assert(expr: unknown, msg = ""): asserts expr {
 export function assertEquals<T>(actual: T, expected: T, msg?: string): void {
   if (isDeepStrictEqual(actual, expected)) return;
   throw new AssertionError(
-    `Values are not equal${suffix(msg)}\n  actual:   ${show(actual)}\n  expected: ${show(expected)}`,
+    `Values are not equal${suffix(msg)}\n  actual:   ${show(actual)}\n  expected: ${
+      show(expected)
+    }`,
   );
 }
 
@@ -49,10 +51,16 @@ export function assertNotEquals<T>(actual: T, expected: T, msg?: string): void {
 }
 
 /** Asserts that `actual` and `expected` are the same value (`Object.is`). */
-export function assertStrictEquals<T>(actual: unknown, expected: T, msg?: string): asserts actual is T {
+export function assertStrictEquals<T>(
+  actual: unknown,
+  expected: T,
+  msg?: string,
+): asserts actual is T {
   if (Object.is(actual, expected)) return;
   throw new AssertionError(
-    `Values are not strictly equal${suffix(msg)}\n  actual:   ${show(actual)}\n  expected: ${show(expected)}`,
+    `Values are not strictly equal${suffix(msg)}\n  actual:   ${show(actual)}\n  expected: ${
+      show(expected)
+    }`,
   );
 }
 
@@ -71,7 +79,9 @@ export function assertInstanceOf<T extends AnyConstructor>(
 ): asserts actual is InstanceType<T> {
   if (actual instanceof expectedType) return;
   throw new AssertionError(
-    `Expected object to be an instance of "${expectedType.name}" but was ${show(actual)}${suffix(msg)}`,
+    `Expected object to be an instance of "${expectedType.name}" but was ${show(actual)}${
+      suffix(msg)
+    }`,
   );
 }
 

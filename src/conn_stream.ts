@@ -1,0 +1,205 @@
+/**
+ * `ConnStream`: a real `Deno.Conn` as a genloop stream, registered with the
+ * same selector as simulated streams.
+ *
+ * Deno offers completion (a Promise from `conn.read`), not readiness. The
+ * adapter turns one into the other: when a task waits to read and nothing
+ * is buffered, it starts one `conn.read` into its own buffer; when that
+ * completes, the stream is ready and the selector wakes the task, whose
+ * `read` then takes the bytes. A write starts `conn.write` calls until every
+ * byte is out (partial writes are continued) and the writer waits until
+ * then. At most one host read and one host write are in flight per stream.
+ *
+ * @module
+ */
+
+import { EVENT_READ, type SelectorEvent } from "./selector.ts";
+import { closedError, type Stream, WOULD_BLOCK } from "./stream.ts";
+
+const READ_BUFFER_BYTES = 64 * 1024;
+
+/** Options for `new ConnStream(conn, options)`. */
+export interface ConnStreamOptions {
+  /** The stream's name in messages. Default: the peer address. */
+  name?: string;
+  /** Size of the read buffer, in bytes. Default 64 KiB. */
+  bufferSize?: number;
+}
+
+/**
+ * A stream over a real connection (`Deno.TcpConn`, `Deno.UnixConn`,
+ * `Deno.TlsConn`, …). Use it with `read`, `write` and `close`; get one from
+ * `connect(options)` or `accept(listener)`, or wrap a connection yourself.
+ *
+ * End of stream is `null` from `read`. A reset or otherwise failed socket
+ * throws its `Deno.errors` error into the waiting task. `close` wakes
+ * waiters with `Deno.errors.BadResource` and waits for in-flight host
+ * operations, so no op is left pending. A read that was in flight when its
+ * reader was cancelled is kept: its bytes go to the next `read`.
+ *
+ * @example Usage
+ * ```ts
+ * import { accept, close, connect, ConnStream, read, run, spawn, write, join } from "@genloop/genloop";
+ *
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const reply = await run(function* main() {
+ *   const server = yield* spawn(function* echoOnce() {
+ *     const conn: ConnStream = yield* accept(listener);
+ *     const data = yield* read(conn);
+ *     yield* write(conn, data!);
+ *     yield* close(conn);
+ *   });
+ *   const client = yield* connect({ hostname: "127.0.0.1", port: listener.addr.port });
+ *   yield* write(client, "ping");
+ *   const answer = yield* read(client);
+ *   yield* close(client);
+ *   yield* join(server);
+ *   return new TextDecoder().decode(answer!);
+ * });
+ * listener.close();
+ * if (reply !== "ping") throw new Error("unexpected");
+ * ```
+ */
+export class ConnStream implements Stream {
+  /** The stream's name in messages. */
+  readonly name: string;
+  /** The wrapped connection. */
+  readonly conn: Deno.Conn;
+  #buffer: Uint8Array;
+  #start = 0;
+  #end = 0;
+  #eof = false;
+  #readError: unknown = null;
+  #reading: Promise<void> | null = null;
+  #readNotify: (() => void) | null = null;
+  #writing: Promise<void> | null = null;
+  #writeError: unknown = null;
+  #writeNotify: (() => void) | null = null;
+  #closed = false;
+
+  /**
+   * Wraps `conn`.
+   *
+   * @param conn Any `Deno.Conn`.
+   * @param options The name and read buffer size.
+   */
+  constructor(conn: Deno.Conn, options: ConnStreamOptions = {}) {
+    this.conn = conn;
+    this.name = options.name ?? describeAddr(conn.remoteAddr);
+    this.#buffer = new Uint8Array(options.bufferSize ?? READ_BUFFER_BYTES);
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Starts what makes the stream ready for `event`; calls `notify` when it is. */
+  watch(event: SelectorEvent, notify: () => void): void {
+    if (event === EVENT_READ) {
+      if (this.#readable()) notify();
+      else {
+        this.#readNotify = notify;
+        this.#startRead();
+      }
+    } else if (this.#writing === null) {
+      notify();
+    } else {
+      this.#writeNotify = notify;
+    }
+  }
+
+  /** Takes buffered bytes; `null` at end of stream; `WOULD_BLOCK` otherwise. */
+  tryRead(max: number): Uint8Array | null | typeof WOULD_BLOCK {
+    if (this.#closed) throw closedError(this, "cannot read");
+    if (this.#end > this.#start) {
+      const stop = Math.min(this.#end, this.#start + max);
+      const chunk = this.#buffer.slice(this.#start, stop);
+      this.#start = stop;
+      return chunk;
+    }
+    if (this.#readError !== null) throw this.#readError;
+    return this.#eof ? null : WOULD_BLOCK;
+  }
+
+  /** Starts writing all of `data` (kept by reference until flushed). */
+  tryWrite(data: Uint8Array): number | typeof WOULD_BLOCK {
+    if (this.#closed) throw closedError(this, "cannot write");
+    if (this.#writeError !== null) throw this.#writeError;
+    if (this.#writing !== null) return WOULD_BLOCK;
+    this.#writing = this.#writeAll(data);
+    return data.length;
+  }
+
+  /** Whether no write is in flight; throws the last write's error. */
+  flushed(): boolean {
+    if (this.#writeError !== null) {
+      const error = this.#writeError;
+      this.#writeError = null;
+      throw error;
+    }
+    return this.#writing === null;
+  }
+
+  /** Closes the connection; resolves once in-flight host operations settled. */
+  close(): Promise<void> | undefined {
+    if (this.#closed) return undefined;
+    this.#closed = true;
+    try {
+      this.conn.close();
+    } catch (error) {
+      // Already closed by the peer or the host: nothing left to release.
+      if (!(error instanceof Deno.errors.BadResource)) throw error;
+    }
+    const inFlight = [this.#reading, this.#writing].filter((p) => p !== null);
+    return inFlight.length === 0 ? undefined : Promise.all(inFlight).then(() => {});
+  }
+
+  #readable(): boolean {
+    return this.#end > this.#start || this.#eof || this.#readError !== null ||
+      this.#closed;
+  }
+
+  #startRead(): void {
+    if (this.#reading !== null || this.#closed) return;
+    this.#start = 0;
+    this.#end = 0;
+    this.#reading = this.conn.read(this.#buffer).then(
+      (n) => {
+        if (n === null) this.#eof = true;
+        else this.#end = n;
+      },
+      (error) => {
+        if (!this.#closed) this.#readError = error;
+      },
+    ).finally(() => {
+      this.#reading = null;
+      const notify = this.#readNotify;
+      this.#readNotify = null;
+      if (notify !== null) notify();
+    });
+  }
+
+  async #writeAll(data: Uint8Array): Promise<void> {
+    try {
+      let offset = 0;
+      while (offset < data.length) {
+        offset += await this.conn.write(data.subarray(offset));
+      }
+    } catch (error) {
+      if (!this.#closed) this.#writeError = error;
+    } finally {
+      this.#writing = null;
+      const notify = this.#writeNotify;
+      this.#writeNotify = null;
+      if (notify !== null) notify();
+    }
+  }
+}
+
+function describeAddr(addr: Deno.Addr): string {
+  if (addr.transport === "tcp" || addr.transport === "udp") {
+    return `${addr.hostname}:${addr.port}`;
+  }
+  return "path" in addr ? addr.path : addr.transport;
+}

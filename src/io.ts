@@ -1,0 +1,251 @@
+/**
+ * Stream operations: `read`, `write` and `close` for any `Stream`, and
+ * `connect` / `accept` for real sockets. The tutorial's
+ * `yield (EVENT_READ, stream); return stream.read()`, done for real: try the
+ * stream first, and wait on the selector only when it would block.
+ *
+ * @module
+ */
+
+import { callDisposing } from "./call.ts";
+import { ConnStream } from "./conn_stream.ts";
+import { Instruction, type Operation } from "./instruction.ts";
+import type { Loop } from "./loop.ts";
+import { EVENT_READ, EVENT_WRITE, type SelectorEvent } from "./selector.ts";
+import { toBytes } from "./simulated_stream.ts";
+import { closedError, isStream, type Stream, WOULD_BLOCK } from "./stream.ts";
+import type { Task } from "./task.ts";
+
+const DEFAULT_READ_MAX = 64 * 1024;
+
+/** Waits on the loop's selector until `stream` is ready for `event`. */
+class WaitStreamInstruction extends Instruction<void> {
+  readonly #stream: Stream;
+  readonly #event: SelectorEvent;
+
+  constructor(stream: Stream, event: SelectorEvent) {
+    super();
+    this.#stream = stream;
+    this.#event = event;
+  }
+
+  perform(task: Task<unknown>, loop: Loop): void {
+    loop.selector.register(this.#stream, this.#event, task);
+  }
+
+  override undo(_task: Task<unknown>, loop: Loop): void {
+    loop.selector.unregister(this.#stream, this.#event);
+  }
+
+  describe(): string {
+    return `${this.#event} on stream "${this.#stream.name}"`;
+  }
+}
+
+/** Closes a stream and throws into every task waiting on it. */
+class CloseStreamInstruction extends Instruction<Promise<void> | undefined> {
+  readonly #stream: Stream;
+
+  constructor(stream: Stream) {
+    super();
+    this.#stream = stream;
+  }
+
+  perform(task: Task<unknown>, loop: Loop): void {
+    const stream = this.#stream;
+    for (const waiter of loop.selector.waiters(stream)) {
+      loop._interrupt(
+        waiter,
+        closedError(
+          stream,
+          `task "${task.name}" closed it while task "${waiter.name}" waited on it`,
+        ),
+      );
+    }
+    loop._resumeNow(task, stream.close());
+  }
+
+  describe(): string {
+    return `close of stream "${this.#stream.name}"`;
+  }
+}
+
+function checkStream(stream: unknown, where: string): asserts stream is Stream {
+  if (!isStream(stream)) {
+    throw new TypeError(
+      `${where} expected a genloop Stream (SimulatedStream, ConnStream, …); wrap a Deno.Conn with new ConnStream(conn)`,
+    );
+  }
+}
+
+/**
+ * Reads up to `max` bytes from `stream`, waiting until some are available.
+ * Evaluates to the bytes, or `null` at the end of the stream. A failed
+ * socket's `Deno.errors` error (e.g. `ConnectionReset`) is thrown here, and
+ * `Deno.errors.BadResource` if the stream is closed while waiting.
+ *
+ * @param stream The stream to read from.
+ * @param max The most bytes to return (default 64 KiB).
+ * @returns An operation evaluating to the bytes read, or `null` at EOF.
+ *
+ * @example Usage
+ * ```ts
+ * import { read, runSync, SimulatedStream } from "@genloop/genloop";
+ *
+ * const stream = new SimulatedStream("A", { data: "abc", ended: true });
+ * const chunks = runSync(function* main() {
+ *   const first = yield* read(stream, 2);
+ *   const rest = yield* read(stream);
+ *   const end = yield* read(stream);
+ *   return [first?.length, rest?.length, end];
+ * });
+ * if (chunks.join() !== "2,1,") throw new Error("unexpected");
+ * ```
+ */
+export function read(stream: Stream, max: number = DEFAULT_READ_MAX): Operation<Uint8Array | null> {
+  checkStream(stream, "read()");
+  if (!Number.isInteger(max) || max <= 0) {
+    throw new RangeError(`Cannot read(${stream.name}, ${max}): max must be a positive integer`);
+  }
+  return readLoop(stream, max);
+}
+
+function* readLoop(stream: Stream, max: number): Generator<Instruction, Uint8Array | null> {
+  for (;;) {
+    const chunk = stream.tryRead(max);
+    if (chunk !== WOULD_BLOCK) return chunk;
+    yield* new WaitStreamInstruction(stream, EVENT_READ);
+  }
+}
+
+/**
+ * Writes all of `data` to `stream`, waiting while it is not writable, and
+ * evaluates to the number of bytes written (all of them). Strings are
+ * UTF-8 encoded. Do not change `data` until the write has completed.
+ *
+ * @param stream The stream to write to.
+ * @param data The bytes or text to write.
+ * @returns An operation evaluating to the byte count.
+ *
+ * @example Usage
+ * ```ts
+ * import { runSync, SimulatedStream, write } from "@genloop/genloop";
+ *
+ * const stream = new SimulatedStream("B", { waitCycles: 1 });
+ * const n = runSync(function* main() {
+ *   return yield* write(stream, "Hello World!");
+ * });
+ * if (n !== 12 || stream.buffered !== 12) throw new Error("unexpected");
+ * ```
+ */
+export function write(stream: Stream, data: Uint8Array | string): Operation<number> {
+  checkStream(stream, "write()");
+  return writeLoop(stream, toBytes(data));
+}
+
+function* writeLoop(stream: Stream, bytes: Uint8Array): Generator<Instruction, number> {
+  let written = 0;
+  while (written < bytes.length) {
+    const accepted = stream.tryWrite(written === 0 ? bytes : bytes.subarray(written));
+    if (accepted === WOULD_BLOCK) yield* new WaitStreamInstruction(stream, EVENT_WRITE);
+    else written += accepted;
+  }
+  while (!stream.flushed()) yield* new WaitStreamInstruction(stream, EVENT_WRITE);
+  return written;
+}
+
+/**
+ * Closes `stream`. Every task waiting on it is woken with
+ * `Deno.errors.BadResource`; then `close` waits until the stream's
+ * in-flight host operations have settled, so no op is left pending.
+ * Closing twice is harmless.
+ *
+ * @param stream The stream to close.
+ * @returns An operation that completes when the stream is fully closed.
+ *
+ * @example Usage
+ * ```ts
+ * import { close, runSync, SimulatedStream } from "@genloop/genloop";
+ *
+ * const stream = new SimulatedStream("C");
+ * runSync(function* main() {
+ *   yield* close(stream);
+ * });
+ * if (!stream.closed) throw new Error("unexpected");
+ * ```
+ */
+export function close(stream: Stream): Operation<void> {
+  checkStream(stream, "close()");
+  return closeAndSettle(stream);
+}
+
+function* closeAndSettle(stream: Stream): Generator<Instruction, void> {
+  const inFlight = yield* new CloseStreamInstruction(stream);
+  if (inFlight !== undefined) yield* callDisposing(() => inFlight, ignore);
+}
+
+function ignore(): void {}
+
+/**
+ * Opens a TCP connection (options as `Deno.connect`'s) and evaluates to a
+ * `ConnStream`. If the task is cancelled while connecting, a connection
+ * that arrives afterwards is closed.
+ *
+ * @param options Where to connect, as for `Deno.connect`.
+ * @returns An operation evaluating to the connected stream.
+ *
+ * @example Usage
+ * ```ts
+ * import { close, connect, run } from "@genloop/genloop";
+ *
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * await run(function* main() {
+ *   const stream = yield* connect({ hostname: "127.0.0.1", port: listener.addr.port });
+ *   yield* close(stream);
+ * });
+ * listener.close();
+ * ```
+ */
+export function connect(options: Deno.ConnectOptions): Operation<ConnStream> {
+  return wrapConn(callDisposing(() => Deno.connect(options), closeQuietly));
+}
+
+/**
+ * Waits for the next connection on `listener` and evaluates to a
+ * `ConnStream` for it. If the task is cancelled while waiting, a connection
+ * that arrives afterwards is closed, not leaked; close the listener itself
+ * when done with it.
+ *
+ * @param listener A listener from `Deno.listen`.
+ * @returns An operation evaluating to the accepted stream.
+ *
+ * @example Usage
+ * ```ts
+ * import { accept, close, connect, run, spawn, join } from "@genloop/genloop";
+ *
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * await run(function* main() {
+ *   const server = yield* spawn(function* once() {
+ *     yield* close(yield* accept(listener));
+ *   });
+ *   yield* close(yield* connect({ hostname: "127.0.0.1", port: listener.addr.port }));
+ *   yield* join(server);
+ * });
+ * listener.close();
+ * ```
+ */
+export function accept(listener: Deno.Listener): Operation<ConnStream> {
+  return wrapConn(callDisposing(() => listener.accept(), closeQuietly));
+}
+
+function* wrapConn(connecting: Operation<Deno.Conn>): Generator<Instruction, ConnStream> {
+  return new ConnStream(yield* connecting);
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed: nothing to release.
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * `SimulatedStream`: the tutorial's `MyStream`, with real bytes. It becomes
+ * ready only after `waitCycles` selector polls (the tutorial's
+ * `wait_cycles`), and it is a loopback pipe: bytes written to it can be read
+ * from it, so deterministic tests of network code need no network.
+ *
+ * @module
+ */
+
+import { EVENT_READ, type SelectorEvent } from "./selector.ts";
+import { closedError, type Stream, WOULD_BLOCK } from "./stream.ts";
+
+/** Options for `new SimulatedStream(name, options)`. */
+export interface SimulatedStreamOptions {
+  /** Selector polls before the stream is ready at all. Default `1`. */
+  waitCycles?: number;
+  /** Bytes (or UTF-8 text) already waiting to be read. */
+  data?: Uint8Array | string;
+  /** End the stream after `data`: reads then return `null`. Default `false`. */
+  ended?: boolean;
+}
+
+/**
+ * An in-memory byte stream that a `Selector` polls, as in the tutorial.
+ * Writes append to its buffer; reads take from it; `end()` marks the end of
+ * the data, after which reads return `null` once the buffer is drained.
+ *
+ * @example Usage
+ * ```ts
+ * import { read, runSync, SimulatedStream, write } from "@genloop/genloop";
+ *
+ * const stream = new SimulatedStream("pipe", { waitCycles: 3 });
+ * const text = runSync(function* main() {
+ *   yield* write(stream, "hello");
+ *   stream.end();
+ *   const chunk = yield* read(stream);
+ *   return new TextDecoder().decode(chunk!);
+ * });
+ * if (text !== "hello") throw new Error("unexpected");
+ * ```
+ */
+export class SimulatedStream implements Stream {
+  /** The stream's name, as in the tutorial's `MyStream(name)`. */
+  readonly name: string;
+  #waitCycles: number;
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #ended: boolean;
+  #closed = false;
+
+  /**
+   * Creates a simulated stream.
+   *
+   * @param name Shown in messages and deadlock reports.
+   * @param options Wait cycles, initial data and whether it has ended.
+   */
+  constructor(name: string, options: SimulatedStreamOptions = {}) {
+    const waitCycles = options.waitCycles ?? 1;
+    if (!Number.isInteger(waitCycles) || waitCycles < 0) {
+      throw new RangeError(
+        `Cannot create SimulatedStream "${name}": waitCycles must be an integer >= 0, got ${waitCycles}`,
+      );
+    }
+    this.name = name;
+    this.#waitCycles = waitCycles;
+    if (options.data !== undefined) this.#append(toBytes(options.data));
+    this.#ended = options.ended ?? false;
+  }
+
+  /** Selector polls still needed before the stream is ready. */
+  get waitCycles(): number {
+    return Math.max(0, this.#waitCycles);
+  }
+
+  /** How many bytes are waiting to be read. */
+  get buffered(): number {
+    return this.#buffered;
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Marks the end of the data: once drained, reads return `null`. */
+  end(): void {
+    this.#ended = true;
+  }
+
+  /** Counts down one wait cycle, like the tutorial's `ready()`. */
+  poll(event: SelectorEvent): boolean {
+    this.#waitCycles--;
+    return this.#waitCycles <= 0 && this.#isReady(event);
+  }
+
+  /** Ready for good once its cycles are spent, but blocked on data: needs a writer. */
+  stalled(event: SelectorEvent): boolean {
+    return this.#waitCycles <= 0 && !this.#isReady(event);
+  }
+
+  /** Takes up to `max` bytes; `null` at the end; `WOULD_BLOCK` if not ready. */
+  tryRead(max: number): Uint8Array | null | typeof WOULD_BLOCK {
+    if (this.#closed) throw closedError(this, "cannot read");
+    if (this.#waitCycles > 0) return WOULD_BLOCK;
+    if (this.#buffered > 0) return this.#take(max);
+    return this.#ended ? null : WOULD_BLOCK;
+  }
+
+  /** Appends a copy of `data`; `WOULD_BLOCK` while cycles remain. */
+  tryWrite(data: Uint8Array): number | typeof WOULD_BLOCK {
+    if (this.#closed) throw closedError(this, "cannot write");
+    if (this.#ended) {
+      throw new Deno.errors.BrokenPipe(`Stream "${this.name}" has ended: cannot write`);
+    }
+    if (this.#waitCycles > 0) return WOULD_BLOCK;
+    this.#append(data.slice());
+    return data.length;
+  }
+
+  /** Writes complete at once. */
+  flushed(): boolean {
+    return true;
+  }
+
+  /** Closes the stream; its buffered bytes are dropped. */
+  close(): undefined {
+    this.#closed = true;
+    this.#chunks = [];
+    this.#buffered = 0;
+    return undefined;
+  }
+
+  #isReady(event: SelectorEvent): boolean {
+    if (this.#closed || event !== EVENT_READ) return true;
+    return this.#buffered > 0 || this.#ended;
+  }
+
+  #append(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.#chunks.push(bytes);
+    this.#buffered += bytes.length;
+  }
+
+  #take(max: number): Uint8Array {
+    const first = this.#chunks[0];
+    if (first.length <= max) {
+      this.#chunks.shift();
+      this.#buffered -= first.length;
+      return first;
+    }
+    this.#chunks[0] = first.subarray(max);
+    this.#buffered -= max;
+    return first.subarray(0, max);
+  }
+}
+
+/** UTF-8 encodes strings; passes bytes through. */
+export function toBytes(data: Uint8Array | string): Uint8Array {
+  return typeof data === "string" ? new TextEncoder().encode(data) : data;
+}

@@ -1,0 +1,54 @@
+/**
+ * The stream protocol that `read`, `write` and `close` work with, shared by
+ * simulated streams and real sockets. A stream answers at once: it either
+ * moves bytes now or says `WOULD_BLOCK`, and then the task waits on the
+ * selector for readiness and tries again (the tutorial's "wait for
+ * EVENT_READ, then read").
+ *
+ * @module
+ */
+
+import type { SelectableStream } from "./selector.ts";
+
+/** Returned by `tryRead` / `tryWrite` when the stream is not ready. */
+export const WOULD_BLOCK: unique symbol = Symbol("genloop.wouldBlock");
+
+/**
+ * A byte stream the loop can wait on. Implement it to plug a new kind of
+ * stream into genloop; `SimulatedStream` and `ConnStream` are the built-in
+ * ones.
+ */
+export interface Stream extends SelectableStream {
+  /** Whether `close()` was called. */
+  readonly closed: boolean;
+  /**
+   * Takes up to `max` buffered bytes, `null` at end of stream, or
+   * `WOULD_BLOCK`. Throws the stream's error (closed, reset, …).
+   */
+  tryRead(max: number): Uint8Array | null | typeof WOULD_BLOCK;
+  /**
+   * Accepts some bytes of `data` (the count), or `WOULD_BLOCK`. The stream
+   * may keep a reference to `data` until `flushed()` is true.
+   */
+  tryWrite(data: Uint8Array): number | typeof WOULD_BLOCK;
+  /** Whether every accepted byte has been written; throws a write error. */
+  flushed(): boolean;
+  /**
+   * Closes the stream; never throws. Returns a Promise when host operations
+   * are still in flight, settling once they have (so nothing leaks).
+   */
+  close(): Promise<void> | undefined;
+}
+
+/** Whether `value` implements the `Stream` protocol. */
+export function isStream(value: unknown): value is Stream {
+  return typeof value === "object" && value !== null &&
+    typeof (value as Stream).tryRead === "function" &&
+    typeof (value as Stream).tryWrite === "function" &&
+    typeof (value as Stream).close === "function";
+}
+
+/** The error a task gets for using, or waiting on, a closed stream. */
+export function closedError(stream: Stream, detail: string): Error {
+  return new Deno.errors.BadResource(`Stream "${stream.name}" is closed: ${detail}`);
+}
