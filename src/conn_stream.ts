@@ -31,8 +31,10 @@ export interface ConnStreamOptions {
  * `Deno.TlsConn`, …). Use it with `read`, `write` and `close`; get one from
  * `connect(options)` or `accept(listener)`, or wrap a connection yourself.
  *
- * End of stream is `null` from `read`. A reset or otherwise failed socket
- * throws its `Deno.errors` error into the waiting task. `close` wakes
+ * End of stream is `null` from `read`. A failed socket throws its
+ * `Deno.errors` error into the waiting task; note that Deno reports a
+ * connection reset by the peer to a *reader* as end of stream (`null`), and
+ * to a *writer* as `Deno.errors.BrokenPipe` or `ConnectionReset`. `close` wakes
  * waiters with `Deno.errors.BadResource` and waits for in-flight host
  * operations, so no op is left pending. A read that was in flight when its
  * reader was cancelled is kept: its bytes go to the next `read`.

@@ -155,12 +155,15 @@ export class Selector {
   }
 
   /**
-   * Returns the registrations that are ready now and removes them. Polled
-   * streams are asked once each (which is what counts down a simulated
-   * stream's `waitCycles`). With `timeoutMs`, waits up to that long for
-   * something to become ready and returns a Promise.
+   * Returns the registrations that are ready now and removes them (they
+   * are one-shot). Polled streams are asked once each, which is what counts
+   * down a simulated stream's `waitCycles`.
    */
   select(): SelectorKey[];
+  /**
+   * Waits up to `timeoutMs` for something to become ready, then returns
+   * what is ready (possibly nothing) and removes it.
+   */
   select(timeoutMs: number): Promise<SelectorKey[]>;
   select(timeoutMs?: number): SelectorKey[] | Promise<SelectorKey[]> {
     if (timeoutMs === undefined) return this.#selectNow();

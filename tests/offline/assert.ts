@@ -20,6 +20,8 @@ export class AssertionError extends Error {
 
 // deno-lint-ignore no-explicit-any
 type AnyConstructor = new (...args: any[]) => any;
+// deno-lint-ignore no-explicit-any
+type AnyErrorClass = abstract new (...args: any[]) => any;
 
 function show(value: unknown): string {
   return inspect(value, { depth: 6, colors: false });
@@ -128,7 +130,7 @@ export function fail(msg?: string): never {
 
 function checkError(
   error: unknown,
-  ErrorClass?: AnyConstructor,
+  ErrorClass?: AnyErrorClass,
   msgIncludes?: string,
 ): void {
   if (ErrorClass && !(error instanceof ErrorClass)) {
@@ -160,7 +162,7 @@ export function assertThrows<E extends Error = Error>(
 ): E;
 export function assertThrows(
   fn: () => unknown,
-  classOrMsg?: AnyConstructor | string,
+  classOrMsg?: AnyErrorClass | string,
   msgIncludes?: string,
 ): unknown {
   try {
@@ -186,7 +188,7 @@ export function assertRejects<E extends Error = Error>(
 ): Promise<E>;
 export async function assertRejects(
   fn: () => PromiseLike<unknown>,
-  classOrMsg?: AnyConstructor | string,
+  classOrMsg?: AnyErrorClass | string,
   msgIncludes?: string,
 ): Promise<unknown> {
   try {

@@ -1,0 +1,68 @@
+/**
+ * A TCP echo server where every connection is a genloop task. The tutorial's
+ * empty "Handling I/O" section, done for real: the same selector that polls
+ * simulated streams waits on real sockets.
+ *
+ * Run: deno run --allow-net=127.0.0.1 examples/07_echo_server.ts [port]
+ * (serves until interrupted; `deno task demo` runs it with clients).
+ *
+ * @module
+ */
+
+import {
+  accept,
+  close,
+  type ConnStream,
+  type Operation,
+  read,
+  run,
+  spawn,
+  suspend,
+  write,
+} from "../mod.ts";
+
+/** What the echo server has done so far. */
+export interface EchoStats {
+  /** Connections accepted. */
+  connections: number;
+  /** Bytes echoed back. */
+  bytes: number;
+}
+
+/** Echoes everything read from `stream` back to it until end of stream. */
+export function* echoConnection(stream: ConnStream, stats: EchoStats): Operation<void> {
+  try {
+    for (;;) {
+      const chunk = yield* read(stream);
+      if (chunk === null) return;
+      yield* write(stream, chunk);
+      stats.bytes += chunk.length;
+    }
+  } finally {
+    yield* close(stream);
+  }
+}
+
+/**
+ * Accepts connections on `listener` forever, one child task per connection.
+ * Cancel the task running it to stop: its connection tasks are cancelled
+ * with it (structured concurrency) and close their sockets.
+ */
+export function* echoServer(listener: Deno.Listener, stats: EchoStats): Operation<never> {
+  for (;;) {
+    const stream = yield* accept(listener);
+    stats.connections++;
+    yield* spawn(echoConnection(stream, stats), { name: `echo ${stream.name}` });
+  }
+}
+
+if (import.meta.main) {
+  const port = Number(Deno.args[0] ?? 8007);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port });
+  console.log(`echo server listening on 127.0.0.1:${listener.addr.port}`);
+  const stats: EchoStats = { connections: 0, bytes: 0 };
+  await run(function* main() {
+    yield* spawn(echoServer(listener, stats));
+    yield* suspend();
+  });
+}

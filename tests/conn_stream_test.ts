@@ -1,0 +1,284 @@
+import { assert, assertEquals, assertInstanceOf, assertStringIncludes } from "@std/assert";
+import {
+  accept,
+  cancel,
+  close,
+  connect,
+  type ConnStream,
+  gather,
+  join,
+  Loop,
+  type Operation,
+  read,
+  run,
+  SimulatedStream,
+  sleep,
+  spawn,
+  write,
+  yieldNow,
+} from "../mod.ts";
+import { demo, messageSize } from "../examples/08_echo_client.ts";
+
+const HOST = "127.0.0.1";
+
+/** Runs `body` with a fresh listener on 127.0.0.1, always closed afterwards. */
+async function withListener<T>(body: (listener: Deno.TcpListener) => Promise<T>): Promise<T> {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  try {
+    return await body(listener);
+  } finally {
+    listener.close();
+  }
+}
+
+function* readAll(stream: ConnStream): Operation<string> {
+  let text = "";
+  for (;;) {
+    const chunk = yield* read(stream);
+    if (chunk === null) return text;
+    text += new TextDecoder().decode(chunk);
+  }
+}
+
+Deno.test("ConnStream: echo server handles 200 concurrent clients x 1,000 messages, every byte checked", async () => {
+  const result = await withListener((listener) => run(demo(listener, 200, 1_000)));
+  assertEquals(result.client.messages, 200 * 1_000);
+  let expectedBytes = 0;
+  for (let id = 0; id < 200; id++) {
+    for (let k = 0; k < 1_000; k++) expectedBytes += messageSize(id, k);
+  }
+  assertEquals(result.client.bytes, expectedBytes);
+  assertEquals(result.server.connections, 200);
+  assertEquals(result.server.bytes, expectedBytes);
+});
+
+Deno.test("ConnStream: message sizes cover 1 B to 64 KiB", () => {
+  let min = Infinity;
+  let max = 0;
+  for (let id = 0; id < 200; id++) {
+    for (let k = 0; k < 1_000; k++) {
+      min = Math.min(min, messageSize(id, k));
+      max = Math.max(max, messageSize(id, k));
+    }
+  }
+  assertEquals([min, max], [1, 65_536]);
+});
+
+Deno.test("ConnStream: real sockets and simulated streams share one loop and selector", async () => {
+  const log: string[] = [];
+  await withListener((listener) =>
+    run(function* main() {
+      const server = yield* spawn(function* server() {
+        const stream = yield* accept(listener);
+        log.push(`server got ${yield* readAll(stream)}`);
+        yield* close(stream);
+      });
+      const simulated = yield* spawn(function* simulated() {
+        const pipe = new SimulatedStream("sim", { waitCycles: 5, data: "bytes", ended: true });
+        const chunk = yield* read(pipe);
+        log.push(`simulated got ${new TextDecoder().decode(chunk!)}`);
+      });
+      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+      yield* write(client, "over tcp");
+      yield* close(client);
+      yield* join(simulated);
+      yield* join(server);
+    })
+  );
+  assertEquals(log.sort(), ["server got over tcp", "simulated got bytes"]);
+});
+
+Deno.test("ConnStream: read() returns null at end of stream after all data", async () => {
+  const text = await withListener((listener) =>
+    run(function* main() {
+      const sender = yield* spawn(function* sender() {
+        const stream = yield* connect({ hostname: HOST, port: listener.addr.port });
+        yield* write(stream, "last words");
+        yield* close(stream);
+      });
+      const stream = yield* accept(listener);
+      const received = yield* readAll(stream);
+      const again = yield* read(stream);
+      yield* close(stream);
+      yield* join(sender);
+      return [received, again];
+    })
+  );
+  assertEquals(text, ["last words", null]);
+});
+
+Deno.test("ConnStream: a peer reset throws a Deno.errors error into the writer", async () => {
+  const outcome = await withListener((listener) =>
+    run(function* main() {
+      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+      const server = yield* accept(listener);
+      // Closing a socket that still has unread input makes the kernel send
+      // RST instead of FIN: the peer sees a reset, not a clean shutdown.
+      yield* write(client, "unread");
+      yield* waitUntilArrived();
+      yield* close(server);
+      yield* waitUntilArrived();
+      try {
+        // Deno reports a reset to a reader as end of stream; a writer gets the error.
+        const eof = yield* read(client);
+        for (let attempt = 0; attempt < 100; attempt++) {
+          yield* write(client, "after reset");
+          yield* sleep(1);
+        }
+        return ["no error", eof];
+      } catch (error) {
+        return [error, null];
+      } finally {
+        yield* close(client);
+      }
+    })
+  );
+  const [error, eof] = outcome;
+  assertEquals(eof, null);
+  assert(
+    error instanceof Deno.errors.BrokenPipe || error instanceof Deno.errors.ConnectionReset,
+    `expected BrokenPipe or ConnectionReset, got ${String(error)}`,
+  );
+});
+
+/** Waits (without reading) until the server side has the bytes queued. */
+function* waitUntilArrived(): Operation<void> {
+  yield* sleep(20);
+}
+
+Deno.test("ConnStream: close() wakes a task waiting to read with BadResource", async () => {
+  const outcome = await withListener((listener) =>
+    run(function* main() {
+      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+      const server = yield* accept(listener);
+      const reader = yield* spawn(function* reader() {
+        try {
+          yield* read(server);
+          return "read";
+        } catch (error) {
+          return error;
+        }
+      });
+      yield* yieldNow();
+      yield* close(server);
+      const result = yield* join(reader);
+      yield* close(client);
+      return result;
+    })
+  );
+  assertInstanceOf(outcome, Deno.errors.BadResource);
+  assertStringIncludes((outcome as Error).message, "while task \"reader\" waited on it");
+});
+
+Deno.test("ConnStream: cancelling a reader unregisters it; its cleanup leaves no pending op", async () => {
+  const state = await withListener((listener) =>
+    run(function* main() {
+      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+      const server = yield* accept(listener);
+      const reader = yield* spawn(function* reader() {
+        try {
+          yield* read(server);
+        } finally {
+          yield* close(server);
+        }
+      });
+      yield* yieldNow();
+      reader.cancel("test");
+      try {
+        yield* join(reader);
+      } catch {
+        // expected: CancelledError
+      }
+      yield* close(client);
+      return reader.state;
+    })
+  );
+  // The op sanitizer fails this test if the in-flight conn.read leaked.
+  assertEquals(state, "cancelled");
+});
+
+Deno.test("ConnStream: bytes read in flight when a reader is cancelled go to the next read", async () => {
+  const text = await withListener((listener) =>
+    run(function* main() {
+      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+      const server = yield* accept(listener);
+      const first = yield* spawn(function* firstReader() {
+        yield* read(server);
+      });
+      yield* yieldNow();
+      yield* cancel(first);
+      yield* write(client, "kept");
+      yield* close(client);
+      const received = yield* readAll(server);
+      yield* close(server);
+      return received;
+    })
+  );
+  assertEquals(text, "kept");
+});
+
+Deno.test("connect() to a closed port throws ConnectionRefused into the task", async () => {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const port = listener.addr.port;
+  listener.close();
+  const error = await run(function* main() {
+    try {
+      yield* connect({ hostname: HOST, port });
+    } catch (error) {
+      return error;
+    }
+  });
+  assertInstanceOf(error, Deno.errors.ConnectionRefused);
+});
+
+Deno.test("ConnStream: large writes complete fully in both directions at once", async () => {
+  const size = 8 * 1024 * 1024;
+  const payload = new Uint8Array(size).map((_, i) => i * 7);
+  const ok = await withListener((listener) =>
+    run(function* main() {
+      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+      const server = yield* accept(listener);
+      const [written, received] = yield* gather([
+        function* sendAll() {
+          const n = yield* write(client, payload);
+          yield* close(client);
+          return n;
+        },
+        function* receiveAll() {
+          let total = 0;
+          let same = true;
+          for (;;) {
+            const chunk = yield* read(server);
+            if (chunk === null) break;
+            for (let i = 0; i < chunk.length && same; i++) {
+              same = chunk[i] === payload[total + i];
+            }
+            total += chunk.length;
+          }
+          yield* close(server);
+          return same ? total : -1;
+        },
+      ]);
+      return written === size && received === size;
+    })
+  );
+  assert(ok);
+});
+
+Deno.test("Loop: runSync refuses to wait on a socket, naming what it waits for", async () => {
+  await withListener(async (listener) => {
+    const loop = new Loop();
+    let message = "";
+    try {
+      loop.runSync(function* main() {
+        yield* accept(listener);
+      });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    assertStringIncludes(message, "Cannot finish with runSync()");
+    assertStringIncludes(message, 'task "main" waits for a Promise from call');
+    // Let the pending accept settle once the listener closes.
+    await Promise.resolve();
+  });
+});

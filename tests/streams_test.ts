@@ -1,0 +1,221 @@
+import {
+  assertEquals,
+  assertInstanceOf,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
+import {
+  call,
+  close,
+  DeadlockError,
+  EVENT_READ,
+  EVENT_WRITE,
+  gather,
+  join,
+  Loop,
+  read,
+  run,
+  runSync,
+  Selector,
+  SimulatedStream,
+  spawn,
+  write,
+  yieldNow,
+} from "../mod.ts";
+
+const decode = (bytes: Uint8Array | null): string | null =>
+  bytes === null ? null : new TextDecoder().decode(bytes);
+
+Deno.test("SimulatedStream reproduces the tutorial: B (1 cycle) before A (20 cycles)", () => {
+  const log: string[] = [];
+  runSync(function* helloWorld() {
+    yield* gather([
+      function* helloWorldRead() {
+        const stream = new SimulatedStream("A", { waitCycles: 20, data: "x" });
+        yield* read(stream);
+        log.push("Stream A is reading...");
+      },
+      function* helloWorldWrite() {
+        const stream = new SimulatedStream("B", { waitCycles: 1 });
+        yield* write(stream, "Hello World!");
+        log.push("Stream B writing Hello World!...");
+      },
+    ]);
+  });
+  assertEquals(log, ["Stream B writing Hello World!...", "Stream A is reading..."]);
+});
+
+Deno.test("SimulatedStream becomes ready after exactly waitCycles selector polls", () => {
+  const stream = new SimulatedStream("A", { waitCycles: 3, data: "hi" });
+  const loop = new Loop();
+  const task = loop.spawn(function* idle() {});
+  const selector = new Selector();
+  selector.register(stream, EVENT_READ, task);
+  assertEquals(selector.select().length, 0);
+  assertEquals(selector.select().length, 0);
+  const ready = selector.select();
+  assertEquals(ready.map((key) => [key.stream.name, key.event, key.task]), [["A", EVENT_READ, task]]);
+  assertEquals(selector.size, 0, "registrations are one-shot");
+});
+
+Deno.test("Selector rejects a second reader on the same stream with a clear error", () => {
+  const stream = new SimulatedStream("S");
+  const loop = new Loop();
+  const first = loop.spawn(function* first() {});
+  const second = loop.spawn(function* second() {});
+  const selector = new Selector();
+  selector.register(stream, EVENT_READ, first);
+  selector.register(stream, EVENT_WRITE, second);
+  const error = assertThrows(() => selector.register(stream, EVENT_READ, second), Error);
+  assertStringIncludes(error.message, 'task "first" already waits for it');
+  selector.unregister(stream);
+  assertEquals(selector.size, 0);
+});
+
+Deno.test("read() returns partial chunks, then null at the end of the stream", () => {
+  const stream = new SimulatedStream("data", { data: "abcdef", ended: true });
+  const chunks = runSync(function* main() {
+    const out: (string | null)[] = [];
+    out.push(decode(yield* read(stream, 4)));
+    out.push(decode(yield* read(stream, 4)));
+    out.push(decode(yield* read(stream)));
+    out.push(decode(yield* read(stream)));
+    return out;
+  });
+  assertEquals(chunks, ["abcd", "ef", null, null]);
+});
+
+Deno.test("SimulatedStream is a loopback pipe between a writer task and a reader task", () => {
+  const pipe = new SimulatedStream("pipe", { waitCycles: 2 });
+  const received = runSync(function* main() {
+    const reader = yield* spawn(function* reader() {
+      let text = "";
+      for (;;) {
+        const chunk = yield* read(pipe);
+        if (chunk === null) return text;
+        text += decode(chunk);
+      }
+    });
+    for (const word of ["one ", "two ", "three"]) {
+      yield* write(pipe, word);
+      yield* yieldNow();
+    }
+    pipe.end();
+    return yield* join(reader);
+  });
+  assertEquals(received, "one two three");
+});
+
+Deno.test("read() on a stream nobody writes is a DeadlockError naming the task and stream", () => {
+  const stream = new SimulatedStream("silent");
+  const error = assertThrows(
+    () =>
+      runSync(function* lonelyReader() {
+        yield* read(stream);
+      }),
+    DeadlockError,
+  );
+  assertStringIncludes(error.message, 'task "lonelyReader" waits for EVENT_READ on stream "silent"');
+});
+
+Deno.test("close() wakes a task waiting to read with BadResource; others keep running", () => {
+  const stream = new SimulatedStream("S");
+  const outcome = runSync(function* main() {
+    const reader = yield* spawn(function* reader() {
+      try {
+        yield* read(stream);
+        return "read";
+      } catch (error) {
+        return error;
+      }
+    });
+    const bystander = yield* spawn(function* bystander() {
+      yield* yieldNow();
+      return "still running";
+    });
+    yield* yieldNow();
+    yield* close(stream);
+    return [yield* join(reader), yield* join(bystander)];
+  });
+  assertInstanceOf(outcome[0], Deno.errors.BadResource);
+  assertStringIncludes((outcome[0] as Error).message, 'task "main" closed it while task "reader"');
+  assertEquals(outcome[1], "still running");
+});
+
+Deno.test("read() and write() reject non-streams and bad sizes at the call", () => {
+  assertThrows(() => read({} as never), TypeError, "new ConnStream(conn)");
+  assertThrows(() => read(new SimulatedStream("S"), 0), RangeError);
+  assertThrows(() => new SimulatedStream("S", { waitCycles: -1 }), RangeError);
+});
+
+Deno.test("write() to an ended stream throws BrokenPipe into the writer", () => {
+  const stream = new SimulatedStream("S", { ended: true });
+  const error = runSync(function* main() {
+    try {
+      yield* write(stream, "late");
+    } catch (error) {
+      return error;
+    }
+  });
+  assertInstanceOf(error, Deno.errors.BrokenPipe);
+});
+
+Deno.test("call() resumes with the fulfilled value and throws the rejection", async () => {
+  const result = await run(function* main() {
+    const value = yield* call(() => Promise.resolve(41));
+    try {
+      yield* call(() => Promise.reject(new RangeError("nope")));
+    } catch (error) {
+      return [value + 1, (error as Error).name];
+    }
+  });
+  assertEquals(result, [42, "RangeError"]);
+});
+
+Deno.test("call() takes plain values and sync throws; rejects non-functions at the call", async () => {
+  const result = await run(function* main() {
+    const plain = yield* call(() => 7);
+    try {
+      yield* call((): number => {
+        throw new Error("sync");
+      });
+    } catch (error) {
+      return [plain, (error as Error).message];
+    }
+  });
+  assertEquals(result, [7, "sync"]);
+  assertThrows(() => call(42 as never), TypeError);
+});
+
+Deno.test("call() of a Promise that never settles is reported as waiting on it", async () => {
+  const error = await assertRejects(
+    () =>
+      new Loop({ stallTimeoutMs: 30 }).runUntilComplete(function* main() {
+        yield* call(function neverSettles() {
+          return new Promise<void>(() => {});
+        });
+      }),
+    DeadlockError,
+  );
+  assertStringIncludes(error.message, 'task "main" waits for a Promise from call(neverSettles)');
+});
+
+Deno.test("cancelling a task waiting on call() ignores the late outcome", async () => {
+  let release!: (value: string) => void;
+  const result = await run(function* main() {
+    const waiter = yield* spawn(function* waiter() {
+      return yield* call(() => new Promise<string>((resolve) => release = resolve));
+    });
+    yield* yieldNow();
+    waiter.cancel("no longer needed");
+    try {
+      yield* join(waiter);
+    } catch (error) {
+      release("late");
+      yield* call(() => Promise.resolve());
+      return [waiter.state, (error as Error).name];
+    }
+  });
+  assertEquals(result, ["cancelled", "CancelledError"]);
+});
