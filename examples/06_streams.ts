@@ -17,8 +17,8 @@ import {
   read,
   runSync,
   SimulatedStream,
-  write,
   WOULD_BLOCK,
+  write,
 } from "../mod.ts";
 
 /** The tutorial's MyStream: a SimulatedStream that prints what it does. */

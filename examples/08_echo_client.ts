@@ -21,7 +21,7 @@ import {
   type Stream,
   write,
 } from "../mod.ts";
-import { type EchoStats, echoServer } from "./07_echo_server.ts";
+import { echoServer, type EchoStats } from "./07_echo_server.ts";
 
 /** How many clients, and how many messages each sends. */
 export interface ClientOptions {

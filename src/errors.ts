@@ -85,18 +85,18 @@ export class TimeoutError extends Error {
  *
  * @example Usage
  * ```ts
- * import { DeadlockError, Loop, currentTask, join } from "@genloop/genloop";
+ * import { DeadlockError, runSync, suspend } from "@genloop/genloop";
  *
+ * let report = "";
  * try {
- *   new Loop().runSync(function* main() {
- *     const me = yield* currentTask();
- *     const other = new Loop().spawn(function* idle() {});
- *     void me;
- *     void other;
+ *   runSync(function* main() {
+ *     yield* suspend();
  *   });
  * } catch (error) {
  *   if (!(error instanceof DeadlockError)) throw error;
+ *   report = error.blocked.join();
  * }
+ * if (!report.includes('task "main"')) throw new Error(report);
  * ```
  */
 export class DeadlockError extends Error {

@@ -86,9 +86,11 @@ export interface TaskObserver {
  *   const child = yield* spawn(function* add() {
  *     return 1 + 2;
  *   });
- *   if (child.name !== "add" || child.state !== "ready") throw new Error();
+ *   const before: string = child.state;
  *   const sum = yield* join(child);
- *   if (sum !== 3 || child.state !== "done") throw new Error();
+ *   const after: string = child.state;
+ *   if (child.name !== "add" || before !== "ready") throw new Error(before);
+ *   if (sum !== 3 || after !== "done") throw new Error(after);
  * });
  * ```
  */

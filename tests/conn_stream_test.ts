@@ -167,7 +167,7 @@ Deno.test("ConnStream: close() wakes a task waiting to read with BadResource", a
     })
   );
   assertInstanceOf(outcome, Deno.errors.BadResource);
-  assertStringIncludes((outcome as Error).message, "while task \"reader\" waited on it");
+  assertStringIncludes((outcome as Error).message, 'while task "reader" waited on it');
 });
 
 Deno.test("ConnStream: cancelling a reader unregisters it; its cleanup leaves no pending op", async () => {

@@ -55,7 +55,11 @@ Deno.test("SimulatedStream becomes ready after exactly waitCycles selector polls
   assertEquals(selector.select().length, 0);
   assertEquals(selector.select().length, 0);
   const ready = selector.select();
-  assertEquals(ready.map((key) => [key.stream.name, key.event, key.task]), [["A", EVENT_READ, task]]);
+  assertEquals(ready.map((key) => [key.stream.name, key.event, key.task]), [[
+    "A",
+    EVENT_READ,
+    task,
+  ]]);
   assertEquals(selector.size, 0, "registrations are one-shot");
 });
 
@@ -116,7 +120,10 @@ Deno.test("read() on a stream nobody writes is a DeadlockError naming the task a
       }),
     DeadlockError,
   );
-  assertStringIncludes(error.message, 'task "lonelyReader" waits for EVENT_READ on stream "silent"');
+  assertStringIncludes(
+    error.message,
+    'task "lonelyReader" waits for EVENT_READ on stream "silent"',
+  );
 });
 
 Deno.test("close() wakes a task waiting to read with BadResource; others keep running", () => {
