@@ -552,10 +552,7 @@ export class Loop {
     if (task.state === "ready" && task._throwing && task._value instanceof CancelledError) {
       return;
     }
-    const error = new CancelledError(
-      `Task "${task.name}" was cancelled${reason === undefined ? "" : `: ${String(reason)}`}`,
-      reason,
-    );
+    const error = cancelledError(task, reason);
     if (task._cancelError === null) task._cancelError = error;
     this.#interrupt(task, error);
   }
@@ -666,6 +663,24 @@ export class Loop {
       }
     }
     return lines.reverse();
+  }
+}
+
+/**
+ * The error thrown into a cancelled task. Its stack would only show the
+ * loop's internals, and capturing it dominates the cost of cancelling many
+ * tasks, so none is captured.
+ */
+function cancelledError(task: Task<unknown>, reason: unknown): CancelledError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new CancelledError(
+      `Task "${task.name}" was cancelled${reason === undefined ? "" : `: ${String(reason)}`}`,
+      reason,
+    );
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 
