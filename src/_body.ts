@@ -8,24 +8,16 @@
 
 import type { TaskBody } from "./task.ts";
 
-/** An iterator the loop can drive, and the name it suggests. */
-export interface StartedBody<T> {
-  iter: Iterator<unknown, T, unknown>;
-  name: string | undefined;
-}
-
 /**
- * Validates `body` and returns its iterator. A function is called (it must
- * be a zero-argument generator function) and lends the task its name.
+ * Validates `body` and returns its iterator. A function is called: it must
+ * be a zero-argument generator function.
  *
  * @throws {TypeError} when `body` is not an iterator with `next` and `throw`.
  */
-export function startBody<T>(body: TaskBody<T>, where: string): StartedBody<T> {
+export function startBody<T>(body: TaskBody<T>, where: string): Iterator<unknown, T, unknown> {
   if (typeof body === "function") {
     const produced: unknown = body();
-    if (isDrivable(produced)) {
-      return { iter: produced as Iterator<unknown, T, unknown>, name: body.name };
-    }
+    if (isDrivable(produced)) return produced as Iterator<unknown, T, unknown>;
     throw new TypeError(
       `${where} expected a generator function, but ${
         body.name ? `"${body.name}"` : "the function"
@@ -34,14 +26,10 @@ export function startBody<T>(body: TaskBody<T>, where: string): StartedBody<T> {
       }`.trimEnd(),
     );
   }
-  if (isDrivable(body)) {
-    return { iter: body as Iterator<unknown, T, unknown>, name: undefined };
-  }
+  if (isDrivable(body)) return body as Iterator<unknown, T, unknown>;
   if (isIterable(body)) {
     const iter: unknown = body[Symbol.iterator]();
-    if (isDrivable(iter)) {
-      return { iter: iter as Iterator<unknown, T, unknown>, name: undefined };
-    }
+    if (isDrivable(iter)) return iter as Iterator<unknown, T, unknown>;
   }
   throw new TypeError(
     `${where} expected a generator object, a generator function or an operation, but got ${
@@ -52,6 +40,11 @@ export function startBody<T>(body: TaskBody<T>, where: string): StartedBody<T> {
         : "; a task body needs next(value) and throw(error)"
     }`,
   );
+}
+
+/** The name a body lends its task: a generator function's name. */
+export function bodyName(body: TaskBody<unknown>): string | undefined {
+  return typeof body === "function" ? body.name : undefined;
 }
 
 /** Whether `value` has the iterator protocol's `next` and `throw`. */

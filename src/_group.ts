@@ -6,14 +6,15 @@
  * @module
  */
 
-import { startBody, type StartedBody } from "./_body.ts";
+import { bodyName, startBody } from "./_body.ts";
 import { Instruction } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { Task, TaskBody, TaskObserver } from "./task.ts";
 
 /** A group of child tasks that one waiting task observes. */
 export abstract class GroupInstruction<T> extends Instruction<T> implements TaskObserver {
-  readonly #bodies: StartedBody<unknown>[];
+  readonly #iters: Iterator<unknown, unknown, unknown>[] = [];
+  readonly #names: (string | undefined)[] = [];
   /** The children, in input order. */
   protected tasks: Task<unknown>[] = [];
   /** Children not settled yet. */
@@ -24,28 +25,34 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
 
   constructor(bodies: Iterable<TaskBody<unknown>>, where: string) {
     super();
-    this.#bodies = Array.from(bodies, (body) => startBody(body, where));
+    for (const body of bodies) {
+      this.#iters.push(startBody(body, where));
+      this.#names.push(bodyName(body));
+    }
   }
 
   /** How many bodies the group was given (before it starts). */
   get bodyCount(): number {
-    return this.#bodies.length;
+    return this.#iters.length;
   }
 
   perform(task: Task<unknown>, loop: Loop): void {
-    if (this.#bodies.length === 0) {
+    const iters = this.#iters;
+    if (iters.length === 0) {
       this.finishEmpty(task, loop);
       return;
     }
     this.waiter = task;
-    this.remaining = this.#bodies.length;
-    for (const body of this.#bodies) {
-      const child = loop._spawn(body.iter, body.name, task);
+    this.remaining = iters.length;
+    for (let i = 0; i < iters.length; i++) {
+      const child = loop._spawn(iters[i], this.#names[i], task);
       if (this.tasks.length === 0) this.#firstId = child.id;
       this.tasks.push(child);
       loop._observe(child, this);
     }
-    this.#bodies.length = 0;
+    // The children own the iterators now; the group keeps only the tasks.
+    iters.length = 0;
+    this.#names.length = 0;
   }
 
   taskSettled(child: Task<unknown>, loop: Loop): void {

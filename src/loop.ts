@@ -16,7 +16,7 @@
  * @module
  */
 
-import { startBody } from "./_body.ts";
+import { bodyName, startBody } from "./_body.ts";
 import { type Clock, RealClock } from "./clock.ts";
 import { CancelledError, DeadlockError, describeError, TaskFailedError } from "./errors.ts";
 import { Instruction } from "./instruction.ts";
@@ -147,8 +147,8 @@ export class Loop {
    * @throws {TypeError} when `body` is not something a task can run.
    */
   spawn<T>(body: TaskBody<T>, options: SpawnOptions = {}): Task<T> {
-    const started = startBody(body, "loop.spawn()");
-    return this._spawn(started.iter, options.name ?? started.name, null);
+    const iter = startBody(body, "loop.spawn()");
+    return this._spawn(iter, options.name ?? bodyName(body), null);
   }
 
   /**
@@ -216,8 +216,7 @@ export class Loop {
         `Cannot start a run: this loop is already running task "${this.#main.name}"; spawn the work as a task instead`,
       );
     }
-    const started = startBody(body, "run()");
-    const main = this._spawn(started.iter, started.name, null);
+    const main = this._spawn(startBody(body, "run()"), bodyName(body), null);
     this.#addObserver(main as Task<unknown>, RUN_OBSERVER);
     this.#main = main as Task<unknown>;
     this.#orphanErrors = [];

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { startBody } from "./_body.ts";
+import { bodyName, startBody } from "./_body.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { SpawnOptions, Task, TaskBody } from "./task.ts";
@@ -63,10 +63,9 @@ class SpawnInstruction<T> extends Instruction<Task<T>> {
  * ```
  */
 export function spawn<T>(body: TaskBody<T>, options: SpawnOptions = {}): Operation<Task<T>> {
-  const started = startBody(body, "spawn()");
   return new SpawnInstruction(
-    started.iter,
-    options.name ?? started.name,
+    startBody(body, "spawn()"),
+    options.name ?? bodyName(body),
     options.detached ?? false,
   );
 }

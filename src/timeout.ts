@@ -4,7 +4,7 @@
  * @module
  */
 
-import { startBody } from "./_body.ts";
+import { bodyName, startBody } from "./_body.ts";
 import { TimeoutError } from "./errors.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import { resumeWithOutcome } from "./join.ts";
@@ -106,6 +106,5 @@ export function timeout<T>(ms: number, body: TaskBody<T>): Operation<T> {
       `Cannot use timeout(${String(ms)}, …): the limit must be a number of milliseconds >= 0`,
     );
   }
-  const started = startBody(body, "timeout()");
-  return new TimeoutInstruction(ms, started.iter, started.name);
+  return new TimeoutInstruction(ms, startBody(body, "timeout()"), bodyName(body));
 }
