@@ -18,6 +18,10 @@ export function startBody<T>(body: TaskBody<T>, where: string): Iterator<unknown
   if (typeof body === "function") {
     const produced: unknown = body();
     if (isDrivable(produced)) return produced as Iterator<unknown, T, unknown>;
+    if (isIterable(produced)) {
+      const iter: unknown = produced[Symbol.iterator]();
+      if (isDrivable(iter)) return iter as Iterator<unknown, T, unknown>;
+    }
     throw new TypeError(
       `${where} expected a generator function, but ${
         body.name ? `"${body.name}"` : "the function"

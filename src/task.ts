@@ -47,8 +47,19 @@ export type TaskState =
  */
 export type TaskBody<T> =
   | Iterator<unknown, T, unknown>
-  | (() => Iterator<unknown, T, unknown>)
-  | { [Symbol.iterator](): Iterator<unknown, T, unknown> };
+  | IterableBody<T>
+  | (() => Iterator<unknown, T, unknown> | IterableBody<T>);
+
+/**
+ * Anything iterable into a task body, such as an `Operation<T>` or a
+ * generator object typed as one.
+ *
+ * @typeParam T What the body returns.
+ */
+export interface IterableBody<T> {
+  /** Starts the body. */
+  [Symbol.iterator](): Iterator<unknown, T, unknown>;
+}
 
 /** Options for spawning a task. */
 export interface SpawnOptions {
