@@ -546,13 +546,12 @@ export class Loop {
 
   /** @internal Cancels `task` (see `Task.cancel`). */
   _cancel(task: Task<unknown>, reason: unknown): void {
-    if (task.settled) return;
-    // A cancellation already on its way to the task is not doubled.
-    if (task.state === "ready" && task._throwing && task._value instanceof CancelledError) {
-      return;
-    }
+    // Cancellation is delivered once: a second CancelledError would abort
+    // the cleanup that the first one started (a parent ending while its
+    // child cleans up after its own cancellation, a timeout firing late).
+    if (task.settled || task._cancelError !== null) return;
     const error = cancelledError(task, reason);
-    if (task._cancelError === null) task._cancelError = error;
+    task._cancelError = error;
     this.#interrupt(task, error);
   }
 
