@@ -179,7 +179,8 @@ Deno.test("timeout() cancels a slow body and runs its cleanup before TimeoutErro
         }
       });
     } catch (error) {
-      log.push(`${(error as Error).name}@${loop.time()}: ${(error as TimeoutError).ms}`);
+      assert(error instanceof TimeoutError);
+      log.push(`${error.name}@${loop.time()}: ${error.ms}`);
     }
   });
   assertEquals(log, ["cleanup done@55", "TimeoutError@55: 50"]);

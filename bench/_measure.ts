@@ -1,0 +1,69 @@
+/**
+ * Timing and memory helpers shared by the benchmarks: warm up, repeat,
+ * take the median, so one slow run (a GC, the other core busy) does not
+ * decide a result.
+ *
+ * @module
+ */
+
+/** One compared measurement: genloop and its baseline, in the same unit. */
+export interface Comparison {
+  /** The family, e.g. "switch". */
+  group: string;
+  /** What was measured. */
+  name: string;
+  /** The unit of both numbers, e.g. "ns/switch". */
+  unit: string;
+  /** genloop's number. */
+  genloop: number;
+  /** The baseline's name. */
+  baselineName: string;
+  /** The baseline's number. */
+  baseline: number;
+  /** The target for genloop ÷ baseline, as text, e.g. "≤ 1.0". */
+  target: string;
+  /** Whether a higher number is better (throughput) rather than lower (cost). */
+  higherIsBetter?: boolean;
+}
+
+/** The median of `values`. */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/**
+ * Runs `fn` once to warm up, then `repeats` times, and returns the median
+ * nanoseconds per operation (`ops` operations per run).
+ */
+export async function nsPerOp(
+  fn: () => unknown,
+  ops: number,
+  repeats = 5,
+): Promise<number> {
+  await fn();
+  const samples: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const start = performance.now();
+    await fn();
+    samples.push(((performance.now() - start) * 1e6) / ops);
+  }
+  return median(samples);
+}
+
+/** Forces a full garbage collection (needs --v8-flags=--expose-gc). */
+export function collectGarbage(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) {
+    throw new Error("Run the benchmarks with --v8-flags=--expose-gc (deno task bench)");
+  }
+  gc();
+  gc();
+}
+
+/** Heap bytes in use after a full collection. */
+export function heapUsed(): number {
+  collectGarbage();
+  return Deno.memoryUsage().heapUsed;
+}
