@@ -14,7 +14,7 @@ import {
   close,
   type ConnStream,
   type Operation,
-  read,
+  readInto,
   run,
   spawn,
   suspend,
@@ -31,12 +31,15 @@ export interface EchoStats {
 
 /** Echoes everything read from `stream` back to it until end of stream. */
 export function* echoConnection(stream: ConnStream, stats: EchoStats): Operation<void> {
+  // One buffer per connection, reused: write() returns only once every byte
+  // is out, so the next read cannot overwrite bytes still being sent.
+  const buffer = new Uint8Array(64 * 1024);
   try {
     for (;;) {
-      const chunk = yield* read(stream);
-      if (chunk === null) return;
-      yield* write(stream, chunk);
-      stats.bytes += chunk.length;
+      const n = yield* readInto(stream, buffer);
+      if (n === null) return;
+      yield* write(stream, buffer.subarray(0, n));
+      stats.bytes += n;
     }
   } finally {
     yield* close(stream);

@@ -124,6 +124,20 @@ export class ConnStream implements Stream {
     return this.#eof ? null : WOULD_BLOCK;
   }
 
+  /** Copies buffered bytes into `buffer`; `null` at end of stream; `WOULD_BLOCK` otherwise. */
+  tryReadInto(buffer: Uint8Array): number | null | typeof WOULD_BLOCK {
+    if (this.#closed) throw closedError(this, "cannot read");
+    if (this.#end > this.#start) {
+      const stop = Math.min(this.#end, this.#start + buffer.length);
+      buffer.set(this.#buffer.subarray(this.#start, stop));
+      const n = stop - this.#start;
+      this.#start = stop;
+      return n;
+    }
+    if (this.#readError !== null) throw this.#readError;
+    return this.#eof ? null : WOULD_BLOCK;
+  }
+
   /** Starts writing all of `data` (kept by reference until flushed). */
   tryWrite(data: Uint8Array): number | typeof WOULD_BLOCK {
     if (this.#closed) throw closedError(this, "cannot write");

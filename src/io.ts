@@ -80,7 +80,9 @@ function checkStream(stream: unknown, where: string): asserts stream is Stream {
 
 /**
  * Reads up to `max` bytes from `stream`, waiting until some are available.
- * Evaluates to the bytes, or `null` at the end of the stream. A failed
+ * Evaluates to the bytes (a new array each time; to stream without
+ * allocating, use `readInto` with one reused buffer), or `null` at the end
+ * of the stream. A failed
  * socket's `Deno.errors` error (e.g. `ConnectionReset`) is thrown here, and
  * `Deno.errors.BadResource` if the stream is closed while waiting.
  *
@@ -114,6 +116,46 @@ function* readLoop(stream: Stream, max: number): Generator<Instruction, Uint8Arr
   for (;;) {
     const chunk = stream.tryRead(max);
     if (chunk !== WOULD_BLOCK) return chunk;
+    yield* new WaitStreamInstruction(stream, EVENT_READ);
+  }
+}
+
+/**
+ * Reads into `buffer`, waiting until some bytes are available, and
+ * evaluates to how many were read, or `null` at the end of the stream. Like
+ * `read`, but the caller's buffer is reused instead of a new one being
+ * allocated for every read: the fast path for streaming.
+ *
+ * @param stream The stream to read from.
+ * @param buffer Where to put the bytes; at most `buffer.length` are read.
+ * @returns An operation evaluating to the byte count, or `null` at EOF.
+ *
+ * @example Usage
+ * ```ts
+ * import { readInto, runSync, SimulatedStream } from "@genloop/genloop";
+ *
+ * const stream = new SimulatedStream("A", { data: "hello", ended: true });
+ * const buffer = new Uint8Array(3);
+ * const counts = runSync(function* main() {
+ *   return [yield* readInto(stream, buffer), yield* readInto(stream, buffer)];
+ * });
+ * if (counts.join() !== "3,2") throw new Error("unexpected");
+ * ```
+ */
+export function readInto(stream: Stream, buffer: Uint8Array): Operation<number | null> {
+  checkStream(stream, "readInto()");
+  if (!(buffer instanceof Uint8Array) || buffer.length === 0) {
+    throw new RangeError(
+      `Cannot readInto(${stream.name}, …): buffer must be a non-empty Uint8Array`,
+    );
+  }
+  return readIntoLoop(stream, buffer);
+}
+
+function* readIntoLoop(stream: Stream, buffer: Uint8Array): Generator<Instruction, number | null> {
+  for (;;) {
+    const n = stream.tryReadInto(buffer);
+    if (n !== WOULD_BLOCK) return n;
     yield* new WaitStreamInstruction(stream, EVENT_READ);
   }
 }

@@ -106,6 +106,14 @@ export class SimulatedStream implements Stream {
     return this.#ended ? null : WOULD_BLOCK;
   }
 
+  /** Copies up to `buffer.length` bytes into `buffer`; like `tryRead`. */
+  tryReadInto(buffer: Uint8Array): number | null | typeof WOULD_BLOCK {
+    const chunk = this.tryRead(buffer.length);
+    if (chunk === null || chunk === WOULD_BLOCK) return chunk;
+    buffer.set(chunk);
+    return chunk.length;
+  }
+
   /** Appends a copy of `data`; `WOULD_BLOCK` while cycles remain. */
   tryWrite(data: Uint8Array): number | typeof WOULD_BLOCK {
     if (this.#closed) throw closedError(this, "cannot write");

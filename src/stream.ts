@@ -27,6 +27,12 @@ export interface Stream extends SelectableStream {
    */
   tryRead(max: number): Uint8Array | null | typeof WOULD_BLOCK;
   /**
+   * Copies buffered bytes into `buffer` and returns how many, `null` at end
+   * of stream, or `WOULD_BLOCK`. Lets a reader reuse one buffer instead of
+   * allocating per read.
+   */
+  tryReadInto(buffer: Uint8Array): number | null | typeof WOULD_BLOCK;
+  /**
    * Accepts some bytes of `data` (the count), or `WOULD_BLOCK`. The stream
    * may keep a reference to `data` until `flushed()` is true.
    */
@@ -44,6 +50,7 @@ export interface Stream extends SelectableStream {
 export function isStream(value: unknown): value is Stream {
   return typeof value === "object" && value !== null &&
     typeof (value as Stream).tryRead === "function" &&
+    typeof (value as Stream).tryReadInto === "function" &&
     typeof (value as Stream).tryWrite === "function" &&
     typeof (value as Stream).close === "function";
 }
