@@ -12,7 +12,6 @@ import { yieldNow } from "./yield_now.ts";
 
 class SleepInstruction extends Instruction<void> implements Timer {
   deadline = 0;
-  seq = 0;
   heapIndex = -1;
   readonly #ms: number;
   #waiter: Task<unknown> | null = null;

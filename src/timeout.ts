@@ -14,7 +14,6 @@ import type { Timer } from "./timers.ts";
 
 class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserver {
   deadline = 0;
-  seq = 0;
   heapIndex = -1;
   readonly #ms: number;
   readonly #iter: Iterator<unknown, T, unknown>;
