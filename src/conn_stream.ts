@@ -143,7 +143,7 @@ export class ConnStream implements Stream {
     if (this.#closed) throw closedError(this, "cannot write");
     if (this.#writeError !== null) throw this.#writeError;
     if (this.#writing !== null) return WOULD_BLOCK;
-    this.#writing = this.#writeAll(data);
+    this.#writing = this.#writeFrom(data, 0);
     return data.length;
   }
 
@@ -180,36 +180,45 @@ export class ConnStream implements Stream {
     if (this.#reading !== null || this.#closed) return;
     this.#start = 0;
     this.#end = 0;
-    this.#reading = this.conn.read(this.#buffer).then(
-      (n) => {
-        if (n === null) this.#eof = true;
-        else this.#end = n;
-      },
-      (error) => {
-        if (!this.#closed) this.#readError = error;
-      },
-    ).finally(() => {
-      this.#reading = null;
-      const notify = this.#readNotify;
-      this.#readNotify = null;
-      if (notify !== null) notify();
-    });
+    // One reaction per outcome, no .finally(): each extra Promise in the
+    // chain is one more microtask hop on every read.
+    this.#reading = this.conn.read(this.#buffer).then(this.#onRead, this.#onReadError);
   }
 
-  async #writeAll(data: Uint8Array): Promise<void> {
-    try {
-      let offset = 0;
-      while (offset < data.length) {
-        offset += await this.conn.write(data.subarray(offset));
-      }
-    } catch (error) {
-      if (!this.#closed) this.#writeError = error;
-    } finally {
-      this.#writing = null;
-      const notify = this.#writeNotify;
-      this.#writeNotify = null;
-      if (notify !== null) notify();
-    }
+  #onRead = (n: number | null): void => {
+    if (n === null) this.#eof = true;
+    else this.#end = n;
+    this.#readSettled();
+  };
+
+  #onReadError = (error: unknown): void => {
+    if (!this.#closed) this.#readError = error;
+    this.#readSettled();
+  };
+
+  #readSettled(): void {
+    this.#reading = null;
+    const notify = this.#readNotify;
+    this.#readNotify = null;
+    if (notify !== null) notify();
+  }
+
+  /** Writes `data` from `offset` on, continuing after partial writes. */
+  #writeFrom(data: Uint8Array, offset: number): Promise<void> {
+    const rest = offset === 0 ? data : data.subarray(offset);
+    return this.conn.write(rest).then(
+      (n) =>
+        offset + n < data.length ? this.#writeFrom(data, offset + n) : this.#writeSettled(null),
+      (error) => this.#writeSettled(error),
+    );
+  }
+
+  #writeSettled(error: unknown): void {
+    if (error !== null && !this.#closed) this.#writeError = error;
+    this.#writing = null;
+    const notify = this.#writeNotify;
+    this.#writeNotify = null;
+    if (notify !== null) notify();
   }
 }
 
