@@ -98,7 +98,7 @@ function escapeXml(text: string): string {
  */
 export function toSvg(rows: Comparison[], machine: Machine): string {
   const rowHeight = 28;
-  const labelWidth = 430;
+  const labelWidth = 540;
   const plotWidth = 420;
   const top = 56;
   const height = top + rows.length * rowHeight + 40;
@@ -112,7 +112,7 @@ export function toSvg(rows: Comparison[], machine: Machine): string {
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="10" y="20" font-size="15" font-weight="bold">genloop ÷ baseline (log scale; for costs, left of 1 is better)</text>`,
+    `<text x="10" y="20" font-size="15" font-weight="bold">genloop ÷ baseline, log scale: for costs left of 1 is better, for throughput right of 1</text>`,
     `<text x="10" y="38" fill="#555">${
       escapeXml(`${machine.date} · ${machine.host} · ${machine.runtime}`)
     }</text>`,
@@ -134,7 +134,11 @@ export function toSvg(rows: Comparison[], machine: Machine): string {
     const end = x(Math.max(1, value));
     parts.push(
       `<text x="${labelWidth - 8}" y="${y + 16}" text-anchor="end">${
-        escapeXml(`${row.group}: ${row.name} vs ${row.baselineName}`)
+        escapeXml(
+          `${row.group}: ${row.name} vs ${row.baselineName}${
+            row.higherIsBetter ? " (higher is better)" : ""
+          }`,
+        )
       }</text>`,
       `<rect x="${start}" y="${y + 4}" width="${Math.max(1, end - start)}" height="${
         rowHeight - 10
