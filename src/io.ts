@@ -109,13 +109,17 @@ export function read(stream: Stream, max: number = DEFAULT_READ_MAX): Operation<
   if (!Number.isInteger(max) || max <= 0) {
     throw new RangeError(`Cannot read(${stream.name}, ${max}): max must be a positive integer`);
   }
-  return readLoop(stream, max);
+  return whenReadable(stream, () => stream.tryRead(max));
 }
 
-function* readLoop(stream: Stream, max: number): Generator<Instruction, Uint8Array | null> {
+/** Tries `attempt` until it does not block, waiting for EVENT_READ between tries. */
+function* whenReadable<T>(
+  stream: Stream,
+  attempt: () => T | typeof WOULD_BLOCK,
+): Generator<Instruction, T> {
   for (;;) {
-    const chunk = stream.tryRead(max);
-    if (chunk !== WOULD_BLOCK) return chunk;
+    const result = attempt();
+    if (result !== WOULD_BLOCK) return result;
     yield* new WaitStreamInstruction(stream, EVENT_READ);
   }
 }
@@ -149,15 +153,7 @@ export function readInto(stream: Stream, buffer: Uint8Array): Operation<number |
       `Cannot readInto(${stream.name}, …): buffer must be a non-empty Uint8Array`,
     );
   }
-  return readIntoLoop(stream, buffer);
-}
-
-function* readIntoLoop(stream: Stream, buffer: Uint8Array): Generator<Instruction, number | null> {
-  for (;;) {
-    const n = stream.tryReadInto(buffer);
-    if (n !== WOULD_BLOCK) return n;
-    yield* new WaitStreamInstruction(stream, EVENT_READ);
-  }
+  return whenReadable(stream, () => stream.tryReadInto(buffer));
 }
 
 /**

@@ -509,33 +509,35 @@ export class Loop {
 
   /** @internal Queues `task` to be resumed with `value`. */
   _enqueue(task: Task<unknown>, value: unknown): void {
-    task.state = "ready";
-    task._wait = null;
-    task._value = value;
-    task._throwing = false;
-    this.#queue.push(task);
+    this.#makeReady(task, value, false);
   }
 
   /** @internal Queues `task` to be resumed with `error` thrown at its `yield*`. */
   _enqueueThrow(task: Task<unknown>, error: unknown): void {
+    this.#makeReady(task, error, true);
+  }
+
+  #makeReady(task: Task<unknown>, value: unknown, throwing: boolean): void {
     task.state = "ready";
     task._wait = null;
-    task._value = error;
-    task._throwing = true;
+    task._value = value;
+    task._throwing = throwing;
     this.#queue.push(task);
   }
 
   /** @internal From `perform`: the current task continues at once with `value`. */
   _resumeNow(task: Task<unknown>, value: unknown): void {
-    task._value = value;
-    task._throwing = false;
-    this.#continueCurrent = true;
+    this.#continueWith(task, value, false);
   }
 
   /** @internal From `perform`: the current task continues at once with `error`. */
   _throwNow(task: Task<unknown>, error: unknown): void {
-    task._value = error;
-    task._throwing = true;
+    this.#continueWith(task, error, true);
+  }
+
+  #continueWith(task: Task<unknown>, value: unknown, throwing: boolean): void {
+    task._value = value;
+    task._throwing = throwing;
     this.#continueCurrent = true;
   }
 
