@@ -652,7 +652,10 @@ export class Loop {
     while (stack.length > 0) {
       const task = stack.pop()!;
       if (task.state === "waiting" && task._wait !== null) {
-        lines.push(`task "${task.name}" waits for ${task._wait.describe()}`);
+        // A cancelled task still waiting is cleaning up, or ignoring its
+        // cancellation: say so rather than hide it.
+        const cancelled = task._cancelError === null ? "" : " (cancelled, still running)";
+        lines.push(`task "${task.name}"${cancelled} waits for ${task._wait.describe()}`);
       }
       for (
         let child: Task<unknown> | null = task._firstChild;

@@ -315,3 +315,24 @@ Deno.test("a task cancelling itself gets CancelledError at its next yield*", () 
   });
   assertEquals(log, ["still running after cancel()", "got by itself"]);
 });
+
+Deno.test("a cancelled task that keeps waiting is reported as such in a deadlock", () => {
+  let message = "";
+  try {
+    virtualLoop().runSync(function* main() {
+      const stubborn = yield* spawn(function* stubborn(): Operation<void> {
+        try {
+          yield* suspend();
+        } catch {
+          yield* suspend(); // ignores its cancellation and waits again
+        }
+      });
+      yield* yieldNow();
+      stubborn.cancel();
+      yield* join(stubborn);
+    });
+  } catch (error) {
+    message = (error as Error).message;
+  }
+  assertStringIncludes(message, 'task "stubborn" (cancelled, still running) waits for nothing');
+});
