@@ -12,7 +12,7 @@ import { yieldNow } from "./yield_now.ts";
 
 class SleepInstruction extends Instruction<void> implements Timer {
   deadline = 0;
-  heapIndex = -1;
+  armed = false;
   readonly #ms: number;
   #waiter: Task<unknown> | null = null;
 

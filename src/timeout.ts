@@ -14,7 +14,7 @@ import type { Timer } from "./timers.ts";
 
 class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserver {
   deadline = 0;
-  heapIndex = -1;
+  armed = false;
   readonly #ms: number;
   readonly #iter: Iterator<unknown, T, unknown>;
   readonly #name: string | undefined;
