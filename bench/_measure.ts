@@ -34,14 +34,16 @@ export function median(values: number[]): number {
 }
 
 /**
- * Runs `fn` once to warm up, then `repeats` times, and returns the median
- * nanoseconds per operation (`ops` operations per run).
+ * Runs `fn` twice to warm up (so the JIT has optimised it), then `repeats`
+ * times, and returns the median nanoseconds per operation (`ops` operations
+ * per run).
  */
 export async function nsPerOp(
   fn: () => unknown,
   ops: number,
-  repeats = 5,
+  repeats = 7,
 ): Promise<number> {
+  await fn();
   await fn();
   const samples: number[] = [];
   for (let i = 0; i < repeats; i++) {
