@@ -39,7 +39,7 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
   perform(task: Task<unknown>, loop: Loop): void {
     const iters = this.#iters;
     if (iters.length === 0) {
-      this.finishEmpty(task, loop);
+      this.finish(task, loop);
       return;
     }
     this.waiter = task;
@@ -79,10 +79,8 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     }
   }
 
-  /** Resumes the waiting task when there were no bodies at all. */
-  protected abstract finishEmpty(task: Task<unknown>, loop: Loop): void;
   /** Records a settled child (index in input order). */
   protected abstract childSettled(child: Task<unknown>, index: number, loop: Loop): void;
-  /** Resumes the waiting task once every child has settled. */
+  /** Resumes the waiting task once every child has settled (at once if there were none). */
   protected abstract finish(waiter: Task<unknown>, loop: Loop): void;
 }

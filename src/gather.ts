@@ -19,10 +19,6 @@ class GatherInstruction<T> extends GroupInstruction<T[]> {
     return `gather of ${this.tasks.length} tasks (${this.remaining} still running)`;
   }
 
-  protected finishEmpty(task: Task<unknown>, loop: Loop): void {
-    loop._resumeNow(task, []);
-  }
-
   protected childSettled(child: Task<unknown>, index: number, loop: Loop): void {
     if (child.state === "done") {
       this.#results[index] = child._value;

@@ -120,7 +120,7 @@ export abstract class Instruction<T = unknown>
 
 /**
  * An instruction that carries no state can be shared by every task, but then
- * it cannot be its own iterator; `SharedInstructionOperation` is the small
+ * it cannot be its own iterator; `SharedOperation` is the small
  * iterator that `yield*` walks over it. It recognises the loop's resume by a
  * private token, so one frozen instance serves every task at once.
  * @internal

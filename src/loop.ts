@@ -100,8 +100,6 @@ export class Loop {
   #queue = new RunQueue<Task<unknown>>();
   #timers = new TimerHeap();
   #nextId = 1;
-  // The task whose code is executing; null between steps.
-  #current: Task<unknown> | null = null;
   // Set by an instruction that resumes the current task at once, so the
   // step continues it without a trip through the queue.
   #continueCurrent = false;
@@ -336,7 +334,6 @@ export class Loop {
   // Stepping a task: the only place that resumes an iterator.
 
   #step(task: Task<unknown>): void {
-    this.#current = task;
     task.state = "running";
     for (;;) {
       const value = task._value;
@@ -347,12 +344,10 @@ export class Loop {
       try {
         step = throwing ? throwInto(task, value) : task._iter.next(value);
       } catch (error) {
-        this.#current = null;
         this.#bodyEnded(task, true, error);
         return;
       }
       if (step.done) {
-        this.#current = null;
         this.#bodyEnded(task, false, step.value);
         return;
       }
@@ -376,7 +371,6 @@ export class Loop {
       task.state = "running";
       task._wait = null;
     }
-    this.#current = null;
   }
 
   /** The body returned or threw. Settle, or first close its children. */
@@ -539,11 +533,6 @@ export class Loop {
     task._value = value;
     task._throwing = throwing;
     this.#continueCurrent = true;
-  }
-
-  /** @internal The task whose code is running, if any. */
-  _current(): Task<unknown> | null {
-    return this.#current;
   }
 
   /** @internal Cancels `task` (see `Task.cancel`). */

@@ -17,10 +17,6 @@ class RaceInstruction<T> extends GroupInstruction<T> {
     return `race of ${this.tasks.length} tasks`;
   }
 
-  protected finishEmpty(): void {
-    // race() rejects an empty list at the call; nothing can reach here.
-  }
-
   protected childSettled(child: Task<unknown>, _index: number, loop: Loop): void {
     if (this.#winner !== null) return;
     this.#winner = child;
