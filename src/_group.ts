@@ -10,6 +10,7 @@ import { bodyName, startBody } from "./_body.ts";
 import { Instruction } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { Task, TaskBody, TaskObserver } from "./task.ts";
+import { addObserver } from "./task_tree.ts";
 
 /** A group of child tasks that one waiting task observes. */
 export abstract class GroupInstruction<T> extends Instruction<T> implements TaskObserver {
@@ -48,7 +49,7 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
       const child = loop._spawn(iters[i], this.#names[i], task);
       if (this.tasks.length === 0) this.#firstId = child.id;
       this.tasks.push(child);
-      loop._observe(child, this);
+      addObserver(child, this);
     }
     // The children own the iterators now; the group keeps only the tasks.
     iters.length = 0;

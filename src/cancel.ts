@@ -7,6 +7,7 @@
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { Task, TaskObserver } from "./task.ts";
+import { addObserver, removeObserver } from "./task_tree.ts";
 
 class CancelInstruction extends Instruction<void> implements TaskObserver {
   readonly #target: Task<unknown>;
@@ -29,7 +30,7 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
       return;
     }
     this.#waiter = task;
-    loop._observe(target, this);
+    addObserver(target, this);
   }
 
   taskSettled(_target: Task<unknown>, loop: Loop): void {
@@ -41,7 +42,7 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
 
   override undo(_task: Task<unknown>, loop: Loop): void {
     this.#waiter = null;
-    loop._unobserve(this.#target, this);
+    removeObserver(this.#target, this);
   }
 
   describe(): string {

@@ -7,6 +7,7 @@
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { Task, TaskObserver } from "./task.ts";
+import { addObserver, removeObserver } from "./task_tree.ts";
 
 /** Resumes `waiter` with how `settled` ended: its result, or its error thrown. */
 export function resumeWithOutcome(
@@ -45,7 +46,7 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
       loop._throwNow(task, target._value);
     } else {
       this.#waiter = task;
-      loop._observe(target, this);
+      addObserver(target, this);
     }
   }
 
@@ -58,7 +59,7 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
 
   override undo(_task: Task<unknown>, loop: Loop): void {
     this.#waiter = null;
-    loop._unobserve(this.#target as Task<unknown>, this);
+    removeObserver(this.#target as Task<unknown>, this);
   }
 
   describe(): string {

@@ -22,6 +22,8 @@ import { CancelledError, DeadlockError, describeError, TaskFailedError } from ".
 import { Instruction } from "./instruction.ts";
 import { invalidInstructionError } from "./_invalid.ts";
 import { RunQueue } from "./run_queue.ts";
+import { addObserver, removeObserver, TaskTree } from "./task_tree.ts";
+import { cancelledError, mergeErrors } from "./_error_util.ts";
 import { Selector, type SelectorKey } from "./selector.ts";
 import { type SpawnOptions, Task, type TaskBody, type TaskObserver } from "./task.ts";
 import { type Timer, TimerHeap } from "./timers.ts";
@@ -105,8 +107,8 @@ export class Loop {
   #continueCurrent = false;
   // The main task of the run in progress; null when not running.
   #main: Task<unknown> | null = null;
-  // Root tasks (main and detached ones) form a linked list, like children.
-  #firstRoot: Task<unknown> | null = null;
+  // Who spawned whom; roots are main and detached tasks.
+  #tree = new TaskTree();
   // Promises from call() that have not settled, and still have a waiter.
   #pendingCalls = 0;
   // Failures that had nobody left to report to; the run rejects with them.
@@ -195,7 +197,7 @@ export class Loop {
         if (this.#idleWait() > 0) {
           throw new Error(
             `Cannot finish with runSync(): no task is ready and the program waits for the outside world (${
-              this.#describeBlocked().join("; ")
+              this.#tree.describeBlocked().join("; ")
             }); use await loop.runUntilComplete() or a VirtualClock`,
           );
         }
@@ -215,7 +217,7 @@ export class Loop {
       );
     }
     const main = this._spawn(startBody(body, "run()"), bodyName(body), null);
-    this.#addObserver(main as Task<unknown>, RUN_OBSERVER);
+    addObserver(main as Task<unknown>, RUN_OBSERVER);
     this.#main = main as Task<unknown>;
     this.#orphanErrors = [];
     return main;
@@ -287,7 +289,7 @@ export class Loop {
       }
     }
     if (outside) return Infinity;
-    const blocked = this.#describeBlocked();
+    const blocked = this.#tree.describeBlocked();
     throw new DeadlockError(
       `Deadlock: no task can make progress and nothing could wake one. Blocked: ${
         blocked.join("; ")
@@ -302,7 +304,7 @@ export class Loop {
     const limit = onlyCalls ? this.#stallTimeoutMs : waitMs;
     await this.selector.wait(limit);
     if (onlyCalls && limit !== Infinity && this.#queue.size === 0) {
-      const blocked = this.#describeBlocked();
+      const blocked = this.#tree.describeBlocked();
       throw new DeadlockError(
         `Stalled: for ${limit} ms every task waited on Promises that did not settle. Blocked: ${
           blocked.join("; ")
@@ -318,7 +320,7 @@ export class Loop {
   }
 
   #outcome(main: Task<unknown>): unknown {
-    this.#removeObserver(main, RUN_OBSERVER);
+    removeObserver(main, RUN_OBSERVER);
     const orphans = this.#orphanErrors;
     this.#orphanErrors = [];
     if (main.state === "done" && orphans.length === 0) return main._value;
@@ -419,7 +421,7 @@ export class Loop {
       const observed = this.#notifyObservers(task);
       if (task.state === "failed" && !observed) this.#escalate(task);
       const parent = task._parent;
-      this.#unlink(task);
+      this.#tree.unlink(task);
       task = parent !== null && parent._wait === CLOSING && parent._firstChild === null
         ? parent
         : null;
@@ -496,7 +498,7 @@ export class Loop {
   ): Task<T> {
     const task = new Task<T>(this, this.#nextId++, iter, name, parent);
     const erased = task as Task<unknown>;
-    this.#link(erased, parent);
+    this.#tree.link(erased, parent);
     this.#queue.push(erased);
     return task;
   }
@@ -572,16 +574,6 @@ export class Loop {
     this.selector.wakeup();
   }
 
-  /** @internal Adds an observer told when `task` settles. */
-  _observe(task: Task<unknown>, observer: TaskObserver): void {
-    this.#addObserver(task, observer);
-  }
-
-  /** @internal Removes an observer added with `_observe`. */
-  _unobserve(task: Task<unknown>, observer: TaskObserver): void {
-    this.#removeObserver(task, observer);
-  }
-
   /** @internal Throws `error` into `task` at its current wait, undoing it. */
   _interrupt(task: Task<unknown>, error: unknown): void {
     this.#interrupt(task, error);
@@ -589,91 +581,6 @@ export class Loop {
 
   // ---------------------------------------------------------------------
   // Bookkeeping.
-
-  #addObserver(task: Task<unknown>, observer: TaskObserver): void {
-    const observers = task._observers;
-    if (observers === null) task._observers = observer;
-    else if (Array.isArray(observers)) observers.push(observer);
-    else task._observers = [observers, observer];
-  }
-
-  #removeObserver(task: Task<unknown>, observer: TaskObserver): void {
-    const observers = task._observers;
-    if (observers === observer) {
-      task._observers = null;
-    } else if (Array.isArray(observers)) {
-      const index = observers.indexOf(observer);
-      if (index >= 0) observers.splice(index, 1);
-      if (observers.length === 0) task._observers = null;
-    }
-  }
-
-  #link(task: Task<unknown>, parent: Task<unknown> | null): void {
-    const first = parent === null ? this.#firstRoot : parent._firstChild;
-    task._nextSibling = first;
-    if (first !== null) first._prevSibling = task;
-    if (parent === null) this.#firstRoot = task;
-    else parent._firstChild = task;
-  }
-
-  #unlink(task: Task<unknown>): void {
-    const prev = task._prevSibling;
-    const next = task._nextSibling;
-    if (prev !== null) prev._nextSibling = next;
-    else if (task._parent !== null) task._parent._firstChild = next;
-    else if (this.#firstRoot === task) this.#firstRoot = next;
-    if (next !== null) next._prevSibling = prev;
-    task._prevSibling = null;
-    task._nextSibling = null;
-  }
-
-  /** One line per waiting task: its name and what it waits for. */
-  #describeBlocked(): string[] {
-    const lines: string[] = [];
-    const stack: Task<unknown>[] = [];
-    for (
-      let root: Task<unknown> | null = this.#firstRoot;
-      root !== null;
-      root = root._nextSibling
-    ) {
-      stack.push(root);
-    }
-    while (stack.length > 0) {
-      const task = stack.pop()!;
-      if (task.state === "waiting" && task._wait !== null) {
-        // A cancelled task still waiting is cleaning up, or ignoring its
-        // cancellation: say so rather than hide it.
-        const cancelled = task._cancelError === null ? "" : " (cancelled, still running)";
-        lines.push(`task "${task.name}"${cancelled} waits for ${task._wait.describe()}`);
-      }
-      for (
-        let child: Task<unknown> | null = task._firstChild;
-        child !== null;
-        child = child._nextSibling
-      ) {
-        stack.push(child);
-      }
-    }
-    return lines.reverse();
-  }
-}
-
-/**
- * The error thrown into a cancelled task. Its stack would only show the
- * loop's internals, and capturing it dominates the cost of cancelling many
- * tasks, so none is captured.
- */
-function cancelledError(task: Task<unknown>, reason: unknown): CancelledError {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return new CancelledError(
-      `Task "${task.name}" was cancelled${reason === undefined ? "" : `: ${String(reason)}`}`,
-      reason,
-    );
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
 }
 
 /** Resumes `task` with `error` thrown at its `yield*`. */
@@ -682,18 +589,6 @@ function throwInto(
   error: unknown,
 ): IteratorResult<unknown, unknown> {
   return task._iter.throw!(error);
-}
-
-/** Combines a pending error with a new one, so neither is lost. */
-function mergeErrors(previous: unknown, next: unknown): unknown {
-  if (previous === undefined || previous instanceof CancelledError) return next;
-  if (previous instanceof AggregateError) {
-    return new AggregateError([...previous.errors, next], previous.message);
-  }
-  return new AggregateError(
-    [previous, next],
-    `Several errors: ${describeError(previous)}; ${describeError(next)}`,
-  );
 }
 
 /** Lets the host event loop run (sockets, Promises) once. */

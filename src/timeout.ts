@@ -11,6 +11,7 @@ import { resumeWithOutcome } from "./join.ts";
 import type { Loop } from "./loop.ts";
 import type { Task, TaskBody, TaskObserver } from "./task.ts";
 import type { Timer } from "./timers.ts";
+import { addObserver } from "./task_tree.ts";
 
 class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserver {
   deadline = 0;
@@ -33,7 +34,7 @@ class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserve
     const child = loop._spawn(this.#iter, this.#name, task) as Task<unknown>;
     this.#child = child;
     this.#waiter = task;
-    loop._observe(child, this);
+    addObserver(child, this);
     if (this.#ms !== Infinity) {
       this.deadline = loop.time() + this.#ms;
       loop._addTimer(this);

@@ -1,0 +1,81 @@
+/**
+ * The task tree: who spawned whom, and who is told when a task settles.
+ *
+ * Children form an intrusive doubly-linked list through the tasks' own
+ * sibling fields, so adding and removing a child is O(1) and allocates
+ * nothing; root tasks (a run's main task and detached tasks) form the same
+ * kind of list here. Observers (joiners, `gather`, `race`, `timeout`) are
+ * kept as one observer or an array, since most tasks have at most one.
+ *
+ * @module
+ */
+
+import type { Task, TaskObserver } from "./task.ts";
+
+/** Adds `observer` to those told when `task` settles. */
+export function addObserver(task: Task<unknown>, observer: TaskObserver): void {
+  const observers = task._observers;
+  if (observers === null) task._observers = observer;
+  else if (Array.isArray(observers)) observers.push(observer);
+  else task._observers = [observers, observer];
+}
+
+/** Removes `observer` added with `addObserver`. */
+export function removeObserver(task: Task<unknown>, observer: TaskObserver): void {
+  const observers = task._observers;
+  if (observers === observer) {
+    task._observers = null;
+  } else if (Array.isArray(observers)) {
+    const index = observers.indexOf(observer);
+    if (index >= 0) observers.splice(index, 1);
+    if (observers.length === 0) task._observers = null;
+  }
+}
+
+/** The live tasks of one loop, as a forest rooted at its root tasks. */
+export class TaskTree {
+  #firstRoot: Task<unknown> | null = null;
+
+  /** Adds `task` as a child of `parent`, or as a root when `parent` is null. */
+  link(task: Task<unknown>, parent: Task<unknown> | null): void {
+    const first = parent === null ? this.#firstRoot : parent._firstChild;
+    task._nextSibling = first;
+    if (first !== null) first._prevSibling = task;
+    if (parent === null) this.#firstRoot = task;
+    else parent._firstChild = task;
+  }
+
+  /** Removes a settled `task` from its parent's children (or the roots). */
+  unlink(task: Task<unknown>): void {
+    const prev = task._prevSibling;
+    const next = task._nextSibling;
+    if (prev !== null) prev._nextSibling = next;
+    else if (task._parent !== null) task._parent._firstChild = next;
+    else if (this.#firstRoot === task) this.#firstRoot = next;
+    if (next !== null) next._prevSibling = prev;
+    task._prevSibling = null;
+    task._nextSibling = null;
+  }
+
+  /** One line per waiting task: its name and what it waits for. */
+  describeBlocked(): string[] {
+    const lines: string[] = [];
+    const stack: Task<unknown>[] = [];
+    pushSiblings(stack, this.#firstRoot);
+    while (stack.length > 0) {
+      const task = stack.pop()!;
+      if (task.state === "waiting" && task._wait !== null) {
+        // A cancelled task still waiting is cleaning up, or ignoring its
+        // cancellation: say so rather than hide it.
+        const cancelled = task._cancelError === null ? "" : " (cancelled, still running)";
+        lines.push(`task "${task.name}"${cancelled} waits for ${task._wait.describe()}`);
+      }
+      pushSiblings(stack, task._firstChild);
+    }
+    return lines.reverse();
+  }
+}
+
+function pushSiblings(stack: Task<unknown>[], first: Task<unknown> | null): void {
+  for (let task = first; task !== null; task = task._nextSibling) stack.push(task);
+}
