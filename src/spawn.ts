@@ -62,11 +62,12 @@ class SpawnInstruction<T> extends Instruction<Task<T>> {
  * if (order.join() !== "parent,child") throw new Error("unexpected");
  * ```
  */
-export function spawn<T>(body: TaskBody<T>, options: SpawnOptions = {}): Operation<Task<T>> {
+export function spawn<T>(body: TaskBody<T>, options?: SpawnOptions): Operation<Task<T>> {
+  // No default `{}` for options: spawn is hot, and that would allocate per call.
   return new SpawnInstruction(
     startBody(body, "spawn()"),
-    options.name ?? bodyName(body),
-    options.detached ?? false,
+    options?.name ?? bodyName(body),
+    options?.detached ?? false,
   );
 }
 
