@@ -159,21 +159,20 @@ export class Loop {
    *
    * @param body The main task's body.
    * @returns Its return value.
-   * @throws Its error; `DeadlockError` when nothing can make progress.
+   * @throws Its error; `DeadlockError` when nothing can make progress. Before
+   * a run rejects for a reason of the loop's own (deadlock, stall), its main
+   * task is cancelled and the cleanup that can run does.
    */
   async runUntilComplete<T>(body: TaskBody<T>): Promise<T> {
     const main = this.#startRun(body);
     try {
-      for (;;) {
-        const busy = this.#runUntilIdle(main, true);
-        if (main.settled) return this.#outcome(main) as T;
-        if (busy) {
-          await yieldToHost();
-          continue;
-        }
-        const waitMs = this.#idleWait();
-        if (waitMs > 0) await this.#waitOutside(waitMs);
+      try {
+        await this.#drive(main);
+      } catch (error) {
+        await this.#unwind(main);
+        throw error;
       }
+      return this.#outcome(main) as T;
     } finally {
       this.#main = null;
     }
@@ -191,19 +190,72 @@ export class Loop {
   runSync<T>(body: TaskBody<T>): T {
     const main = this.#startRun(body);
     try {
-      for (;;) {
-        this.#runUntilIdle(main, false);
-        if (main.settled) return this.#outcome(main) as T;
-        if (this.#idleWait() > 0) {
-          throw new Error(
-            `Cannot finish with runSync(): no task is ready and the program waits for the outside world (${
-              this.#tree.describeBlocked().join("; ")
-            }); use await loop.runUntilComplete() or a VirtualClock`,
-          );
-        }
+      try {
+        this.#driveSync(main);
+      } catch (error) {
+        this.#unwindSync(main);
+        throw error;
       }
+      return this.#outcome(main) as T;
     } finally {
       this.#main = null;
+    }
+  }
+
+  // ---------------------------------------------------------------------
+  // The run loop.
+
+  /** Drives the loop until `main` settles, awaiting the outside world when idle. */
+  async #drive(main: Task<unknown>): Promise<void> {
+    for (;;) {
+      const busy = this.#runUntilIdle(main, true);
+      if (main.settled) return;
+      if (busy) {
+        await yieldToHost();
+        continue;
+      }
+      const waitMs = this.#idleWait();
+      if (waitMs > 0) await this.#waitOutside(waitMs);
+    }
+  }
+
+  /** Drives the loop until `main` settles; throws if it would have to wait. */
+  #driveSync(main: Task<unknown>): void {
+    for (;;) {
+      this.#runUntilIdle(main, false);
+      if (main.settled) return;
+      if (this.#idleWait() > 0) {
+        throw new Error(
+          `Cannot finish with runSync(): no task is ready and the program waits for the outside world (${
+            this.#tree.describeBlocked().join("; ")
+          }); use await loop.runUntilComplete() or a VirtualClock`,
+        );
+      }
+    }
+  }
+
+  /**
+   * The run failed (deadlock, stall, a wait runSync cannot do): cancel the
+   * main task so that its tree's `finally` blocks release what they hold,
+   * and drive that cleanup as far as it can go. A cleanup that itself blocks
+   * is left suspended; the run reports the original error either way.
+   */
+  async #unwind(main: Task<unknown>): Promise<void> {
+    this._cancel(main, "the run failed");
+    try {
+      await this.#drive(main);
+    } catch {
+      // The cleanup blocked too; the original error is what the caller needs.
+    }
+  }
+
+  /** `#unwind` for `runSync`: only the cleanup that needs no waiting runs. */
+  #unwindSync(main: Task<unknown>): void {
+    this._cancel(main, "the run failed");
+    try {
+      this.#driveSync(main);
+    } catch {
+      // The cleanup blocked too; the original error is what the caller needs.
     }
   }
 

@@ -326,3 +326,41 @@ Deno.test("after a bad instruction the loop stays healthy for the next run", asy
     "fresh",
   );
 });
+
+Deno.test("DeadlockError: the blocked tasks are cancelled first, so their finally blocks release", () => {
+  const log: string[] = [];
+  const error = assertThrows(
+    () =>
+      runSync(function* main() {
+        yield* spawn(function* holder() {
+          try {
+            yield* suspend();
+          } finally {
+            log.push("holder released");
+          }
+        });
+        try {
+          yield* suspend();
+        } finally {
+          log.push("main released");
+        }
+      }),
+    DeadlockError,
+  );
+  assertEquals(log.sort(), ["holder released", "main released"]);
+  assertEquals(error.blocked.length, 2, "the report lists the tasks as they were blocked");
+});
+
+Deno.test("DeadlockError: a cleanup that blocks again still ends the run with the first error", async () => {
+  const loop = new Loop();
+  const error = await loop.runUntilComplete(function* main() {
+    try {
+      yield* suspend();
+    } finally {
+      yield* suspend();
+    }
+  }).catch((e) => e);
+  assertInstanceOf(error, DeadlockError);
+  assertStringIncludes(error.message, 'task "main" waits for nothing');
+  assertEquals(loop.running, false);
+});
