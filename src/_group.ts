@@ -14,6 +14,8 @@ import { addObserver } from "./task_tree.ts";
 
 /** A group of child tasks that one waiting task observes. */
 export abstract class GroupInstruction<T> extends Instruction<T> implements TaskObserver {
+  override value: unknown = undefined;
+  override done = false;
   readonly #iters: Iterator<unknown, unknown, unknown>[] = [];
   readonly #names: (string | undefined)[] = [];
   /** The children, in input order. */

@@ -10,6 +10,8 @@ import type { Loop } from "./loop.ts";
 import type { Task } from "./task.ts";
 
 class CallInstruction<T> extends Instruction<T> {
+  override value: unknown = undefined;
+  override done = false;
   readonly #fn: () => T | PromiseLike<T>;
   readonly #disposeLate: ((value: T) => void) | undefined;
   #waiter: Task<unknown> | null = null;

@@ -10,6 +10,8 @@ import type { Task, TaskObserver } from "./task.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
 
 class CancelInstruction extends Instruction<void> implements TaskObserver {
+  override value: unknown = undefined;
+  override done = false;
   readonly #target: Task<unknown>;
   readonly #reason: unknown;
   #waiter: Task<unknown> | null = null;

@@ -61,15 +61,21 @@ export interface Operation<T> {
  */
 export abstract class Instruction<T = unknown>
   implements Iterator<Instruction, T, unknown>, Operation<T> {
+  // Subclasses initialise `value` and `done` themselves (as
+  // `override value: unknown = undefined; override done = false;`): a base
+  // class without field initialisers lets V8 skip its constructor, which
+  // makes creating an instruction, done for every spawn, join and sleep,
+  // about twice as cheap.
+
   /**
    * The iterator-result view of this instruction. Before the first `next()`
    * it is `undefined`; while the task waits it is the instruction itself
    * (this is how the loop tells `yield*` from a forgotten `*`); once resumed
    * it is the value `yield*` evaluates to.
    */
-  value: unknown = undefined;
+  declare value: unknown;
   /** The iterator-result view: `true` once the task has been resumed. */
-  done = false;
+  declare done: boolean;
 
   /** An instruction is its own iterator: it can be used once. */
   [Symbol.iterator](): Iterator<Instruction, T, unknown> {

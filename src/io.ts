@@ -20,6 +20,8 @@ const DEFAULT_READ_MAX = 64 * 1024;
 
 /** Waits on the loop's selector until `stream` is ready for `event`. */
 class WaitStreamInstruction extends Instruction<void> {
+  override value: unknown = undefined;
+  override done = false;
   readonly #stream: Stream;
   readonly #event: SelectorEvent;
 
@@ -44,6 +46,8 @@ class WaitStreamInstruction extends Instruction<void> {
 
 /** Closes a stream and throws into every task waiting on it. */
 class CloseStreamInstruction extends Instruction<Promise<void> | undefined> {
+  override value: unknown = undefined;
+  override done = false;
   readonly #stream: Stream;
 
   constructor(stream: Stream) {

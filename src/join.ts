@@ -20,6 +20,8 @@ export function resumeWithOutcome(
 }
 
 class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
+  override value: unknown = undefined;
+  override done = false;
   readonly #target: Task<T>;
   #waiter: Task<unknown> | null = null;
 

@@ -47,6 +47,8 @@ export interface LoopOptions {
 
 /** What a task waits on after its body ended while children still run. */
 class ClosingInstruction extends Instruction {
+  override value: unknown = undefined;
+  override done = false;
   perform(): void {}
   describe(): string {
     return "its children to finish their cleanup";

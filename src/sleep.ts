@@ -11,6 +11,8 @@ import type { Timer } from "./timers.ts";
 import { yieldNow } from "./yield_now.ts";
 
 class SleepInstruction extends Instruction<void> implements Timer {
+  override value: unknown = undefined;
+  override done = false;
   deadline = 0;
   armed = false;
   readonly #ms: number;

@@ -11,6 +11,8 @@ import type { Loop } from "./loop.ts";
 import type { SpawnOptions, Task, TaskBody } from "./task.ts";
 
 class SpawnInstruction<T> extends Instruction<Task<T>> {
+  override value: unknown = undefined;
+  override done = false;
   readonly #iter: Iterator<unknown, T, unknown>;
   readonly #name: string | undefined;
   readonly #detached: boolean;
@@ -72,6 +74,8 @@ export function spawn<T>(body: TaskBody<T>, options?: SpawnOptions): Operation<T
 }
 
 class CurrentTaskInstruction extends Instruction<Task<unknown>> {
+  override value: unknown = undefined;
+  override done = false;
   perform(task: Task<unknown>, loop: Loop): void {
     loop._resumeNow(task, task);
   }

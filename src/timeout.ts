@@ -14,6 +14,8 @@ import type { Timer } from "./timers.ts";
 import { addObserver } from "./task_tree.ts";
 
 class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserver {
+  override value: unknown = undefined;
+  override done = false;
   deadline = 0;
   armed = false;
   readonly #ms: number;

@@ -10,6 +10,8 @@ import type { Loop } from "./loop.ts";
 import type { Task } from "./task.ts";
 
 class YieldNowInstruction extends Instruction<void> {
+  override value: unknown = undefined;
+  override done = false;
   perform(task: Task<unknown>, loop: Loop): void {
     loop._enqueue(task, RESUME_SHARED);
   }
@@ -20,6 +22,8 @@ class YieldNowInstruction extends Instruction<void> {
 }
 
 class SuspendInstruction extends Instruction<never> {
+  override value: unknown = undefined;
+  override done = false;
   perform(): void {}
 
   describe(): string {
