@@ -1,6 +1,8 @@
 import {
   assertEquals,
+  assertGreaterOrEqual,
   assertInstanceOf,
+  assertLess,
   assertRejects,
   assertStringIncludes,
   assertThrows,
@@ -19,7 +21,9 @@ import {
   runSync,
   Selector,
   SimulatedStream,
+  sleep,
   spawn,
+  VirtualClock,
   write,
   yieldNow,
 } from "../mod.ts";
@@ -225,4 +229,51 @@ Deno.test("cancelling a task waiting on call() ignores the late outcome", async 
     }
   });
   assertEquals(result, ["cancelled", "CancelledError"]);
+});
+
+Deno.test("Selector.select(timeoutMs) resolves early when a push stream becomes ready", async () => {
+  const loop = new Loop();
+  const task = loop.spawn(function* idle() {});
+  const selector = new Selector();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const pushed = {
+    name: "pushed",
+    watch(_event: string, notify: () => void): void {
+      timer = setTimeout(notify, 5);
+    },
+  };
+  const started = performance.now();
+  selector.register(pushed, EVENT_READ, task);
+  assertEquals(selector.watching, true);
+  const keys = await selector.select(5_000);
+  clearTimeout(timer);
+  assertEquals(keys.map((key) => key.stream.name), ["pushed"]);
+  assertLess(performance.now() - started, 1_000, "it did not wait for the 5 s timeout");
+  assertEquals(selector.size, 0);
+});
+
+Deno.test("Selector.select(timeoutMs) returns nothing after the timeout when nothing is ready", async () => {
+  const loop = new Loop();
+  const task = loop.spawn(function* idle() {});
+  const selector = new Selector();
+  selector.register(new SimulatedStream("slow", { waitCycles: 100 }), EVENT_READ, task);
+  const started = performance.now();
+  assertEquals(await selector.select(20), []);
+  assertGreaterOrEqual(performance.now() - started, 19);
+  assertEquals(selector.size, 1, "the registration stays until it is ready");
+});
+
+Deno.test("VirtualClock stands still while a task waits on a Promise", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const log: string[] = [];
+  await loop.runUntilComplete(function* main() {
+    const sleeper = yield* spawn(function* sleeper() {
+      yield* sleep(1_000);
+      log.push(`sleeper woke@${loop.time()}`);
+    });
+    yield* call(() => new Promise((resolve) => setTimeout(resolve, 10)));
+    log.push(`promise settled@${loop.time()}`);
+    yield* join(sleeper);
+  });
+  assertEquals(log, ["promise settled@0", "sleeper woke@1000"]);
 });
