@@ -107,8 +107,9 @@ export abstract class Instruction<T = unknown>
   }
 
   /**
-   * Starts the wait for `task`. Either it resumes the task at once (with
-   * `loop.resume`) or it registers something that will.
+   * Starts the wait for `task`. Either it lets the task continue at once
+   * (`loop._resumeNow` / `loop._throwNow`) or it registers something that
+   * will queue it later (a timer, an observer, a selector registration).
    * @internal
    */
   abstract perform(task: Task<unknown>, loop: Loop): void;
