@@ -140,6 +140,39 @@ export class Loop {
   }
 
   /**
+   * Stops the run in progress: its main task is cancelled (so its children
+   * are too, and every `finally` block runs), and a loop waiting on the
+   * outside world wakes up to deliver that. The run then rejects with the
+   * main task's `CancelledError`, after the cleanup. Does nothing when no
+   * run is in progress. Safe to call from a signal handler or a timer.
+   *
+   * @param reason Why; kept as the `CancelledError`'s `reason`.
+   *
+   * @example Usage
+   * ```ts
+   * import { call, CancelledError, Loop } from "@genloop/genloop";
+   *
+   * const loop = new Loop();
+   * const running = loop.runUntilComplete(function* server() {
+   *   // Waits on the outside world (here: a Promise that never settles).
+   *   yield* call(() => new Promise<void>(() => {}));
+   * });
+   * setTimeout(() => loop.stop("shutting down"), 10);
+   * try {
+   *   await running;
+   * } catch (error) {
+   *   if (!(error instanceof CancelledError)) throw error;
+   * }
+   * ```
+   */
+  stop(reason?: unknown): void {
+    const main = this.#main;
+    if (main === null) return;
+    this._cancel(main, reason);
+    this.selector.wakeup();
+  }
+
+  /**
    * Schedules `body` as a new task from outside any task. It starts on the
    * next tick of a run and is not a child of any task.
    *

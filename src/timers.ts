@@ -73,7 +73,13 @@ export class TimerHeap {
     if (!timer.armed) return;
     timer.armed = false;
     this.#dead++;
-    if (this.#dead >= MIN_DEAD_FOR_REBUILD && this.#dead > this.#timers.length - this.#dead) {
+    if (this.#dead === this.#timers.length) {
+      // Every entry is cancelled: nothing to keep, nothing to sift.
+      this.#timers.length = 0;
+      this.#dead = 0;
+    } else if (
+      this.#dead >= MIN_DEAD_FOR_REBUILD && this.#dead > this.#timers.length - this.#dead
+    ) {
       this.#rebuild();
     }
   }

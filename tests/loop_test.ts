@@ -7,6 +7,8 @@ import {
   assertThrows,
 } from "@std/assert";
 import {
+  call,
+  CancelledError,
   currentTask,
   gather,
   type Instruction,
@@ -268,3 +270,30 @@ function runSyncCatching(loop: Loop, body: () => Generator<never, void>): unknow
   }
   return undefined;
 }
+
+Deno.test("Loop.stop() cancels a run that waits on the outside world; cleanup runs first", async () => {
+  const loop = new Loop();
+  const log: string[] = [];
+  const running = loop.runUntilComplete(function* server() {
+    yield* spawn(function* worker() {
+      try {
+        yield* call(() => new Promise<void>(() => {}));
+      } finally {
+        log.push("worker cleaned up");
+      }
+    });
+    try {
+      yield* call(() => new Promise<void>(() => {}));
+    } finally {
+      log.push("server cleaned up");
+    }
+  });
+  const timer = setTimeout(() => loop.stop("shutting down"), 10);
+  const error = await running.catch((e) => e);
+  clearTimeout(timer);
+  assertInstanceOf(error, CancelledError);
+  assertEquals(error.reason, "shutting down");
+  assertEquals(log.sort(), ["server cleaned up", "worker cleaned up"]);
+  assertEquals(loop.running, false);
+  loop.stop(); // no run in progress: nothing happens
+});
