@@ -4,20 +4,21 @@
  * simulated streams waits on real sockets.
  *
  * Run: deno run --allow-net=127.0.0.1 examples/07_echo_server.ts [port]
- * (serves until interrupted; `deno task demo` runs it with clients).
+ * (serves until Ctrl-C, which stops the loop cleanly; `deno task demo` runs
+ * it together with clients).
  *
  * @module
  */
 
 import {
   accept,
+  CancelledError,
   close,
   type ConnStream,
+  Loop,
   type Operation,
   readInto,
-  run,
   spawn,
-  suspend,
   write,
 } from "../mod.ts";
 
@@ -62,10 +63,18 @@ export function* echoServer(listener: Deno.Listener, stats: EchoStats): Operatio
 if (import.meta.main) {
   const port = Number(Deno.args[0] ?? 8007);
   const listener = Deno.listen({ hostname: "127.0.0.1", port });
-  console.log(`echo server listening on 127.0.0.1:${listener.addr.port}`);
+  console.log(`echo server listening on 127.0.0.1:${listener.addr.port} (Ctrl-C stops it)`);
   const stats: EchoStats = { connections: 0, bytes: 0 };
-  await run(function* main() {
-    yield* spawn(echoServer(listener, stats));
-    yield* suspend();
-  });
+  const loop = new Loop();
+  // Ctrl-C cancels the server task; its connection tasks close their sockets.
+  Deno.addSignalListener("SIGINT", () => loop.stop("SIGINT"));
+  try {
+    await loop.runUntilComplete(echoServer(listener, stats));
+  } catch (error) {
+    if (!(error instanceof CancelledError)) throw error;
+  } finally {
+    listener.close();
+  }
+  console.log(`stopped after ${stats.connections} connections, ${stats.bytes} bytes echoed`);
+  Deno.exit(0);
 }
