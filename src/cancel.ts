@@ -42,7 +42,7 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
     loop._enqueue(waiter, undefined);
   }
 
-  override undo(_task: Task<unknown>, loop: Loop): void {
+  override undo(_task: Task<unknown>, _loop: Loop): void {
     this.#waiter = null;
     removeObserver(this.#target, this);
   }

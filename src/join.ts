@@ -59,7 +59,7 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
     resumeWithOutcome(loop, waiter, target);
   }
 
-  override undo(_task: Task<unknown>, loop: Loop): void {
+  override undo(_task: Task<unknown>, _loop: Loop): void {
     this.#waiter = null;
     removeObserver(this.#target as Task<unknown>, this);
   }
