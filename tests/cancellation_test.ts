@@ -177,6 +177,12 @@ Deno.test("a task that swallows CancelledError and returns is reported, and ends
   assertStringIncludes(warnings[0], 'Task "stubborn" caught its CancelledError');
 });
 
+/** Asserts that `cleaned` happened (in any order) and then, last, `after`. */
+function assertCleanedThen(log: string[], cleaned: string[], after: string): void {
+  assertEquals(log.slice(0, cleaned.length).sort(), [...cleaned].sort());
+  assertEquals(log.slice(cleaned.length), [after]);
+}
+
 function* child(log: string[], name: string, loop: Loop): Operation<void> {
   try {
     yield* suspend();
@@ -198,8 +204,7 @@ Deno.test("a parent that returns cancels its running children and waits for thei
     });
     log.push(`join -> ${yield* join(parent)}@${loop.time()}`);
   });
-  assertEquals(log.slice(0, 2).sort(), ["c1 cleaned@3", "c2 cleaned@3"]);
-  assertEquals(log[2], "join -> parent value@3");
+  assertCleanedThen(log, ["c1 cleaned@3", "c2 cleaned@3"], "join -> parent value@3");
 });
 
 Deno.test("a parent that fails cancels its children; the joiner gets the parent's error after cleanup", () => {
@@ -274,8 +279,7 @@ Deno.test("gather(): when any child fails, the others are cancelled and cleaned 
       log.push(`gather threw ${(error as Error).message}@${loop.time()}`);
     }
   });
-  assertEquals(log.slice(0, 2).sort(), ["first cleaned@8", "second cleaned@8"]);
-  assertEquals(log[2], "gather threw third failed@8");
+  assertCleanedThen(log, ["first cleaned@8", "second cleaned@8"], "gather threw third failed@8");
 });
 
 Deno.test("gather(): cancelling the gathering task cancels every child", () => {
@@ -289,8 +293,7 @@ Deno.test("gather(): cancelling the gathering task cancels every child", () => {
     yield* cancel(gatherer);
     log.push(`gatherer ${gatherer.state}@${loop.time()}`);
   });
-  assertEquals(log.slice(0, 2).sort(), ["x cleaned@4", "y cleaned@4"]);
-  assertEquals(log[2], "gatherer cancelled@4");
+  assertCleanedThen(log, ["x cleaned@4", "y cleaned@4"], "gatherer cancelled@4");
 });
 
 Deno.test("a task cancelling itself gets CancelledError at its next yield*", () => {

@@ -31,6 +31,13 @@ async function withListener<T>(body: (listener: Deno.TcpListener) => Promise<T>)
   }
 }
 
+/** A connected pair over `listener`: the client end and the accepted server end. */
+function* connectPair(listener: Deno.TcpListener): Operation<[ConnStream, ConnStream]> {
+  const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+  const server = yield* accept(listener);
+  return [client, server];
+}
+
 function* readAll(stream: ConnStream): Operation<string> {
   let text = "";
   for (;;) {
@@ -110,8 +117,7 @@ Deno.test("ConnStream: read() returns null at end of stream after all data", asy
 Deno.test("ConnStream: a peer reset throws a Deno.errors error into the writer", async () => {
   const outcome = await withListener((listener) =>
     run(function* main() {
-      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
-      const server = yield* accept(listener);
+      const [client, server] = yield* connectPair(listener);
       // Closing a socket that still has unread input makes the kernel send
       // RST instead of FIN: the peer sees a reset, not a clean shutdown.
       yield* write(client, "unread");
@@ -149,8 +155,7 @@ function* waitUntilArrived(): Operation<void> {
 Deno.test("ConnStream: close() wakes a task waiting to read with BadResource", async () => {
   const outcome = await withListener((listener) =>
     run(function* main() {
-      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
-      const server = yield* accept(listener);
+      const [client, server] = yield* connectPair(listener);
       const reader = yield* spawn(function* reader() {
         try {
           yield* read(server);
@@ -173,8 +178,7 @@ Deno.test("ConnStream: close() wakes a task waiting to read with BadResource", a
 Deno.test("ConnStream: cancelling a reader unregisters it; its cleanup leaves no pending op", async () => {
   const state = await withListener((listener) =>
     run(function* main() {
-      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
-      const server = yield* accept(listener);
+      const [client, server] = yield* connectPair(listener);
       const reader = yield* spawn(function* reader() {
         try {
           yield* read(server);
@@ -200,8 +204,7 @@ Deno.test("ConnStream: cancelling a reader unregisters it; its cleanup leaves no
 Deno.test("ConnStream: bytes read in flight when a reader is cancelled go to the next read", async () => {
   const text = await withListener((listener) =>
     run(function* main() {
-      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
-      const server = yield* accept(listener);
+      const [client, server] = yield* connectPair(listener);
       const first = yield* spawn(function* firstReader() {
         yield* read(server);
       });
@@ -236,8 +239,7 @@ Deno.test("ConnStream: large writes complete fully in both directions at once", 
   const payload = new Uint8Array(size).map((_, i) => i * 7);
   const ok = await withListener((listener) =>
     run(function* main() {
-      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
-      const server = yield* accept(listener);
+      const [client, server] = yield* connectPair(listener);
       const [written, received] = yield* gather([
         function* sendAll() {
           const n = yield* write(client, payload);
