@@ -16,12 +16,18 @@ import type { TaskBody } from "./task.ts";
  */
 export function startBody<T>(body: TaskBody<T>, where: string): Iterator<unknown, T, unknown> {
   if (typeof body === "function") {
+    // Calling an async function would run its body (and leave a Promise that
+    // may reject unhandled) just to find out it is not a task body.
+    if (isAsyncFunction(body)) throw asyncFunctionError(body, where);
     const produced: unknown = body();
     if (isDrivable(produced)) return produced as Iterator<unknown, T, unknown>;
     if (isIterable(produced)) {
       const iter: unknown = produced[Symbol.iterator]();
       if (isDrivable(iter)) return iter as Iterator<unknown, T, unknown>;
     }
+    // The TypeError reports the mistake; the abandoned Promise must not
+    // crash the process later with an unhandled rejection as well.
+    if (isThenable(produced)) produced.then(undefined, () => {});
     throw new TypeError(
       `${where} expected a generator function, but ${
         body.name ? `"${body.name}"` : "the function"
@@ -41,8 +47,24 @@ export function startBody<T>(body: TaskBody<T>, where: string): Iterator<unknown
     }${
       isThenable(body)
         ? "; to wait for a Promise use yield* call(() => promise)"
+        : isAsyncGenerator(body)
+        ? "; declare it with function* (not async function*)"
         : "; a task body needs next(value) and throw(error)"
     }`,
+  );
+}
+
+/** Whether `fn` is an `async function` or an `async function*`. */
+function isAsyncFunction(fn: unknown): boolean {
+  const tag = Object.prototype.toString.call(fn);
+  return tag === "[object AsyncFunction]" || tag === "[object AsyncGeneratorFunction]";
+}
+
+function asyncFunctionError(fn: { name: string }, where: string): TypeError {
+  return new TypeError(
+    `${where} expected a generator function, but ${
+      fn.name ? `"${fn.name}"` : "the function"
+    } is async; declare it with function* (not async) and wait for Promises with yield* call(...)`,
   );
 }
 
@@ -51,11 +73,20 @@ export function bodyName(body: TaskBody<unknown>): string | undefined {
   return typeof body === "function" ? body.name : undefined;
 }
 
-/** Whether `value` has the iterator protocol's `next` and `throw`. */
+/**
+ * Whether `value` has the iterator protocol's `next` and `throw`, answering
+ * synchronously: an async generator has both, but returns Promises that the
+ * loop would take for ever-new bad instructions.
+ */
 function isDrivable(value: unknown): boolean {
   return typeof value === "object" && value !== null &&
     typeof (value as Iterator<unknown>).next === "function" &&
-    typeof (value as Iterator<unknown>).throw === "function";
+    typeof (value as Iterator<unknown>).throw === "function" &&
+    !isAsyncGenerator(value);
+}
+
+function isAsyncGenerator(value: unknown): boolean {
+  return Object.prototype.toString.call(value) === "[object AsyncGenerator]";
 }
 
 function isIterable(value: unknown): value is Iterable<unknown> {
@@ -81,6 +112,7 @@ export function describeValue(value: unknown): string {
   if (typeof value === "symbol") return `symbol ${value.description ?? ""}`.trimEnd();
   if (typeof value === "function") return `function ${value.name || "(anonymous)"}`;
   if (isThenable(value)) return "a Promise";
+  if (isAsyncGenerator(value)) return "an async generator object";
   const constructorName = (value as { constructor?: { name?: string } }).constructor?.name;
   if (Array.isArray(value)) return "an array";
   return constructorName ? `an object of class ${constructorName}` : "an object";

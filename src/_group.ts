@@ -10,7 +10,7 @@ import { bodyName, startBody } from "./_body.ts";
 import { Instruction } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { Task, TaskBody, TaskObserver } from "./task.ts";
-import { addObserver } from "./task_tree.ts";
+import { addObserver, removeObserver } from "./task_tree.ts";
 
 /** A group of child tasks that one waiting task observes. */
 export abstract class GroupInstruction<T> extends Instruction<T> implements TaskObserver {
@@ -72,6 +72,11 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
 
   override undo(_task: Task<unknown>, loop: Loop): void {
     this.waiter = null;
+    // Nobody waits for the group's outcome any more: a child that then fails
+    // (in its cleanup) must be reported like any unjoined child, not dropped.
+    for (const child of this.tasks) {
+      if (!child.settled) removeObserver(child, this);
+    }
     this.cancelUnsettled(loop, "the waiting task was interrupted");
   }
 

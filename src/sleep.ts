@@ -44,9 +44,8 @@ class SleepInstruction extends Instruction<void> implements Timer {
   }
 
   describe(): string {
-    return this.#ms === Infinity
-      ? "sleep(Infinity)"
-      : `sleep(${this.#ms}) until t=${this.deadline} ms`;
+    // Not armed: yielded without `*` (or already fired), so it has no deadline.
+    return this.armed ? `sleep(${this.#ms}) until t=${this.deadline} ms` : `sleep(${this.#ms})`;
   }
 }
 

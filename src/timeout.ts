@@ -11,7 +11,7 @@ import { resumeWithOutcome } from "./join.ts";
 import type { Loop } from "./loop.ts";
 import type { Task, TaskBody, TaskObserver } from "./task.ts";
 import type { Timer } from "./timers.ts";
-import { addObserver } from "./task_tree.ts";
+import { addObserver, removeObserver } from "./task_tree.ts";
 
 class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserver {
   override value: unknown = undefined;
@@ -66,6 +66,9 @@ class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserve
   override undo(_task: Task<unknown>, loop: Loop): void {
     this.#waiter = null;
     loop._removeTimer(this);
+    // Nobody waits for the body's outcome any more: if it then fails (in its
+    // cleanup), it must be reported like any unjoined child, not dropped.
+    removeObserver(this.#child!, this);
     loop._cancel(this.#child!, "the waiting task was interrupted");
   }
 
