@@ -1,5 +1,30 @@
-import { assertEquals } from "@std/assert";
-import { join, type Operation, runSync, spawn } from "../mod.ts";
+// Scale: deep task chains must not overflow the stack (the loop resumes
+// tasks from its queue, never recursively), and many tasks must stay cheap.
+// Each test keeps a generous wall-time bound so a quadratic regression fails.
+
+import { assertEquals, assertInstanceOf, assertLess } from "@std/assert";
+import {
+  CancelledError,
+  currentTask,
+  join,
+  Loop,
+  type Operation,
+  runSync,
+  sleep,
+  spawn,
+  suspend,
+  type Task,
+  VirtualClock,
+  yieldNow,
+} from "../mod.ts";
+
+const WALL_LIMIT_MS = 5_000;
+
+function timed<T>(body: () => T): { value: T; ms: number } {
+  const started = performance.now();
+  const value = body();
+  return { value, ms: performance.now() - started };
+}
 
 function* chain(depth: number): Operation<number> {
   if (depth === 0) return 0;
@@ -7,8 +32,93 @@ function* chain(depth: number): Operation<number> {
   return 1 + (yield* join(next));
 }
 
-Deno.test("join(): a chain of 100,000 tasks each joining the next does not overflow the stack", () => {
-  assertEquals(runSync(chain(100_000)), 100_000);
+Deno.test("join(): a chain of 100,000 tasks, each spawning and joining the next, does not overflow the stack", () => {
+  const { value, ms } = timed(() => runSync(chain(100_000)));
+  assertEquals(value, 100_000);
+  assertLess(ms, WALL_LIMIT_MS);
+});
+
+Deno.test("join(): an error thrown at the bottom of a 100,000-task chain reaches the top", () => {
+  function* failingChain(depth: number): Operation<number> {
+    if (depth === 0) throw new RangeError("bottom");
+    const next = yield* spawn(failingChain(depth - 1));
+    return 1 + (yield* join(next));
+  }
+  const { value, ms } = timed(() => {
+    try {
+      runSync(failingChain(100_000));
+    } catch (error) {
+      return error;
+    }
+  });
+  assertInstanceOf(value, RangeError);
+  assertEquals(value.message, "bottom");
+  assertLess(ms, WALL_LIMIT_MS);
+});
+
+Deno.test("Task.cancel(): cancelling the top of a 100,000-task chain runs every finally, bottom included", () => {
+  let cleaned = 0;
+  let bottom: Task<unknown> | undefined;
+  function* holdingChain(depth: number): Operation<void> {
+    try {
+      if (depth === 0) {
+        bottom = yield* currentTask();
+        yield* suspend();
+      }
+      yield* join(yield* spawn(holdingChain(depth - 1)));
+    } finally {
+      cleaned++;
+    }
+  }
+  const loop = new Loop({ clock: new VirtualClock() });
+  const { value, ms } = timed(() =>
+    loop.runSync(function* main() {
+      const top = yield* spawn(holdingChain(100_000));
+      yield* sleep(1); // the whole chain is built and waiting
+      top.cancel("tear down");
+      try {
+        yield* join(top);
+      } catch (error) {
+        return error;
+      }
+    })
+  );
+  assertInstanceOf(value, CancelledError);
+  assertEquals(cleaned, 100_001);
+  assertEquals(bottom?.state, "cancelled");
+  assertLess(ms, WALL_LIMIT_MS);
+});
+
+Deno.test("spawn(): 100,000 nested parents that end while their children run settle without overflow", () => {
+  // Each task spawns the next, lets it start, and returns: its body ends
+  // while its child still runs, so the child is cancelled and the task
+  // settles only once the child has; at the bottom, that settling walks up
+  // the whole chain at once.
+  let started = 0;
+  let bottomWoke = false;
+  function* nest(depth: number): Operation<void> {
+    started++;
+    if (depth === 0) {
+      yield* sleep(1);
+      bottomWoke = true;
+      return;
+    }
+    yield* spawn(nest(depth - 1));
+    yield* yieldNow();
+  }
+  const loop = new Loop({ clock: new VirtualClock() });
+  const { value, ms } = timed(() =>
+    loop.runSync(function* main() {
+      const top = yield* spawn(nest(100_000));
+      yield* join(top);
+      return top.state;
+    })
+  );
+  assertEquals(value, "done");
+  assertEquals(started, 100_001, "every level started before its parent ended");
+  assertEquals(bottomWoke, false, "the bottom was cancelled, not woken");
+  assertEquals(loop._timerCount, 0);
+  assertLess(ms, WALL_LIMIT_MS);
 });
 
 function* one(): Operation<number> {
@@ -16,24 +126,39 @@ function* one(): Operation<number> {
 }
 
 Deno.test("spawn() + join(): 1,000,000 tasks spawned and joined one after another", () => {
-  const total = runSync(function* main() {
-    let sum = 0;
-    for (let i = 0; i < 1_000_000; i++) {
-      const task = yield* spawn(one);
-      sum += yield* join(task);
-    }
-    return sum;
-  });
-  assertEquals(total, 1_000_000);
+  const { value, ms } = timed(() =>
+    runSync(function* main() {
+      let sum = 0;
+      let lastId = 0;
+      for (let i = 0; i < 1_000_000; i++) {
+        const task = yield* spawn(one);
+        sum += yield* join(task);
+        lastId = task.id;
+      }
+      return { sum, lastId };
+    })
+  );
+  assertEquals(value.sum, 1_000_000);
+  assertEquals(value.lastId, 1_000_001, "main is task 1, then one id per spawn");
+  assertLess(ms, WALL_LIMIT_MS);
 });
 
-Deno.test("spawn(): 100,000 tasks alive at once, then all joined", () => {
-  const total = runSync(function* main() {
-    const tasks = [];
-    for (let i = 0; i < 100_000; i++) tasks.push(yield* spawn(one));
-    let sum = 0;
-    for (const task of tasks) sum += yield* join(task);
-    return sum;
-  });
-  assertEquals(total, 100_000);
+Deno.test("spawn(): 100,000 tasks alive at once, then all joined, sum checked", () => {
+  function* value(n: number): Operation<number> {
+    yield* sleep(n % 7);
+    return n;
+  }
+  const loop = new Loop({ clock: new VirtualClock() });
+  const { value: total, ms } = timed(() =>
+    loop.runSync(function* main() {
+      const tasks: Task<number>[] = [];
+      for (let i = 0; i < 100_000; i++) tasks.push(yield* spawn(value(i)));
+      let sum = 0;
+      for (const task of tasks) sum += yield* join(task);
+      return sum;
+    })
+  );
+  assertEquals(total, (99_999 * 100_000) / 2);
+  assertEquals(loop._timerCount, 0);
+  assertLess(ms, WALL_LIMIT_MS);
 });

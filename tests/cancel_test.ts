@@ -1,0 +1,688 @@
+// Cancellation: where it lands, what it undoes, cleanup that waits, cancel(),
+// swallowed cancellations, and structured concurrency (children do not
+// outlive their parent unless detached).
+
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertStrictEquals,
+  assertStringIncludes,
+  fail,
+} from "@std/assert";
+import {
+  cancel,
+  CancelledError,
+  currentTask,
+  gather,
+  join,
+  Loop,
+  type LoopOptions,
+  type Operation,
+  sleep,
+  spawn,
+  suspend,
+  type Task,
+  TaskFailedError,
+  VirtualClock,
+  yieldNow,
+} from "../mod.ts";
+
+function virtualLoop(options: LoopOptions = {}): Loop {
+  return new Loop({ clock: new VirtualClock(), ...options });
+}
+
+/** Joins `task` and returns what it threw (fails if it did not throw). */
+function* joinError(task: Task<unknown>): Operation<unknown> {
+  try {
+    yield* join(task);
+  } catch (error) {
+    return error;
+  }
+  fail(`joining ${task} did not throw`);
+}
+
+/** A child that sleeps, then in its finally waits `cleanupMs`, logging both. */
+function* sleeper(
+  loop: Loop,
+  log: string[],
+  name: string,
+  ms: number,
+  cleanupMs: number,
+): Operation<string> {
+  try {
+    yield* sleep(ms);
+    log.push(`${name} finished@${loop.time()}`);
+    return name;
+  } finally {
+    if (cleanupMs > 0) yield* sleep(cleanupMs);
+    log.push(`${name} cleaned@${loop.time()}`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Where cancellation lands.
+
+Deno.test("cancel() while sleeping: CancelledError at the yield*, its timer removed, finally runs", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    const task = yield* spawn(function* napper(): Operation<void> {
+      try {
+        yield* sleep(1_000);
+        log.push("woke up?");
+      } catch (error) {
+        assertInstanceOf(error, CancelledError);
+        log.push(`caught: ${error.message} (reason ${error.reason})`);
+        throw error;
+      } finally {
+        log.push("finally");
+      }
+    });
+    yield* sleep(10);
+    assertEquals(loop._timerCount, 1);
+    task.cancel("no longer needed");
+    assertEquals(loop._timerCount, 0, "the timer goes at once, not at t=1000");
+    assertEquals(task.state, "ready", "queued to receive its CancelledError");
+    const error = yield* joinError(task);
+    assertStrictEquals(error, task.error);
+    log.push(`state ${task.state}`);
+  });
+  assertEquals(log, [
+    'caught: Task "napper" was cancelled: no longer needed (reason no longer needed)',
+    "finally",
+    "state cancelled",
+  ]);
+  assertEquals(loop.time(), 10, "nothing waited for the cancelled timer");
+});
+
+Deno.test("cancel() while joining: the join is undone and the joined task goes on undisturbed", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    const worker = yield* spawn(function* worker(): Operation<string> {
+      yield* sleep(50);
+      log.push(`worker finished@${loop.time()}`);
+      return "work";
+    });
+    const joiner = yield* spawn(function* joiner(): Operation<void> {
+      try {
+        yield* join(worker);
+        log.push("joiner resumed normally?");
+      } finally {
+        log.push(`joiner finally@${loop.time()}`);
+      }
+    });
+    yield* sleep(5);
+    joiner.cancel();
+    const error = yield* joinError(joiner);
+    assertInstanceOf(error, CancelledError);
+    log.push(`worker is ${worker.state}`);
+    log.push(`main joined ${yield* join(worker)}`);
+  });
+  assertEquals(log, [
+    "joiner finally@5",
+    "worker is waiting",
+    "worker finished@50",
+    "main joined work",
+  ]);
+});
+
+Deno.test("cancel() before the task started: its body never runs, not even its finally", () => {
+  const log: string[] = [];
+  const loop = virtualLoop();
+  const task = loop.runSync(function* main() {
+    const task = yield* spawn(function* neverRuns(): Operation<void> {
+      try {
+        log.push("body ran");
+        yield* sleep(1);
+      } finally {
+        log.push("finally ran");
+      }
+    });
+    assertEquals(task.state, "ready");
+    task.cancel("too early");
+    const error = yield* joinError(task);
+    assertInstanceOf(error, CancelledError);
+    assertEquals(error.reason, "too early");
+    return task;
+  });
+  assertEquals(log, []);
+  assertEquals(task.state, "cancelled");
+  assertEquals(loop._timerCount, 0);
+});
+
+Deno.test("cancel() after the task finished is a no-op: done stays done, failed stays failed", () => {
+  const boom = new Error("failed earlier");
+  const [done, failed] = runVirtual(function* main() {
+    const done = yield* spawn(function* done() {
+      return "result";
+    });
+    const failed = yield* spawn(function* failed() {
+      throw boom;
+    });
+    // Observe the failure (so it is not reported as unjoined), then wait.
+    yield* joinError(failed);
+    yield* join(done);
+    done.cancel("late");
+    failed.cancel("late");
+    yield* cancel(done); // completes at once
+    yield* cancel(failed);
+    return [done, failed] as Task<unknown>[];
+  });
+  assertEquals([done.state, done.result, done.error], ["done", "result", undefined]);
+  assertEquals(failed.state, "failed");
+  assertStrictEquals(failed.error, boom);
+});
+
+function runVirtual<T>(body: () => Operation<T>): T {
+  return virtualLoop().runSync(body);
+}
+
+Deno.test("cancel() twice: the first reason is kept and the cleanup is not interrupted again", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const error = loop.runSync(function* main() {
+    const task = yield* spawn(function* cleaner(): Operation<void> {
+      try {
+        yield* sleep(100);
+      } finally {
+        yield* sleep(10); // a second cancel must not cut this short
+        log.push(`cleanup finished@${loop.time()}`);
+      }
+    });
+    yield* sleep(1);
+    task.cancel("first");
+    yield* sleep(2);
+    task.cancel("second");
+    return yield* joinError(task);
+  });
+  assertInstanceOf(error, CancelledError);
+  assertEquals(error.reason, "first");
+  assertEquals(log, ["cleanup finished@11"]);
+});
+
+Deno.test("CancelledError: joining a cancelled task throws it, naming the task and the reason", () => {
+  const errors = runVirtual(function* main() {
+    const task = yield* spawn(function* victim() {
+      yield* suspend();
+    });
+    yield* yieldNow();
+    task.cancel({ code: 7 });
+    const first = yield* joinError(task);
+    const again = yield* joinError(task); // settled: thrown at once
+    return [first, again];
+  });
+  const [first, again] = errors;
+  assertInstanceOf(first, CancelledError);
+  assertStrictEquals(again, first);
+  assertEquals(first.name, "CancelledError");
+  assertStringIncludes(first.message, 'Task "victim" was cancelled');
+  assertEquals(first.reason, { code: 7 });
+});
+
+// ---------------------------------------------------------------------------
+// Cleanup that waits.
+
+Deno.test("cancel(): cleanup that sleeps and joins a helper finishes before the joiner resumes", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    const task = yield* spawn(function* resourceHolder(): Operation<void> {
+      try {
+        log.push("holder acquired");
+        yield* sleep(1_000);
+      } finally {
+        log.push(`holder cleanup starts@${loop.time()}`);
+        yield* sleep(5);
+        log.push(`holder slept in cleanup@${loop.time()}`);
+        const helper = yield* spawn(function* flusher(): Operation<string> {
+          yield* sleep(7);
+          log.push(`flusher done@${loop.time()}`);
+          return "flushed";
+        });
+        log.push(`holder joined ${yield* join(helper)}@${loop.time()}`);
+      }
+    });
+    yield* sleep(10);
+    task.cancel();
+    log.push("main cancelled it and joins");
+    const error = yield* joinError(task);
+    log.push(`main resumed with ${(error as Error).name}@${loop.time()}`);
+  });
+  assertEquals(log, [
+    "holder acquired",
+    "main cancelled it and joins",
+    "holder cleanup starts@10",
+    "holder slept in cleanup@15",
+    "flusher done@22",
+    "holder joined flushed@22",
+    "main resumed with CancelledError@22",
+  ]);
+});
+
+Deno.test("cancel(): every joiner of a cancelled task waits for the whole cleanup", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    const task = yield* spawn(sleeper(loop, log, "target", 1_000, 20));
+    const joiners: Task<void>[] = [];
+    for (const name of ["j1", "j2"]) {
+      joiners.push(
+        yield* spawn(function* joiner(): Operation<void> {
+          const error = yield* joinError(task);
+          log.push(`${name} got ${(error as Error).name}@${loop.time()}`);
+        }),
+      );
+    }
+    yield* sleep(3);
+    task.cancel();
+    for (const joiner of joiners) yield* join(joiner);
+  });
+  assertEquals(log, [
+    "target cleaned@23",
+    "j1 got CancelledError@23",
+    "j2 got CancelledError@23",
+  ]);
+});
+
+Deno.test("cancel() operation: yield* cancel(task) waits for the cleanup and does not throw", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const returned = loop.runSync(function* main() {
+    const task = yield* spawn(sleeper(loop, log, "worker", 1_000, 5));
+    yield* sleep(1);
+    const value: void = yield* cancel(task, "shutdown");
+    log.push(`cancel returned@${loop.time()}: worker ${task.state}`);
+    assertEquals((task.error as CancelledError).reason, "shutdown");
+    return value;
+  });
+  assertEquals(returned, undefined);
+  assertEquals(log, ["worker cleaned@6", "cancel returned@6: worker cancelled"]);
+});
+
+Deno.test("cancel() operation: completes normally even when the cleanup fails", () => {
+  const loop = virtualLoop();
+  const task = loop.runSync(function* main() {
+    const task = yield* spawn(function* badCleanup(): Operation<void> {
+      try {
+        yield* sleep(100);
+      } finally {
+        yield* sleep(1);
+        // deno-lint-ignore no-unsafe-finally
+        throw new Error("cleanup failed");
+      }
+    });
+    yield* sleep(1);
+    yield* cancel(task); // does not throw, as documented
+    return task;
+  });
+  assertEquals(task.state, "failed");
+  assertEquals((task.error as Error).message, "cleanup failed");
+});
+
+Deno.test("cancel() operation: cancelling yourself throws CancelledError at that yield*", () => {
+  const log: string[] = [];
+  const task = runVirtual(function* main() {
+    const task = yield* spawn(function* selfCanceller(): Operation<void> {
+      const me = yield* currentTask();
+      try {
+        yield* cancel(me, "enough");
+        log.push("went on?");
+      } catch (error) {
+        log.push(`got ${(error as CancelledError).reason}`);
+        throw error;
+      }
+    });
+    yield* joinError(task);
+    return task;
+  });
+  assertEquals(log, ["got enough"]);
+  assertEquals(task.state, "cancelled");
+});
+
+Deno.test("Task.cancel() on yourself while running: delivered at your next yield*", () => {
+  const log: string[] = [];
+  runVirtual(function* main() {
+    const task = yield* spawn(function* selfCanceller(): Operation<void> {
+      const me = yield* currentTask();
+      me.cancel("self");
+      log.push("still running synchronously");
+      try {
+        yield* sleep(100);
+        log.push("slept?");
+      } catch (error) {
+        log.push(`got ${(error as CancelledError).reason}`);
+        throw error;
+      }
+    });
+    yield* joinError(task);
+  });
+  assertEquals(log, ["still running synchronously", "got self"]);
+});
+
+// ---------------------------------------------------------------------------
+// Swallowed cancellation.
+
+Deno.test("LoopOptions.onWarning: a task that catches CancelledError and returns is warned about and ends cancelled", () => {
+  const warnings: string[] = [];
+  const loop = virtualLoop({ onWarning: (message) => warnings.push(message) });
+  const [task, error] = loop.runSync(function* main() {
+    const task = yield* spawn(function* stubborn(): Operation<string> {
+      try {
+        yield* sleep(1_000);
+      } catch {
+        yield* sleep(2); // some cleanup, then it returns as if nothing happened
+        return "I refuse";
+      }
+      return "finished";
+    });
+    yield* sleep(1);
+    task.cancel("stop");
+    return [task, yield* joinError(task)] as const;
+  });
+  assertEquals(task.state, "cancelled");
+  assertEquals(task.result, undefined, "its return value is discarded");
+  assertInstanceOf(error, CancelledError);
+  assertEquals(error.reason, "stop");
+  assertStrictEquals(task.error, error);
+  assertEquals(warnings.length, 1);
+  assertStringIncludes(
+    warnings[0],
+    'Task "stubborn" caught its CancelledError and returned normally',
+  );
+  assertStringIncludes(warnings[0], "Re-throw CancelledError");
+  assertEquals(loop.time(), 3);
+});
+
+Deno.test("LoopOptions.onWarning: not called when the task re-throws CancelledError", () => {
+  const warnings: string[] = [];
+  const loop = virtualLoop({ onWarning: (message) => warnings.push(message) });
+  loop.runSync(function* main() {
+    const task = yield* spawn(function* polite(): Operation<void> {
+      try {
+        yield* sleep(1_000);
+      } catch (error) {
+        yield* sleep(2);
+        throw error;
+      }
+    });
+    yield* sleep(1);
+    yield* cancel(task);
+  });
+  assertEquals(warnings, []);
+});
+
+Deno.test("LoopOptions.onWarning: a task that swallows cancellation and throws something else fails with it", () => {
+  const warnings: string[] = [];
+  const loop = virtualLoop({ onWarning: (message) => warnings.push(message) });
+  const task = loop.runSync(function* main() {
+    const task = yield* spawn(function* converter(): Operation<void> {
+      try {
+        yield* sleep(1_000);
+      } catch {
+        throw new RangeError("converted");
+      }
+    });
+    yield* sleep(1);
+    yield* cancel(task);
+    return task;
+  });
+  assertEquals(task.state, "failed");
+  assertEquals((task.error as Error).message, "converted");
+  assertEquals(warnings, []);
+});
+
+// ---------------------------------------------------------------------------
+// Structured concurrency: a parent's end cancels its children.
+
+Deno.test("spawn(): a parent that returns cancels its running children and waits for their cleanup", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    const parent = yield* spawn(function* parent(): Operation<string> {
+      yield* spawn(sleeper(loop, log, "childA", 1_000, 4));
+      yield* spawn(sleeper(loop, log, "childB", 1_000, 9));
+      yield* spawn(sleeper(loop, log, "quick", 1, 0)); // finishes on its own
+      yield* sleep(2);
+      log.push(`parent returns@${loop.time()}`);
+      return "parent result";
+    });
+    const value = yield* join(parent);
+    log.push(`joiner got ${value}@${loop.time()}, parent ${parent.state}`);
+  });
+  assertEquals(log, [
+    "quick finished@1",
+    "quick cleaned@1",
+    "parent returns@2",
+    "childA cleaned@6",
+    "childB cleaned@11",
+    "joiner got parent result@11, parent done",
+  ]);
+});
+
+Deno.test("spawn(): while its children clean up, a parent whose body ended is waiting, not settled", () => {
+  const loop = virtualLoop();
+  const seen: string[] = [];
+  loop.runSync(function* main() {
+    const parent = yield* spawn(function* parent(): Operation<void> {
+      yield* spawn(sleeper(loop, [], "child", 1_000, 10));
+      yield* yieldNow();
+    });
+    yield* sleep(5);
+    seen.push(`${parent.state} ${parent.settled}`);
+    yield* join(parent);
+    seen.push(`${parent.state}@${loop.time()}`);
+  });
+  assertEquals(seen, ["waiting false", "done@10"]);
+});
+
+Deno.test("spawn(): a parent that fails cancels its children; its joiner gets the error after their cleanup", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const boom = new TypeError("parent broke");
+  const error = loop.runSync(function* main() {
+    const parent = yield* spawn(function* parent(): Operation<void> {
+      yield* spawn(sleeper(loop, log, "child", 1_000, 6));
+      yield* sleep(3);
+      log.push(`parent throws@${loop.time()}`);
+      throw boom;
+    });
+    const error = yield* joinError(parent);
+    log.push(`joiner got it@${loop.time()}`);
+    return error;
+  });
+  assertStrictEquals(error, boom);
+  assertEquals(log, ["parent throws@3", "child cleaned@9", "joiner got it@9"]);
+});
+
+Deno.test("spawn(): a cancelled parent cancels its children, all levels, before its joiner resumes", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const error = loop.runSync(function* main() {
+    const parent = yield* spawn(function* parent(): Operation<void> {
+      yield* spawn(function* child(): Operation<void> {
+        yield* spawn(sleeper(loop, log, "grandchild", 1_000, 8));
+        yield* sleeper(loop, log, "child", 1_000, 2);
+      });
+      yield* sleeper(loop, log, "parent", 1_000, 1);
+    });
+    yield* sleep(10);
+    parent.cancel("shutdown");
+    const error = yield* joinError(parent);
+    log.push(`joiner resumed@${loop.time()}`);
+    return error;
+  });
+  assertInstanceOf(error, CancelledError);
+  assertEquals(error.reason, "shutdown");
+  // Each level's own cleanup runs first (it was interrupted); its children
+  // are cancelled once its body has ended; the joiner resumes last.
+  assertEquals(log, [
+    "parent cleaned@11",
+    "child cleaned@13",
+    "grandchild cleaned@21",
+    "joiner resumed@21",
+  ]);
+});
+
+Deno.test("spawn(): children not started yet when the parent ends never run", () => {
+  const log: string[] = [];
+  const result = runVirtual(function* main() {
+    const parent = yield* spawn(function* parent(): Operation<Task<void>> {
+      return yield* spawn(function* unborn(): Operation<void> {
+        log.push("unborn ran");
+      });
+    });
+    const child = yield* join(parent);
+    return child.state;
+  });
+  assertEquals(result, "cancelled");
+  assertEquals(log, []);
+});
+
+Deno.test("spawn(): a child whose cleanup fails while its parent closes fails the parent with TaskFailedError", () => {
+  const loop = virtualLoop();
+  const error = loop.runSync(function* main() {
+    const parent = yield* spawn(function* parent(): Operation<string> {
+      yield* spawn(function* brittle(): Operation<void> {
+        try {
+          yield* sleep(1_000);
+        } finally {
+          // deno-lint-ignore no-unsafe-finally
+          throw new Error("cleanup failed");
+        }
+      });
+      yield* yieldNow();
+      return "would be the result";
+    });
+    return yield* joinError(parent);
+  });
+  assertInstanceOf(error, TaskFailedError);
+  assertEquals(error.taskName, "brittle");
+});
+
+Deno.test("spawn({ detached: true }): not cancelled when its parent ends", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    const parent = yield* spawn(function* parent(): Operation<Task<string>> {
+      const detached = yield* spawn(sleeper(loop, log, "detached", 20, 0), {
+        detached: true,
+        name: "independent",
+      });
+      const attached = yield* spawn(sleeper(loop, log, "attached", 20, 0));
+      yield* sleep(5);
+      log.push(`parent ends@${loop.time()}; attached is ${attached.state}`);
+      return detached;
+    });
+    const detached = yield* join(parent);
+    log.push(`parent ${parent.state}; detached is ${detached.state}`);
+    log.push(`main joined ${yield* join(detached)}@${loop.time()}`);
+    assertEquals(detached.name, "independent");
+  });
+  assertEquals(log, [
+    "parent ends@5; attached is waiting",
+    "attached cleaned@5",
+    "parent done; detached is waiting",
+    "detached finished@20",
+    "detached cleaned@20",
+    "main joined detached@20",
+  ]);
+});
+
+Deno.test("spawn({ detached: true }): not cancelled when its parent is cancelled or fails either", () => {
+  const loop = virtualLoop();
+  const finished: string[] = [];
+  loop.runSync(function* main() {
+    const detachedTasks: Task<string>[] = [];
+    function* parentThat(ending: "cancelled" | "failed"): Operation<void> {
+      detachedTasks.push(
+        yield* spawn(sleeper(loop, finished, `detached of ${ending}`, 30, 0), { detached: true }),
+      );
+      if (ending === "failed") {
+        yield* sleep(15); // main is joining it by then
+        throw new Error("parent failed");
+      }
+      yield* suspend();
+    }
+    const cancelled = yield* spawn(parentThat("cancelled"));
+    const failed = yield* spawn(parentThat("failed"));
+    yield* sleep(10);
+    cancelled.cancel();
+    yield* joinError(cancelled);
+    yield* joinError(failed);
+    assertEquals([cancelled.state, failed.state], ["cancelled", "failed"]);
+    for (const task of detachedTasks) yield* join(task);
+  });
+  assertEquals(finished.filter((line) => line.includes("finished")).sort(), [
+    "detached of cancelled finished@30",
+    "detached of failed finished@30",
+  ]);
+});
+
+// ---------------------------------------------------------------------------
+// Cancellation through gather.
+
+Deno.test("gather(): cancelling the gathering task cancels every child, and its joiner waits for their cleanup", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const states = loop.runSync(function* main() {
+    const members: Task<unknown>[] = [];
+    function* member(name: string, cleanupMs: number): Operation<void> {
+      members.push(yield* currentTask());
+      yield* sleeper(loop, log, name, 1_000, cleanupMs);
+    }
+    const gathering = yield* spawn(function* gatherer(): Operation<void> {
+      yield* gather([member("m1", 3), member("m2", 6)]);
+    });
+    yield* sleep(2);
+    gathering.cancel();
+    const error = yield* joinError(gathering);
+    assertInstanceOf(error, CancelledError);
+    log.push(`joiner resumed@${loop.time()}`);
+    return members.map((task) => task.state);
+  });
+  assertEquals(states, ["cancelled", "cancelled"]);
+  assertEquals(log, ["m1 cleaned@5", "m2 cleaned@8", "joiner resumed@8"]);
+  assert(loop._timerCount === 0);
+});
+
+// KNOWN BUG, ignored until fixed (see the report that came with these tests):
+// a cancellation that reaches a task already queued with another error is
+// marked as delivered but never thrown into it, so the task runs on (and
+// cannot be cancelled again), and is then warned about as if it had
+// swallowed a CancelledError it never saw.
+Deno.test({
+  name: "Task.cancel(): a task queued with another error still receives its cancellation",
+  ignore: true,
+  fn() {
+    const warnings: string[] = [];
+    const loop = virtualLoop({ onWarning: (message) => warnings.push(message) });
+    const log: string[] = [];
+    const state = loop.runSync(function* main() {
+      const parent = yield* spawn(function* parent(): Operation<void> {
+        const child = yield* spawn(function* child(): Operation<void> {
+          yield* sleep(10);
+          throw new Error("child failed");
+        });
+        try {
+          yield* join(child);
+        } catch (error) {
+          log.push(`parent caught ${(error as Error).message}`);
+        }
+        yield* sleep(1_000); // the cancellation must land here
+        log.push("parent slept on despite being cancelled");
+      });
+      yield* yieldNow();
+      yield* yieldNow(); // the child's timer is armed before main's
+      yield* sleep(10); // the child fails first, queueing its error for the parent
+      parent.cancel("stop");
+      yield* joinError(parent);
+      return parent.state;
+    });
+    assertEquals(log, ["parent caught child failed"]);
+    assertEquals(state, "cancelled");
+    assertEquals(loop.time(), 10);
+    assertEquals(warnings, []);
+  },
+});

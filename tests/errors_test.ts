@@ -1,0 +1,773 @@
+// Errors: propagation through join, unjoined failures, bad instructions, bad
+// task bodies, impossible joins, deadlocks and runSync's refusal to wait.
+
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertMatch,
+  assertRejects,
+  assertStrictEquals,
+  assertStringIncludes,
+  assertThrows,
+  fail,
+} from "@std/assert";
+import {
+  cancel,
+  CancelledError,
+  currentTask,
+  DeadlockError,
+  gather,
+  InvalidInstructionError,
+  join,
+  Loop,
+  type Operation,
+  race,
+  run,
+  runSync,
+  sleep,
+  spawn,
+  suspend,
+  type Task,
+  TaskFailedError,
+  timeout,
+  VirtualClock,
+  yieldNow,
+} from "../mod.ts";
+
+function virtualLoop(): Loop {
+  return new Loop({ clock: new VirtualClock() });
+}
+
+/** Runs `turns` turns, then records that it finished: proof the loop went on. */
+function* bystander(log: string[], turns = 5): Operation<string> {
+  for (let i = 0; i < turns; i++) yield* yieldNow();
+  log.push("bystander finished");
+  return "bystander ok";
+}
+
+/** Runs `body` and returns what it threw (fails if it did not throw). */
+function* caught(body: () => Operation<unknown>): Operation<unknown> {
+  try {
+    yield* body();
+  } catch (error) {
+    return error;
+  }
+  fail("expected an error");
+}
+
+// ---------------------------------------------------------------------------
+// Errors through join.
+
+Deno.test("join() throws the child's error into the joiner, where it can be caught and the joiner goes on", () => {
+  const boom = new RangeError("out of range");
+  const loop = virtualLoop();
+  const outcome = loop.runSync(function* main() {
+    const child = yield* spawn(function* failing() {
+      yield* sleep(5);
+      throw boom;
+    });
+    let error: unknown;
+    try {
+      yield* join(child);
+      fail("join should have thrown");
+    } catch (e) {
+      error = e;
+    }
+    // The joiner is healthy: it keeps using the loop.
+    yield* sleep(5);
+    return { error, state: child.state, time: loop.time() };
+  });
+  assertStrictEquals(outcome.error, boom, "the very same error object");
+  assertEquals(outcome.state, "failed");
+  assertEquals(outcome.time, 10);
+});
+
+Deno.test("join() of a task that already failed throws its error at once, every time", () => {
+  const boom = new Error("early");
+  const errors = runSync(function* main() {
+    const child = yield* spawn(function* failing() {
+      throw boom;
+    });
+    const first = yield* caught(() => join(child));
+    yield* yieldNow();
+    const second = yield* caught(() => join(child));
+    return [first, second];
+  });
+  assertStrictEquals(errors[0], boom);
+  assertStrictEquals(errors[1], boom);
+});
+
+Deno.test("join() lets an uncaught error climb through every joiner up to run()", async () => {
+  function* level(depth: number): Operation<number> {
+    if (depth === 0) {
+      yield* yieldNow();
+      throw new URIError("from the bottom");
+    }
+    const child = yield* spawn(level(depth - 1));
+    return yield* join(child);
+  }
+  await assertRejects(() => run(level(5)), URIError, "from the bottom");
+  assertThrows(() => runSync(level(5)), URIError, "from the bottom");
+});
+
+Deno.test("join() throws a non-Error thrown value through unchanged", () => {
+  const thrown = runSync(function* main() {
+    const child = yield* spawn(function* throwsString() {
+      yield* yieldNow();
+      throw "a plain string";
+    });
+    return yield* caught(() => join(child));
+  });
+  assertEquals(thrown, "a plain string");
+});
+
+// ---------------------------------------------------------------------------
+// Failures nobody joins.
+
+Deno.test("TaskFailedError: an unjoined failure reaches the parent at its current yield*, naming the task", () => {
+  const loop = virtualLoop();
+  const boom = new SyntaxError("nobody listens");
+  const log: string[] = [];
+  const error = loop.runSync(function* main() {
+    yield* spawn(function* doomed() {
+      yield* sleep(10);
+      throw boom;
+    });
+    try {
+      yield* sleep(1_000);
+      fail("the sleep should have been interrupted");
+    } catch (error) {
+      log.push(`parent caught at ${loop.time()}`);
+      // Caught: the parent goes on normally.
+      yield* sleep(1);
+      log.push(`parent goes on at ${loop.time()}`);
+      return error;
+    }
+  });
+  assertInstanceOf(error, TaskFailedError);
+  assertEquals(error.name, "TaskFailedError");
+  assertEquals(error.taskName, "doomed");
+  assertStringIncludes(error.message, 'Task "doomed" failed and nobody joined it');
+  assertStringIncludes(error.message, "SyntaxError: nobody listens");
+  assertStrictEquals(error.cause, boom);
+  assertEquals(log, ["parent caught at 10", "parent goes on at 11"]);
+  assertEquals(loop._timerCount, 0, "the interrupted sleep's timer was removed");
+});
+
+Deno.test("TaskFailedError: uncaught, it fails runSync() and rejects run() and runUntilComplete()", async () => {
+  function* program(): Operation<void> {
+    yield* spawn(function* doomed() {
+      yield* yieldNow();
+      throw new Error("lost?");
+    });
+    yield* sleep(100);
+  }
+  const sync = assertThrows(() => runSync(program, { clock: new VirtualClock() }));
+  const viaRun = await assertRejects(() => run(program, { clock: new VirtualClock() }));
+  const viaLoop = await assertRejects(() => virtualLoop().runUntilComplete(program));
+  for (const error of [sync, viaRun, viaLoop]) {
+    assertInstanceOf(error, TaskFailedError);
+    assertEquals(error.taskName, "doomed");
+    assertEquals((error.cause as Error).message, "lost?");
+  }
+});
+
+Deno.test("TaskFailedError goes to the failed task's own parent, not to the main task", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    const middle = yield* spawn(function* middle() {
+      yield* spawn(function* grandchild() {
+        yield* sleep(1);
+        throw new Error("deep");
+      });
+      try {
+        yield* sleep(100);
+      } catch (error) {
+        assertInstanceOf(error, TaskFailedError);
+        log.push(`middle caught ${error.taskName}`);
+      }
+      return "middle survived";
+    });
+    log.push(yield* join(middle));
+  });
+  assertEquals(log, ["middle caught grandchild", "middle survived"]);
+});
+
+Deno.test("TaskFailedError: a failure while the parent waits for its children to close fails the parent", () => {
+  const loop = virtualLoop();
+  const error = loop.runSync(function* main() {
+    const parent = yield* spawn(function* parent() {
+      yield* spawn(function* child() {
+        try {
+          yield* sleep(1_000);
+        } finally {
+          yield* sleep(2);
+          // deno-lint-ignore no-unsafe-finally
+          throw new Error("cleanup broke");
+        }
+      });
+      yield* sleep(1);
+      return "parent result";
+    });
+    return yield* caught(() => join(parent));
+  });
+  assertInstanceOf(error, TaskFailedError);
+  assertEquals(error.taskName, "child");
+  assertEquals((error.cause as Error).message, "cleanup broke");
+  assertEquals(loop.time(), 3);
+});
+
+Deno.test("TaskFailedError: a task from loop.spawn() that fails unjoined is reported to the main task", () => {
+  const loop = virtualLoop();
+  loop.spawn(function* outsider() {
+    yield* sleep(3);
+    throw new Error("outside failure");
+  });
+  const error = loop.runSync(function* main() {
+    return yield* caught(() => sleep(10));
+  });
+  assertInstanceOf(error, TaskFailedError);
+  assertEquals(error.taskName, "outsider");
+  assertEquals(loop.time(), 3);
+});
+
+Deno.test("TaskFailedError: a joined failure is not reported a second time", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    const child = yield* spawn(function* failing() {
+      yield* sleep(1);
+      throw new Error("joined");
+    });
+    const error = yield* caught(() => join(child));
+    log.push((error as Error).message);
+    yield* sleep(10); // no TaskFailedError arrives here
+    log.push("quiet");
+  });
+  assertEquals(log, ["joined", "quiet"]);
+});
+
+Deno.test("TaskFailedError: a child whose cleanup fails after its gather was interrupted is reported", () => {
+  const loop = virtualLoop();
+  const error = loop.runSync(function* main() {
+    const gathering = yield* spawn(function* gatherer() {
+      yield* gather([function* member() {
+        try {
+          yield* sleep(100);
+        } finally {
+          yield* sleep(1);
+          // deno-lint-ignore no-unsafe-finally
+          throw new Error("member cleanup failed");
+        }
+      }]);
+    });
+    yield* sleep(10);
+    gathering.cancel();
+    return yield* caught(() => join(gathering));
+  });
+  // Not swallowed by the abandoned gather: reported to the gathering task.
+  assertInstanceOf(error, TaskFailedError);
+  assertEquals(error.taskName, "member");
+  assertEquals(loop.time(), 11);
+});
+
+Deno.test("TaskFailedError: a body whose cleanup fails after its timeout's waiter was interrupted is reported", () => {
+  const loop = virtualLoop();
+  const error = loop.runSync(function* main() {
+    const waiter = yield* spawn(function* waiter() {
+      yield* timeout(1_000, function* body() {
+        try {
+          yield* sleep(100);
+        } finally {
+          yield* sleep(1);
+          // deno-lint-ignore no-unsafe-finally
+          throw new Error("body cleanup failed");
+        }
+      });
+    });
+    yield* sleep(10);
+    yield* cancel(waiter);
+    return waiter.error;
+  });
+  assertInstanceOf(error, TaskFailedError);
+  assertEquals(error.taskName, "body");
+});
+
+// ---------------------------------------------------------------------------
+// Bad instructions.
+
+interface BadCase {
+  what: string;
+  value: () => unknown;
+  message: RegExp[];
+}
+
+const BAD_INSTRUCTIONS: BadCase[] = [
+  {
+    what: "a number",
+    value: () => 42,
+    message: [/yielded number 42/, /not a genloop instruction/, /yield\* sleep\(ms\)/],
+  },
+  {
+    what: "a Promise",
+    value: () => Promise.resolve("later"),
+    message: [/yielded a Promise/, /yield\* call\(\(\) => promise\)/],
+  },
+  {
+    what: "an operation with a forgotten * (yield sleep(1))",
+    value: () => sleep(1),
+    message: [/yielded an operation \(sleep\(1\)\) with `yield`/, /write `yield\*`/],
+  },
+  {
+    what: "a generator object",
+    value: () => (function* helper() {})(),
+    message: [/yielded a generator object with `yield`/, /yield\*/, /spawn/],
+  },
+];
+
+for (const bad of BAD_INSTRUCTIONS) {
+  Deno.test(`InvalidInstructionError: yielding ${bad.what} throws into that task, which can catch it and go on`, () => {
+    const loop = virtualLoop();
+    const log: string[] = [];
+    const value = bad.value();
+    const outcome = loop.runSync(function* main() {
+      const others = yield* spawn(bystander(log));
+      const offender = yield* spawn(function* offender() {
+        let error: unknown;
+        try {
+          yield value;
+          fail("the loop resumed a bad yield normally");
+        } catch (e) {
+          error = e;
+        }
+        // Caught: the task goes on and uses the loop normally.
+        yield* sleep(2);
+        return error;
+      });
+      const error = yield* join(offender);
+      return { error, others: yield* join(others) };
+    });
+    const error = outcome.error;
+    assertInstanceOf(error, InvalidInstructionError);
+    assertInstanceOf(error, TypeError);
+    assertEquals(error.name, "InvalidInstructionError");
+    assertStrictEquals(error.yielded, value);
+    assertStringIncludes(error.message, 'Task "offender" yielded');
+    for (const pattern of bad.message) assertMatch(error.message, pattern);
+    assertEquals(outcome.others, "bystander ok");
+    assertEquals(log, ["bystander finished"]);
+    assertEquals(loop.time(), 2);
+  });
+}
+
+Deno.test("InvalidInstructionError: the error arrives at that yield, not later, and the next statement runs", () => {
+  const log: string[] = [];
+  runSync(function* main() {
+    log.push("before");
+    try {
+      yield 1 as never;
+    } catch {
+      log.push("caught at the yield");
+    }
+    log.push("after");
+    yield* yieldNow();
+    log.push("still running");
+  });
+  assertEquals(log, ["before", "caught at the yield", "after", "still running"]);
+});
+
+Deno.test("InvalidInstructionError: uncaught, it fails only that task; the others complete", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const result = loop.runSync(function* main() {
+    const a = yield* spawn(bystander(log, 3));
+    const bad = yield* spawn(function* bad() {
+      yield* yieldNow();
+      yield Promise.resolve() as never;
+    });
+    const b = yield* spawn(bystander(log, 7));
+    const error = yield* caught(() => join(bad));
+    return [(error as Error).name, bad.state, yield* join(a), yield* join(b)];
+  });
+  assertEquals(result, ["InvalidInstructionError", "failed", "bystander ok", "bystander ok"]);
+  assertEquals(log, ["bystander finished", "bystander finished"]);
+});
+
+Deno.test("InvalidInstructionError: an operation run twice is a TypeError at the second yield*", () => {
+  const message = runSync(function* main() {
+    const once = yieldNow();
+    yield* once; // shared and stateless: fine twice
+    yield* once;
+    const op = spawn(function* child() {});
+    yield* op;
+    try {
+      yield* op;
+    } catch (error) {
+      assertInstanceOf(error, TypeError);
+      return (error as Error).message;
+    }
+  });
+  assertStringIncludes(message!, "Cannot run an operation twice");
+});
+
+// ---------------------------------------------------------------------------
+// Bad task bodies: TypeError at the call.
+
+const NOT_BODIES: [string, unknown][] = [
+  ["a number", 42],
+  ["null", null],
+  ["undefined", undefined],
+  ["a plain object", { not: "an iterator" }],
+  ["an async function", async function asyncWorker() {}],
+  ["an array", [1, 2, 3]],
+  ["a string", "work"],
+  ["a Promise", Promise.resolve(1)],
+  ["a non-generator function", function notAGenerator() {
+    return 5;
+  }],
+  ["an iterator without throw()", [1][Symbol.iterator]()],
+  ["an async generator function", async function* asyncGen() {}],
+];
+
+for (const [what, body] of NOT_BODIES) {
+  Deno.test(`spawn() of ${what} throws TypeError at the call, before any yield*`, () => {
+    const log: string[] = [];
+    const result = runSync(function* main() {
+      const others = yield* spawn(bystander(log));
+      let error: unknown;
+      try {
+        spawn(body as never); // the call alone throws: no yield* needed
+        fail("spawn() accepted it");
+      } catch (e) {
+        error = e;
+      }
+      return { error, others: yield* join(others) };
+    });
+    assertInstanceOf(result.error, TypeError);
+    assertMatch(result.error.message, /^spawn\(\) expected a generator/);
+    assertEquals(result.others, "bystander ok", "other tasks keep running");
+  });
+}
+
+Deno.test("spawn() of an async function does not run it, and says to drop async", () => {
+  let ran = false;
+  const error = assertThrows(
+    () =>
+      spawn(async function fetcher() {
+        ran = true;
+        await Promise.resolve();
+        throw new Error("would be an unhandled rejection");
+      } as never),
+    TypeError,
+  );
+  assertEquals(ran, false, "its body never ran");
+  assertStringIncludes(error.message, '"fetcher" is async');
+  assertStringIncludes(error.message, "function* (not async)");
+  assertStringIncludes(error.message, "yield* call(");
+});
+
+Deno.test("spawn() of a function returning a rejected Promise: TypeError, and no unhandled rejection", async () => {
+  const error = assertThrows(
+    () => spawn((() => Promise.reject(new Error("abandoned"))) as never),
+    TypeError,
+  );
+  assertStringIncludes(error.message, "returned a Promise");
+  // An unhandled rejection would fail this test once the microtasks ran.
+  await new Promise<void>((resolve) => queueMicrotask(resolve));
+  await Promise.resolve();
+});
+
+Deno.test("spawn() of an async generator (function or object) is a TypeError, not a hang", () => {
+  async function* agen() {
+    yield 1;
+  }
+  assertThrows(() => spawn(agen as never), TypeError, '"agen" is async');
+  assertThrows(() => spawn(agen() as never), TypeError, "async generator object");
+  const message = runSync(function* main() {
+    try {
+      yield* spawn(agen() as never);
+    } catch (error) {
+      return (error as Error).message;
+    }
+  });
+  assertStringIncludes(message!, "not async function*");
+});
+
+Deno.test("spawn() messages say what was given and what to write instead", () => {
+  const messageOf = (body: unknown) => {
+    try {
+      spawn(body as never);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    return "accepted";
+  };
+  assertStringIncludes(messageOf(42), "got number 42");
+  assertStringIncludes(messageOf(null), "got null");
+  assertStringIncludes(messageOf([1]), "got an array");
+  assertStringIncludes(messageOf({}), "needs next(value) and throw(error)");
+  assertStringIncludes(messageOf(Promise.resolve()), "yield* call(() => promise)");
+  assertStringIncludes(
+    messageOf(function plain() {
+      return 5;
+    }),
+    '"plain" returned number 5; declare it with function*',
+  );
+});
+
+Deno.test("gather(), race(), timeout(), loop.spawn() and run() reject bad bodies at the call too", async () => {
+  assertThrows(() => gather([function* ok() {}, 7 as never]), TypeError, "gather() expected");
+  assertThrows(() => race([null as never]), TypeError, "race() expected");
+  assertThrows(() => timeout(10, {} as never), TypeError, "timeout() expected");
+  assertThrows(
+    () => new Loop().spawn((async () => {}) as never),
+    TypeError,
+    "loop.spawn() expected",
+  );
+  assertThrows(() => runSync("main" as never), TypeError, "run() expected");
+  await assertRejects(() => run((async () => {}) as never), TypeError, "run() expected");
+});
+
+// ---------------------------------------------------------------------------
+// Impossible joins.
+
+Deno.test("join() of yourself is a clear error thrown into the task, which goes on", () => {
+  const log: string[] = [];
+  const result = runSync(function* main() {
+    const others = yield* spawn(bystander(log));
+    const self = yield* spawn(function* selfJoiner() {
+      const me = yield* currentTask();
+      const error = yield* caught(() => join(me));
+      yield* yieldNow(); // goes on after catching
+      return error;
+    });
+    return { error: yield* join(self), others: yield* join(others) };
+  });
+  assertInstanceOf(result.error, Error);
+  assertEquals(
+    result.error.message,
+    'Task "selfJoiner" cannot join itself: it would wait forever; join a task it spawned instead',
+  );
+  assertEquals(result.others, "bystander ok");
+});
+
+Deno.test("join() of a task of another Loop is a clear error; both loops stay usable", () => {
+  const otherLoop = new Loop();
+  const foreign = otherLoop.spawn(function* foreign() {
+    return "theirs";
+  });
+  const log: string[] = [];
+  const result = runSync(function* main() {
+    const others = yield* spawn(bystander(log));
+    const error = yield* caught(() => join(foreign));
+    return { error, others: yield* join(others) };
+  });
+  assertInstanceOf(result.error, Error);
+  assertStringIncludes(
+    (result.error as Error).message,
+    'Task "main" cannot join task "foreign": that task belongs to another Loop',
+  );
+  assertEquals(result.others, "bystander ok");
+  // The foreign task is untouched and runs on its own loop.
+  assertEquals(foreign.state, "ready");
+  assertEquals(
+    otherLoop.runSync(function* theirMain() {
+      return yield* join(foreign);
+    }),
+    "theirs",
+  );
+});
+
+// ---------------------------------------------------------------------------
+// Deadlocks.
+
+Deno.test("DeadlockError: two tasks joining each other; .blocked names each and what it waits for", () => {
+  const error = assertThrows(
+    () =>
+      runSync(function* main() {
+        const pair: Task<void>[] = [];
+        pair.push(
+          yield* spawn(function* alice() {
+            yield* yieldNow();
+            yield* join(pair[1]);
+          }),
+        );
+        pair.push(
+          yield* spawn(function* bob() {
+            yield* yieldNow();
+            yield* join(pair[0]);
+          }),
+        );
+        yield* join(pair[0]);
+      }),
+    DeadlockError,
+  );
+  assertEquals(error.name, "DeadlockError");
+  assertEquals([...error.blocked].sort(), [
+    'task "alice" waits for task "bob" to finish (join)',
+    'task "bob" waits for task "alice" to finish (join)',
+    'task "main" waits for task "alice" to finish (join)',
+  ]);
+  assertMatch(error.message, /^Deadlock: no task can make progress and nothing could wake one/);
+  for (const line of error.blocked) assertStringIncludes(error.message, line);
+});
+
+Deno.test("DeadlockError: suspend() with nothing to cancel it", () => {
+  const error = assertThrows(
+    () =>
+      runSync(function* main() {
+        yield* suspend();
+      }, { clock: new VirtualClock() }),
+    DeadlockError,
+  );
+  assertEquals(error.blocked, [
+    'task "main" waits for nothing: it is suspended until cancelled (suspend)',
+  ]);
+});
+
+Deno.test("DeadlockError: run() rejects with it too, and only blocked (not finished) tasks are listed", async () => {
+  const error = await assertRejects(
+    () =>
+      run(function* main() {
+        const finished = yield* spawn(function* finished() {});
+        yield* join(finished);
+        yield* gather([function* stuck() {
+          yield* sleep(Infinity);
+        }]);
+      }),
+    DeadlockError,
+  );
+  assertEquals([...error.blocked].sort(), [
+    'task "main" waits for gather of 1 tasks (1 still running)',
+    'task "stuck" waits for sleep(Infinity)',
+  ]);
+});
+
+Deno.test("DeadlockError: not raised while a timer can still wake a task", () => {
+  const loop = virtualLoop();
+  const result = loop.runSync(function* main() {
+    const waiter = yield* spawn(function* waiter() {
+      yield* suspend();
+    });
+    yield* sleep(500); // only a timer is pending: not a deadlock
+    yield* cancel(waiter);
+    return waiter.state;
+  });
+  assertEquals(result, "cancelled");
+  assertEquals(loop.time(), 500);
+});
+
+Deno.test("DeadlockError: other tasks ran to completion before it was raised", () => {
+  const log: string[] = [];
+  const error = assertThrows(
+    () =>
+      runSync(function* main() {
+        yield* spawn(bystander(log, 10));
+        yield* suspend();
+      }, { clock: new VirtualClock() }),
+    DeadlockError,
+  );
+  assertEquals(log, ["bystander finished"]);
+  assertEquals(error.blocked.length, 1);
+});
+
+// ---------------------------------------------------------------------------
+// runSync and real time.
+
+Deno.test("runSync() throws a clear error when it would have to wait for real time", () => {
+  const log: string[] = [];
+  const error = assertThrows(
+    () =>
+      runSync(function* main() {
+        yield* spawn(bystander(log));
+        try {
+          yield* sleep(10);
+        } finally {
+          log.push("main cleaned up");
+        }
+      }),
+    Error,
+  );
+  assert(!(error instanceof DeadlockError), "not a deadlock: time would end it");
+  assertStringIncludes(error.message, "Cannot finish with runSync()");
+  assertMatch(error.message, /task "main" waits for sleep\(10\) until t=[\d.]+ ms/);
+  assertStringIncludes(error.message, "use await loop.runUntilComplete() or a VirtualClock");
+  // What could run did run, and the main task was cancelled so it cleaned up.
+  assertEquals(log, ["bystander finished", "main cleaned up"]);
+});
+
+Deno.test("runSync() with the same program on a VirtualClock does not refuse", () => {
+  const clock = new VirtualClock();
+  assertEquals(
+    runSync(function* main() {
+      yield* sleep(10);
+      return "slept";
+    }, { clock }),
+    "slept",
+  );
+  assertEquals(clock.now(), 10);
+});
+
+Deno.test("runSync() refuses real time even for a sleeping child; the child is cancelled", () => {
+  const loop = new Loop();
+  let cleaned = false;
+  assertThrows(
+    () =>
+      loop.runSync(function* main() {
+        const child = yield* spawn(function* napper() {
+          try {
+            yield* sleep(5);
+          } finally {
+            cleaned = true;
+          }
+        });
+        yield* join(child);
+      }),
+    Error,
+    'task "napper" waits for sleep(5)',
+  );
+  assertEquals(cleaned, true);
+  assertEquals(loop._timerCount, 0);
+  assertEquals(loop.running, false);
+});
+
+Deno.test("CancelledError is what a cancelled run's joiner sees, distinct from failures", () => {
+  const error = runSync(function* main() {
+    const child = yield* spawn(suspend());
+    child.cancel("done with it");
+    return yield* caught(() => join(child));
+  });
+  assertInstanceOf(error, CancelledError);
+  assert(!(error instanceof TaskFailedError));
+  assertEquals(error.reason, "done with it");
+});
+
+// KNOWN BUG, ignored until fixed (see the report that came with these tests):
+// a failure report that reaches a task already queued with another error
+// (here: its CancelledError) is dropped by Loop's #interrupt ("a pending
+// error wins"), so the child's failure vanishes.
+Deno.test({
+  name:
+    "TaskFailedError: a child failing while its parent is queued with its CancelledError is not lost",
+  ignore: true,
+  fn() {
+    const loop = virtualLoop();
+    const error = loop.runSync(function* main() {
+      const parent = yield* spawn(function* parent() {
+        yield* spawn(function* child() {
+          yield* sleep(10);
+          throw new Error("child failed");
+        });
+        yield* sleep(1_000);
+      });
+      yield* sleep(10); // armed before the child's sleep: main runs first at t=10
+      parent.cancel(); // the parent is queued with its CancelledError; then the child fails
+      return yield* caught(() => join(parent));
+    });
+    const reported = error instanceof TaskFailedError ||
+      (error instanceof AggregateError && error.errors.some((e) => e instanceof TaskFailedError));
+    assert(reported, `the child's failure was dropped; the joiner got ${error}`);
+  },
+});

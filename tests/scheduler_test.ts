@@ -1,0 +1,954 @@
+// Scheduling: the order in which ready tasks run, spawn/join/gather, the
+// Task record (name, id, state, result, error), hand-written task bodies,
+// and the ways to start a run.
+
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertMatch,
+  assertRejects,
+  assertStrictEquals,
+  assertThrows,
+} from "@std/assert";
+import {
+  CancelledError,
+  currentTask,
+  gather,
+  type Instruction,
+  join,
+  Loop,
+  type Operation,
+  run,
+  runSync,
+  sleep,
+  spawn,
+  type Task,
+  VirtualClock,
+  yieldNow,
+} from "../mod.ts";
+
+function virtualLoop(): Loop {
+  return new Loop({ clock: new VirtualClock() });
+}
+
+/** Logs `name<i>` and yields, `steps` times. */
+function* stepper(log: string[], name: string, steps: number): Operation<string> {
+  for (let i = 0; i < steps; i++) {
+    log.push(`${name}${i}`);
+    yield* yieldNow();
+  }
+  log.push(`${name} done`);
+  return name;
+}
+
+/** Sleeps `ms` on the loop's clock, logs when it finished, returns `name`. */
+function* after(loop: Loop, log: string[], name: string, ms: number): Operation<string> {
+  yield* sleep(ms);
+  log.push(`${name}@${loop.time()}`);
+  return name;
+}
+
+// ---------------------------------------------------------------------------
+// Order of ready tasks.
+
+Deno.test("yieldNow() interleaves ready tasks round robin, in the order they became ready", () => {
+  const log: string[] = [];
+  runSync(function* main() {
+    const a = yield* spawn(stepper(log, "a", 3));
+    const b = yield* spawn(stepper(log, "b", 1));
+    const c = yield* spawn(stepper(log, "c", 2));
+    log.push("main spawned");
+    yield* join(a);
+    yield* join(b);
+    yield* join(c);
+    log.push("main joined");
+  });
+  assertEquals(log, [
+    "main spawned",
+    "a0",
+    "b0",
+    "c0",
+    "a1",
+    "b done",
+    "c1",
+    "a2",
+    "c done",
+    "a done",
+    "main joined",
+  ]);
+});
+
+Deno.test("spawn() queues a child behind every task that is already ready", () => {
+  const log: string[] = [];
+  runSync(function* main() {
+    yield* spawn(function* first() {
+      log.push("first runs");
+      const grandchild = yield* spawn(function* grandchild() {
+        log.push("grandchild runs");
+      });
+      log.push("first spawned grandchild");
+      yield* join(grandchild);
+    });
+    yield* spawn(function* second() {
+      log.push("second runs");
+    });
+    log.push("main yields");
+    yield* yieldNow();
+    log.push("main resumes");
+    yield* yieldNow();
+    log.push("main resumes again");
+  });
+  // first and second were queued before main's yieldNow; the grandchild was
+  // queued by first, after main re-queued itself.
+  assertEquals(log, [
+    "main yields",
+    "first runs",
+    "first spawned grandchild",
+    "second runs",
+    "main resumes",
+    "grandchild runs",
+    "main resumes again",
+  ]);
+});
+
+Deno.test("yieldNow() lets every other ready task run once, then continues", () => {
+  const log: string[] = [];
+  const result = runSync(function* main() {
+    yield* spawn(stepper(log, "x", 5));
+    yield* spawn(stepper(log, "y", 5));
+    yield* yieldNow();
+    log.push("main after 1");
+    yield* yieldNow();
+    log.push("main after 2");
+    return "main";
+  });
+  assertEquals(result, "main");
+  // The children are cancelled when main returns, so the log ends there.
+  assertEquals(log, ["x0", "y0", "main after 1", "x1", "y1", "main after 2"]);
+});
+
+Deno.test("yieldNow() with no other ready task continues at once (the run does not stall)", () => {
+  const loop = virtualLoop();
+  const count = loop.runSync(function* main() {
+    let n = 0;
+    for (let i = 0; i < 1_000; i++) {
+      yield* yieldNow();
+      n++;
+    }
+    return n;
+  });
+  assertEquals(count, 1_000);
+  assertEquals(loop.time(), 0, "yielding does not advance the clock");
+});
+
+Deno.test("sleep() queues a woken task behind the tasks that were already ready", () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    yield* gather([
+      function* sleeper() {
+        yield* sleep(1);
+        log.push(`sleeper@${loop.time()}`);
+      },
+      function* busy() {
+        for (let i = 0; i < 3; i++) {
+          log.push(`busy${i}`);
+          // Time passes by hand while busy is queued again: the timer fires
+          // on the next tick and the sleeper joins the queue behind busy.
+          if (i === 0) clock.advance(1);
+          yield* yieldNow();
+        }
+      },
+    ]);
+  });
+  assertEquals(log, ["busy0", "busy1", "sleeper@1", "busy2"]);
+});
+
+// ---------------------------------------------------------------------------
+// spawn, join, gather.
+
+Deno.test("spawn() returns the Task at once; the child starts on a later turn", () => {
+  const log: string[] = [];
+  let started = 0;
+  runSync(function* main() {
+    const child = yield* spawn(function* child() {
+      started++;
+      log.push("child runs");
+      return "c";
+    });
+    assertEquals(started, 0, "spawn() did not run the body");
+    log.push(`parent continues, child ${child.state}`);
+    // More synchronous work and instructions that resume at once do not
+    // give the child a turn.
+    yield* currentTask();
+    const other = yield* spawn(function* other() {});
+    log.push(`still ${child.state}, other ${other.state}`);
+    yield* yieldNow();
+    log.push(`after one turn, child ${child.state} with ${child.result}`);
+  });
+  assertEquals(started, 1);
+  assertEquals(log, [
+    "parent continues, child ready",
+    "still ready, other ready",
+    "child runs",
+    "after one turn, child done with c",
+  ]);
+});
+
+Deno.test("join() evaluates to the child's return value, for every joiner and every join", () => {
+  const loop = virtualLoop();
+  const result = loop.runSync(function* main() {
+    const child: Task<{ n: number }> = yield* spawn(function* answer() {
+      yield* sleep(10);
+      return { n: 42 };
+    });
+    const second = yield* spawn(function* secondJoiner() {
+      return yield* join(child);
+    });
+    const value = yield* join(child);
+    const again = yield* join(child); // already done: at once
+    const viaOther = yield* join(second);
+    assertStrictEquals(again, value);
+    assertStrictEquals(viaOther, value);
+    return value.n + 1;
+  });
+  assertEquals(result, 43);
+  assertEquals(loop.time(), 10);
+});
+
+Deno.test("join() of a task that already finished returns without waiting for a turn", () => {
+  const log: string[] = [];
+  runSync(function* main() {
+    const quick = yield* spawn(function* quick() {
+      return "early";
+    });
+    yield* yieldNow();
+    yield* spawn(function* bystander() {
+      log.push("bystander");
+    });
+    const value = yield* join(quick);
+    log.push(`joined ${value}`);
+    yield* yieldNow();
+  });
+  // A join that resumed at once did not let the queued bystander run first.
+  assertEquals(log, ["joined early", "bystander"]);
+});
+
+Deno.test("gather() evaluates to results in input order, not finish order", () => {
+  const loop = virtualLoop();
+  const finished: string[] = [];
+  const results = loop.runSync(function* main() {
+    return yield* gather([
+      after(loop, finished, "slow", 30),
+      after(loop, finished, "fast", 10),
+      after(loop, finished, "medium", 20),
+      after(loop, finished, "instant", 0),
+    ]);
+  });
+  assertEquals(results, ["slow", "fast", "medium", "instant"]);
+  assertEquals(finished, ["instant@0", "fast@10", "medium@20", "slow@30"]);
+  assertEquals(loop.time(), 30);
+});
+
+Deno.test("gather() accepts generator functions, generator objects and operations together", () => {
+  const loop = virtualLoop();
+  const results = loop.runSync(function* main() {
+    return yield* gather<unknown>([
+      function* named() {
+        return "from a function";
+      },
+      (function* () {
+        yield* yieldNow();
+        return "from an object";
+      })(),
+      sleep(5),
+    ]);
+  });
+  assertEquals(results, ["from a function", "from an object", undefined]);
+  assertEquals(loop.time(), 5);
+});
+
+Deno.test("gather() of an empty list evaluates to [] without waiting for time", () => {
+  const loop = virtualLoop();
+  const results = loop.runSync(function* main() {
+    yield* spawn(sleep(50)); // a timer that must not fire first
+    const empty = yield* gather([]);
+    return [empty, loop.time()];
+  });
+  assertEquals(results, [[], 0]);
+});
+
+Deno.test("gather() children are named after their generator functions and run as children", () => {
+  const names = runSync(function* main() {
+    const me = yield* currentTask();
+    const seen: string[] = [];
+    function* reporter(): Operation<void> {
+      const self = yield* currentTask();
+      seen.push(`${self.name} ${self.id > me.id}`);
+    }
+    yield* gather([reporter, function* second() {
+      yield* reporter();
+    }]);
+    return seen;
+  });
+  assertEquals(names, ["reporter true", "second true"]);
+});
+
+for (const failing of [0, 1, 2]) {
+  Deno.test(`gather() when child #${failing} of 3 fails: others cancelled, their cleanup (which sleeps) finishes, then the error`, () => {
+    const loop = virtualLoop();
+    const log: string[] = [];
+    const boom = new Error(`child ${failing} failed`);
+    function* member(index: number): Operation<string> {
+      if (index === failing) {
+        yield* sleep(10);
+        log.push(`${index} fails@${loop.time()}`);
+        throw boom;
+      }
+      try {
+        yield* sleep(1_000);
+        log.push(`${index} finished?`);
+        return `${index}`;
+      } catch (error) {
+        log.push(`${index} got ${(error as Error).name}@${loop.time()}`);
+        throw error;
+      } finally {
+        // Cleanup that itself waits, for a different time per child.
+        yield* sleep(5 + index);
+        log.push(`${index} cleaned@${loop.time()}`);
+      }
+    }
+    const caught = loop.runSync(function* main() {
+      const gathering = yield* spawn(function* gatherer() {
+        return yield* gather([member(0), member(1), member(2)]);
+      });
+      try {
+        yield* join(gathering);
+        return undefined;
+      } catch (error) {
+        log.push(`gather threw@${loop.time()}`);
+        return error;
+      }
+    });
+    assertStrictEquals(caught, boom);
+    const others = [0, 1, 2].filter((i) => i !== failing);
+    assertEquals(log, [
+      `${failing} fails@10`,
+      ...others.map((i) => `${i} got CancelledError@10`),
+      ...others.map((i) => `${i} cleaned@${15 + i}`),
+      `gather threw@${15 + others[1]}`,
+    ]);
+    assertEquals(loop._timerCount, 0);
+  });
+}
+
+Deno.test("gather() leaves every sibling settled (cancelled) by the time it throws", () => {
+  const loop = virtualLoop();
+  const states = loop.runSync(function* main() {
+    const children: Task<unknown>[] = [];
+    function* tracked(body: () => Operation<void>): Operation<void> {
+      children.push(yield* currentTask());
+      yield* body();
+    }
+    try {
+      yield* gather([
+        tracked(function* () {
+          yield* sleep(100);
+        }),
+        tracked(function* () {
+          yield* sleep(1);
+          throw new TypeError("second fails");
+        }),
+        tracked(function* () {
+          try {
+            yield* sleep(100);
+          } finally {
+            yield* sleep(7);
+          }
+        }),
+      ]);
+    } catch (error) {
+      assertInstanceOf(error, TypeError);
+    }
+    return children.map((task) => task.state);
+  });
+  assertEquals(states, ["cancelled", "failed", "cancelled"]);
+  assertEquals(loop.time(), 8);
+});
+
+Deno.test("gather() with a child cancelled from elsewhere throws CancelledError after the others' cleanup", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const outcome = loop.runSync(function* main() {
+    const victim: { task?: Task<unknown> } = {};
+    const gathering = yield* spawn(function* gatherer() {
+      return yield* gather([
+        function* victimBody() {
+          victim.task = yield* currentTask();
+          yield* sleep(1_000);
+        },
+        function* bystander() {
+          try {
+            yield* sleep(1_000);
+          } finally {
+            yield* sleep(3);
+            log.push(`bystander cleaned@${loop.time()}`);
+          }
+        },
+      ]);
+    });
+    yield* sleep(4);
+    victim.task!.cancel("from outside");
+    try {
+      yield* join(gathering);
+    } catch (error) {
+      log.push(`gather threw ${(error as Error).name}@${loop.time()}`);
+      return (error as CancelledError).reason;
+    }
+  });
+  assertEquals(outcome, "from outside");
+  assertEquals(log, ["bystander cleaned@7", "gather threw CancelledError@7"]);
+});
+
+Deno.test("gather() throws the first failure even when a cancelled sibling's cleanup fails too", () => {
+  const loop = virtualLoop();
+  const caught = loop.runSync(function* main() {
+    try {
+      yield* gather([
+        function* cleanupFails() {
+          try {
+            yield* sleep(100);
+          } finally {
+            // deno-lint-ignore no-unsafe-finally
+            throw new Error("second failure, in cleanup");
+          }
+        },
+        function* firstFailure() {
+          yield* sleep(1);
+          throw new Error("first failure");
+        },
+      ]);
+    } catch (error) {
+      return (error as Error).message;
+    }
+  });
+  assertEquals(caught, "first failure");
+});
+
+// ---------------------------------------------------------------------------
+// currentTask and the Task record.
+
+Deno.test("currentTask() evaluates to the running task, the same object spawn() returned", () => {
+  const [mainSelf, childSelf, child, grandSelf] = runSync(function* main() {
+    const me = yield* currentTask();
+    let grand: Task<unknown> | null = null;
+    const spawned = yield* spawn(function* child() {
+      const inner = yield* spawn(function* grandchild() {
+        return yield* currentTask();
+      });
+      grand = yield* join(inner);
+      assertStrictEquals(grand, inner);
+      return yield* currentTask();
+    });
+    return [me, yield* join(spawned), spawned, grand as unknown as Task<unknown>];
+  });
+  assertEquals(mainSelf.name, "main");
+  assertStrictEquals(childSelf, child);
+  assertEquals(child.name, "child");
+  assertEquals(grandSelf.name, "grandchild");
+  assert(mainSelf !== childSelf);
+});
+
+Deno.test("Task.name is options.name, else the generator function's name, else task-<id>", () => {
+  function* worker(): Operation<void> {}
+  const names = runSync(function* main() {
+    const named = yield* spawn(worker, { name: "custom" });
+    const namedObject = yield* spawn(worker(), { name: "custom object" });
+    const fromFunction = yield* spawn(worker);
+    const fromObject = yield* spawn(worker());
+    const anonymous = yield* spawn((function* () {})());
+    const fromOperation = yield* spawn(sleep(0));
+    return [named, namedObject, fromFunction, fromObject, anonymous, fromOperation].map((t) => [
+      t.name,
+      t.id,
+    ]);
+  });
+  assertEquals(names.slice(0, 3).map(([name]) => name), ["custom", "custom object", "worker"]);
+  for (const [name, id] of names.slice(3)) assertEquals(name, `task-${id}`);
+});
+
+Deno.test("Task.name of a run's main task and of loop.spawn() tasks follows the same rules", () => {
+  const loop = new Loop();
+  const outside = loop.spawn(function* outsideWorker() {});
+  const renamed = loop.spawn(function* ignored() {}, { name: "renamed" });
+  const bare = loop.spawn((function* () {})());
+  const mainName = loop.runSync(function* theMain() {
+    return (yield* currentTask()).name;
+  });
+  assertEquals(mainName, "theMain");
+  assertEquals([outside.name, renamed.name, bare.name], [
+    "outsideWorker",
+    "renamed",
+    `task-${bare.id}`,
+  ]);
+  const anonymousMain = runSync((function* () {
+    return (yield* currentTask()).name;
+  })());
+  assertMatch(anonymousMain, /^task-\d+$/);
+});
+
+Deno.test("Task.id is unique within a loop and increases in spawn order", () => {
+  const loop = new Loop();
+  const ids = loop.runSync(function* main() {
+    const me = yield* currentTask();
+    const out = [me.id];
+    for (let i = 0; i < 5; i++) out.push((yield* spawn(function* child() {})).id);
+    const group: Task<unknown>[] = [];
+    function* record(): Operation<void> {
+      group.push(yield* currentTask());
+    }
+    yield* gather([record, record]);
+    out.push(...group.map((task) => task.id));
+    return out;
+  });
+  assertEquals(ids, [1, 2, 3, 4, 5, 6, 7, 8]);
+  // A second run on the same loop keeps counting.
+  const next = loop.runSync(function* again() {
+    return (yield* currentTask()).id;
+  });
+  assertEquals(next, 9);
+});
+
+Deno.test("Task.state goes ready -> running -> ready -> waiting -> ready -> running -> done", () => {
+  const loop = virtualLoop();
+  const seen: string[] = [];
+  loop.runSync(function* main() {
+    const child = yield* spawn(function* child() {
+      seen.push(`inside: ${(yield* currentTask()).state}`);
+      yield* yieldNow();
+      seen.push(`inside again: ${(yield* currentTask()).state}`);
+      yield* sleep(10);
+      return "r";
+    });
+    seen.push(`spawned: ${child.state}`);
+    yield* yieldNow(); // the child runs up to its yieldNow
+    seen.push(`after its yieldNow: ${child.state}`);
+    yield* yieldNow(); // the child runs up to its sleep
+    seen.push(`while it sleeps: ${child.state}`);
+    yield* sleep(10); // armed after the child's timer: fires after it
+    seen.push(`both timers fired: ${child.state}`);
+    yield* yieldNow();
+    seen.push(`finished: ${child.state} result=${child.result} error=${child.error}`);
+  });
+  assertEquals(seen, [
+    "spawned: ready",
+    "inside: running",
+    "after its yieldNow: ready",
+    "inside again: running",
+    "while it sleeps: waiting",
+    // Both timers fired in one tick, the child's first: it ran already.
+    "both timers fired: done",
+    "finished: done result=r error=undefined",
+  ]);
+});
+
+Deno.test("Task.state is ready when its timer has fired but it has not run yet", () => {
+  const loop = virtualLoop();
+  const seen = loop.runSync(function* main() {
+    const child = yield* spawn(sleep(5));
+    // Armed before the child's own sleep (it has not run yet): same
+    // deadline, so main is woken first and sees the child queued.
+    yield* sleep(5);
+    const states = [child.state];
+    yield* yieldNow();
+    states.push(child.state);
+    return states;
+  });
+  assertEquals(seen, ["ready", "done"]);
+});
+
+Deno.test("Task.result and Task.error: done has a result, failed and cancelled have an error", () => {
+  const loop = virtualLoop();
+  const boom = new RangeError("boom");
+  const [ok, failed, cancelled] = loop.runSync(function* main() {
+    const ok = yield* spawn(function* ok() {
+      return 7;
+    });
+    const failed = yield* spawn(function* failed() {
+      throw boom;
+    });
+    const cancelled = yield* spawn(function* cancelled() {
+      yield* sleep(100);
+      return "never";
+    });
+    for (const task of [ok, failed, cancelled]) {
+      assertEquals([task.result, task.error], [undefined, undefined], `${task} before`);
+    }
+    cancelled.cancel("test");
+    for (const task of [ok, failed, cancelled]) {
+      try {
+        yield* join(task as Task<unknown>);
+      } catch {
+        // inspected below
+      }
+    }
+    return [ok, failed, cancelled] as Task<unknown>[];
+  });
+  assertEquals([ok.state, ok.result, ok.error], ["done", 7, undefined]);
+  assertEquals([failed.state, failed.result], ["failed", undefined]);
+  assertStrictEquals(failed.error, boom);
+  assertEquals([cancelled.state, cancelled.result], ["cancelled", undefined]);
+  assertInstanceOf(cancelled.error, CancelledError);
+  assertEquals((cancelled.error as CancelledError).reason, "test");
+  assertEquals(ok.settled && failed.settled && cancelled.settled, true);
+  assertEquals(String(ok), `Task "ok" (#${ok.id}, done)`);
+});
+
+Deno.test("Task.result stays undefined for a task that returned undefined; settled says it is done", () => {
+  const task = runSync(function* main() {
+    const child = yield* spawn(function* nothing() {});
+    assertEquals(child.settled, false);
+    yield* join(child);
+    return child;
+  });
+  assertEquals([task.state, task.result, task.error, task.settled], [
+    "done",
+    undefined,
+    undefined,
+    true,
+  ]);
+});
+
+// ---------------------------------------------------------------------------
+// Task bodies.
+
+Deno.test("spawn(worker) calls the generator function once; spawn(worker()) takes the object", () => {
+  const log: string[] = [];
+  let calls = 0;
+  function* worker(tag: string): Operation<string> {
+    log.push(`${tag} body starts`);
+    yield* yieldNow();
+    return tag;
+  }
+  // A plain function returning a generator object counts its calls.
+  function byFunction(): Operation<string> {
+    calls++;
+    return worker("function");
+  }
+  const results = runSync(function* main() {
+    const a = yield* spawn(byFunction);
+    assertEquals(calls, 1, "the function was called at spawn");
+    const b = yield* spawn(worker("object"));
+    assertEquals(log, [], "neither body ran yet");
+    return [yield* join(a), yield* join(b), a.name, b.name.startsWith("task-")];
+  });
+  assertEquals(results, ["function", "object", "byFunction", true]);
+  assertEquals(calls, 1);
+  assertEquals(log, ["function body starts", "object body starts"]);
+});
+
+Deno.test("spawn() of a function returning an operation or a hand-made iterator runs it", () => {
+  const loop = virtualLoop();
+  const results = loop.runSync(function* main() {
+    const fromOperation = yield* spawn(() => sleep(3));
+    const fromIterator = yield* spawn(() => ({
+      next: () => ({ value: "iterated", done: true as const }),
+      throw: (error: unknown): never => {
+        throw error;
+      },
+    }));
+    yield* join(fromOperation);
+    return [loop.time(), yield* join(fromIterator)];
+  });
+  assertEquals(results, [3, "iterated"]);
+});
+
+/**
+ * A task body without generators: a plain object with next/throw that runs
+ * `sleep(ms)`, then `join(other)`, by iterating each operation by hand and
+ * forwarding the instruction it produces to the loop.
+ */
+function handWritten(
+  loop: Loop,
+  log: string[],
+  other: Task<number>,
+): Iterator<unknown, string, unknown> {
+  let phase = 0;
+  let op: Iterator<Instruction, unknown, unknown> | null = null;
+  return {
+    next(value?: unknown): IteratorResult<unknown, string> {
+      switch (phase++) {
+        case 0:
+          log.push("hand: start");
+          op = sleep(5)[Symbol.iterator]();
+          return op.next() as IteratorYieldResult<Instruction>;
+        case 1: {
+          const slept = op!.next(value);
+          log.push(`hand: slept until ${loop.time()} (done=${slept.done})`);
+          op = join(other)[Symbol.iterator]();
+          return op.next() as IteratorYieldResult<Instruction>;
+        }
+        case 2: {
+          const joined = op!.next(value);
+          log.push(`hand: joined ${joined.value} (done=${joined.done})`);
+          return { value: `total ${Number(joined.value) + 1}`, done: true };
+        }
+        default:
+          throw new Error("resumed after it finished");
+      }
+    },
+    throw(error: unknown): IteratorResult<unknown, string> {
+      // Let the pending operation see the error (it completes), then stop.
+      try {
+        op?.throw?.(error);
+      } catch {
+        // expected: an instruction rethrows what it is given
+      }
+      log.push(`hand: got ${(error as Error).name}`);
+      phase = 99;
+      return { value: "caught", done: true };
+    },
+  };
+}
+
+Deno.test("a hand-written iterator object runs as a task, with instructions taken from operations by hand", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const result = loop.runSync(function* main() {
+    const other = yield* spawn(function* other() {
+      yield* sleep(8);
+      return 41;
+    });
+    const task = yield* spawn(handWritten(loop, log, other), { name: "hand" });
+    log.push(`spawned ${task.name}`);
+    return yield* join(task);
+  });
+  assertEquals(result, "total 42");
+  assertEquals(log, [
+    "spawned hand",
+    "hand: start",
+    "hand: slept until 5 (done=true)",
+    "hand: joined 41 (done=true)",
+  ]);
+  assertEquals(loop.time(), 8);
+});
+
+Deno.test("a hand-written iterator's throw() receives cancellation at its pending instruction", () => {
+  const warnings: string[] = [];
+  const loop = new Loop({ clock: new VirtualClock(), onWarning: (w) => warnings.push(w) });
+  const log: string[] = [];
+  const task = loop.runSync(function* main() {
+    const other = (yield* spawn(sleep(1_000))) as unknown as Task<number>;
+    const hand = yield* spawn(handWritten(loop, log, other), { name: "hand" });
+    yield* sleep(2); // the hand-written task is inside sleep(5)
+    hand.cancel();
+    try {
+      yield* join(hand);
+    } catch (error) {
+      log.push(`joiner got ${(error as Error).name}`);
+    }
+    return hand;
+  });
+  // It caught the cancellation and returned: that is reported as cancelled.
+  assertEquals(log, ["hand: start", "hand: got CancelledError", "joiner got CancelledError"]);
+  assertEquals(task.state, "cancelled");
+  assertEquals(warnings.length, 1);
+  assertEquals(loop._timerCount, 0, "its sleep's timer was removed");
+});
+
+Deno.test("a hand-written iterator yielding a yieldNow() instruction obtained with next()", () => {
+  const log: string[] = [];
+  let turns = 0;
+  const body = {
+    next(): IteratorResult<unknown, number> {
+      if (turns === 3) return { value: turns, done: true };
+      turns++;
+      log.push(`hand ${turns}`);
+      // The instruction itself, as yield* would have produced it.
+      return yieldNow()[Symbol.iterator]().next() as IteratorYieldResult<Instruction>;
+    },
+    throw(error: unknown): IteratorResult<unknown, number> {
+      throw error;
+    },
+  };
+  const result = runSync(function* main() {
+    const hand = yield* spawn(body);
+    yield* spawn(stepper(log, "gen", 2));
+    return yield* join(hand);
+  });
+  assertEquals(result, 3);
+  assertEquals(log, ["hand 1", "gen0", "hand 2", "gen1", "hand 3", "gen done"]);
+});
+
+Deno.test("a hand-written iterator that yields a non-instruction gets InvalidInstructionError via throw()", () => {
+  const thrown: unknown[] = [];
+  const body = {
+    next(): IteratorResult<unknown, string> {
+      return { value: 123, done: false };
+    },
+    throw(error: unknown): IteratorResult<unknown, string> {
+      thrown.push(error);
+      return { value: "recovered", done: true };
+    },
+  };
+  const result = runSync(function* main() {
+    return yield* join(yield* spawn(body));
+  });
+  assertEquals(result, "recovered");
+  assertEquals(thrown.length, 1);
+  assertEquals((thrown[0] as Error).name, "InvalidInstructionError");
+});
+
+// ---------------------------------------------------------------------------
+// Starting runs.
+
+Deno.test("runSync() returns the main task's value and throws its error", () => {
+  assertEquals(
+    runSync(function* main() {
+      yield* yieldNow();
+      return 6 * 7;
+    }),
+    42,
+  );
+  const boom = new EvalError("sync failure");
+  const thrown = assertThrows(() =>
+    runSync(function* main() {
+      yield* yieldNow();
+      throw boom;
+    })
+  );
+  assertStrictEquals(thrown, boom);
+  // Operations and generator objects are fine as a main body too.
+  const clock = new VirtualClock();
+  assertEquals(runSync(sleep(10), { clock }), undefined);
+  assertEquals(clock.now(), 10);
+});
+
+Deno.test("Loop.runUntilComplete() resolves with the value and rejects with the error", async () => {
+  const loop = virtualLoop();
+  assertEquals(
+    await loop.runUntilComplete(function* main() {
+      yield* sleep(100);
+      return "value";
+    }),
+    "value",
+  );
+  assertEquals(loop.time(), 100);
+  assertEquals(loop.running, false);
+  const boom = new SyntaxError("async failure");
+  const rejected = await assertRejects(() =>
+    loop.runUntilComplete(function* main() {
+      yield* sleep(1);
+      throw boom;
+    })
+  );
+  assertStrictEquals(rejected, boom);
+  assertEquals(loop.running, false);
+  // The loop is reusable after a failed run.
+  assertEquals(
+    await loop.runUntilComplete(function* again() {
+      return "again";
+    }),
+    "again",
+  );
+});
+
+Deno.test("Loop.running is true only while a run is in progress", async () => {
+  const loop = new Loop();
+  assertEquals(loop.running, false);
+  const inside = loop.runSync(function* main() {
+    return loop.running;
+  });
+  assertEquals([inside, loop.running], [true, false]);
+  const promise = loop.runUntilComplete(function* main() {
+    yield* sleep(1);
+    return loop.running;
+  });
+  assertEquals(loop.running, true);
+  assertEquals(await promise, true);
+  assertEquals(loop.running, false);
+});
+
+Deno.test("run() resolves with the body's value on a fresh loop and rejects with its error", async () => {
+  const clock = new VirtualClock();
+  assertEquals(
+    await run(function* main() {
+      yield* sleep(60_000);
+      return (yield* currentTask()).id;
+    }, { clock }),
+    1,
+  );
+  assertEquals(clock.now(), 60_000, "run() used the given clock");
+  assertEquals(
+    await run(function* main() {
+      return (yield* currentTask()).id;
+    }),
+    1,
+    "every run() starts a fresh loop",
+  );
+  await assertRejects(
+    () =>
+      run(function* main() {
+        yield* sleep(1);
+        throw new URIError("rejected");
+      }),
+    URIError,
+    "rejected",
+  );
+});
+
+Deno.test("Loop.spawn() from outside a task: a root task that runs once a run starts", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const outside = loop.spawn(function* outside() {
+    log.push(`outside starts@${loop.time()}`);
+    yield* sleep(10);
+    log.push(`outside ends@${loop.time()}`);
+    return "o";
+  });
+  assertEquals(outside.state, "ready");
+  assertEquals(log, [], "nothing runs before a run starts");
+  const result = loop.runSync(function* main() {
+    log.push("main starts");
+    const value = yield* join(outside);
+    log.push(`main joined ${value}`);
+    return value;
+  });
+  assertEquals(result, "o");
+  // Spawned first, so it runs before main on the first tick.
+  assertEquals(log, ["outside starts@0", "main starts", "outside ends@10", "main joined o"]);
+  assertEquals(outside.state, "done");
+});
+
+Deno.test("Loop.spawn() during a run: not a child of the task that called it", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    const parent = yield* spawn(function* parent() {
+      // Called directly (not through yield* spawn): a root task.
+      loop.spawn(function* root() {
+        try {
+          yield* sleep(20);
+          log.push(`root finished@${loop.time()}`);
+        } finally {
+          log.push("root finally");
+        }
+      });
+      yield* sleep(5);
+      log.push(`parent ends@${loop.time()}`);
+    });
+    yield* join(parent);
+    yield* sleep(30);
+  });
+  // The parent ended at 5 without cancelling it.
+  assertEquals(log, ["parent ends@5", "root finished@20", "root finally"]);
+});
+
+Deno.test("Loop.spawn() rejects a bad body at the call", () => {
+  const loop = new Loop();
+  assertThrows(() => loop.spawn(42 as never), TypeError, "loop.spawn() expected");
+  assertThrows(() => loop.runSync(null as never), TypeError, "run() expected");
+  assertEquals(loop.running, false);
+});

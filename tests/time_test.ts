@@ -1,0 +1,572 @@
+// Time: sleep on the virtual and the real clock, the timer heap's order,
+// timer bookkeeping at scale, timeout() and race().
+
+import {
+  assert,
+  assertEquals,
+  assertGreaterOrEqual,
+  assertInstanceOf,
+  assertLess,
+  assertStrictEquals,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
+import process from "node:process";
+import {
+  cancel,
+  CancelledError,
+  currentTask,
+  gather,
+  Loop,
+  type Operation,
+  race,
+  RealClock,
+  run,
+  sleep,
+  spawn,
+  type Task,
+  timeout,
+  TimeoutError,
+  VirtualClock,
+  yieldNow,
+} from "../mod.ts";
+
+function virtualLoop(): Loop {
+  return new Loop({ clock: new VirtualClock() });
+}
+
+// ---------------------------------------------------------------------------
+// Order.
+
+Deno.test("sleep() wakes tasks in deadline order, whatever order they were spawned in", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  function* sleeper(name: string, ms: number): Operation<void> {
+    yield* sleep(ms);
+    log.push(`${name}@${loop.time()}`);
+  }
+  loop.runSync(function* main() {
+    const delays = [70, 10, 50, 30, 60, 20, 40];
+    yield* gather(delays.map((ms) => sleeper(`s${ms}`, ms)));
+  });
+  assertEquals(log, ["s10@10", "s20@20", "s30@30", "s40@40", "s50@50", "s60@60", "s70@70"]);
+});
+
+Deno.test("sleep() ties: the same deadline fires in the order the timers were armed", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  function* sleeper(name: string, startAt: number, ms: number): Operation<void> {
+    yield* sleep(startAt); // arm the real sleep at a chosen time
+    yield* sleep(ms);
+    log.push(`${name}@${loop.time()}`);
+  }
+  loop.runSync(function* main() {
+    // All wake at t=100. Arming order: d (t=0), b (t=10), a (t=20), c (t=20,
+    // armed after a because it was spawned after it).
+    yield* gather([
+      sleeper("a", 20, 80),
+      sleeper("b", 10, 90),
+      sleeper("c", 20, 80),
+      function* d(): Operation<void> {
+        yield* sleep(100);
+        log.push(`d@${loop.time()}`);
+      },
+    ]);
+  });
+  assertEquals(log, ["d@100", "b@100", "a@100", "c@100"]);
+});
+
+Deno.test("sleep() ties among many timers keep arming order (heap stability)", () => {
+  const loop = virtualLoop();
+  const woke: number[] = [];
+  loop.runSync(function* main() {
+    const bodies = [];
+    for (let i = 0; i < 1_000; i++) {
+      bodies.push(function* tie(): Operation<void> {
+        yield* sleep(50 + (i % 3) * 10); // three deadlines, many ties each
+        woke.push(i);
+      });
+    }
+    yield* gather(bodies);
+  });
+  const expected = [0, 1, 2].flatMap((group) =>
+    Array.from({ length: 1_000 }, (_, i) => i).filter((i) => i % 3 === group)
+  );
+  assertEquals(woke, expected);
+});
+
+Deno.test("sleep(0) yields a turn without arming a timer or moving time", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    yield* spawn(function* other() {
+      log.push(`other, timers ${loop._timerCount}`);
+    });
+    yield* sleep(0);
+    log.push(`main@${loop.time()}`);
+  });
+  assertEquals(log, ["other, timers 0", "main@0"]);
+});
+
+// ---------------------------------------------------------------------------
+// VirtualClock.
+
+Deno.test("VirtualClock: a program sleeping one hour runs under runSync in well under a second", () => {
+  const loop = virtualLoop();
+  const started = performance.now();
+  const ticks = loop.runSync(function* main() {
+    let n = 0;
+    const ticker = yield* spawn(function* ticker() {
+      for (;;) {
+        yield* sleep(1_000);
+        n++;
+      }
+    });
+    yield* sleep(30 * 60_000);
+    for (let minute = 30; minute < 60; minute++) yield* sleep(60_000);
+    yield* cancel(ticker);
+    return n;
+  });
+  const wall = performance.now() - started;
+  assertEquals(loop.time(), 3_600_000);
+  // The tick due at exactly one hour was armed after main's last sleep, so
+  // it is queued behind main, which cancels the ticker first.
+  assertEquals(ticks, 3_599, "a 1 s ticker ticked every second of that hour");
+  assertLess(wall, 1_000);
+});
+
+Deno.test("VirtualClock: time starts where given, and does not move while tasks are ready", () => {
+  const clock = new VirtualClock(5_000);
+  const loop = new Loop({ clock });
+  const seen = loop.runSync(function* main() {
+    const times = [loop.time()];
+    yield* spawn(function* busy() {
+      for (let i = 0; i < 100; i++) yield* yieldNow();
+    });
+    for (let i = 0; i < 50; i++) yield* yieldNow();
+    times.push(loop.time());
+    yield* sleep(3_600_000);
+    times.push(loop.time());
+    return times;
+  });
+  assertEquals(seen, [5_000, 5_000, 3_605_000]);
+});
+
+Deno.test("VirtualClock: jumpTo() never goes back; advance() rejects negative amounts", () => {
+  const clock = new VirtualClock(100);
+  clock.jumpTo(50);
+  assertEquals(clock.now(), 100);
+  clock.jumpTo(150);
+  assertEquals(clock.now(), 150);
+  clock.advance(0);
+  clock.advance(25);
+  assertEquals(clock.now(), 175);
+  assertThrows(() => clock.advance(-1), RangeError, "must be >= 0");
+  assertThrows(() => clock.advance(NaN), RangeError);
+  assertEquals(clock.now(), 175);
+});
+
+Deno.test("VirtualClock: the same program run twice gives the identical event log", () => {
+  function program(): { log: string[]; end: number } {
+    const loop = virtualLoop();
+    const log: string[] = [];
+    const at = (what: string) => log.push(`${loop.time()} ${what}`);
+    function* worker(id: number): Operation<number> {
+      let total = 0;
+      for (let k = 0; k < 6; k++) {
+        const ms = (id * 37 + k * 11) % 23; // includes 0: a plain yield
+        yield* sleep(ms);
+        total += ms;
+        at(`w${id}.${k}`);
+      }
+      return total;
+    }
+    function* slowpoke(id: number): Operation<void> {
+      try {
+        yield* sleep(1_000 + id);
+      } finally {
+        yield* sleep(id % 4);
+        at(`slowpoke${id} cleaned`);
+      }
+    }
+    loop.runSync(function* main() {
+      const helpers: Task<void>[] = [];
+      for (let i = 0; i < 10; i++) helpers.push(yield* spawn(slowpoke(i)));
+      const totals = yield* gather(Array.from({ length: 30 }, (_, i) => worker(i)));
+      at(`gathered ${totals.join(",")}`);
+      try {
+        yield* timeout(15, slowpoke(99));
+      } catch (error) {
+        at((error as Error).name);
+      }
+      at(`race won by ${yield* race([worker(100), worker(101), worker(102)])}`);
+      for (const helper of helpers.filter((_, i) => i % 2 === 0)) helper.cancel();
+      yield* sleep(3);
+      at("main ends");
+    });
+    return { log, end: loop.time() };
+  }
+  const first = program();
+  assertGreaterOrEqual(first.log.length, 200);
+  const second = program();
+  assertEquals(second, first);
+  // Ties and zero delays are in it, so the order is not trivially sorted by id.
+  assert(
+    first.log.some((line, i) => i > 0 && line.split(" ")[0] === first.log[i - 1].split(" ")[0]),
+  );
+});
+
+// ---------------------------------------------------------------------------
+// RealClock.
+
+Deno.test("RealClock: sleep(50) takes at least 50 ms of wall time", async () => {
+  const started = performance.now();
+  const inside = await run(function* main() {
+    const before = performance.now();
+    yield* sleep(50);
+    return performance.now() - before;
+  });
+  const elapsed = performance.now() - started;
+  assertGreaterOrEqual(inside, 50);
+  assertGreaterOrEqual(elapsed, 50);
+  assertLess(elapsed, 1_000, "and not absurdly longer");
+});
+
+Deno.test("RealClock: concurrent sleeps wake in deadline order, none early", async () => {
+  const loop = new Loop({ clock: new RealClock() });
+  const start = loop.time();
+  const woke = await loop.runUntilComplete(function* main() {
+    const order: [number, number][] = [];
+    function* sleeper(ms: number): Operation<void> {
+      yield* sleep(ms);
+      order.push([ms, loop.time() - start]);
+    }
+    yield* gather([sleeper(30), sleeper(5), sleeper(20), sleeper(10)]);
+    return order;
+  });
+  assertEquals(woke.map(([ms]) => ms), [5, 10, 20, 30]);
+  for (const [ms, at] of woke) assertGreaterOrEqual(at, ms);
+});
+
+Deno.test("RealClock: a run that sleeps 200 ms does not spin the CPU", async () => {
+  const cpuBefore = process.cpuUsage();
+  const wallBefore = performance.now();
+  await run(function* main() {
+    // Several sleepers and a deadline far apart: the loop must wait, not poll.
+    yield* gather([sleep(200), sleep(120), sleep(60)]);
+  });
+  const wall = performance.now() - wallBefore;
+  const cpu = process.cpuUsage(cpuBefore);
+  const cpuMs = (cpu.user + cpu.system) / 1_000;
+  assertGreaterOrEqual(wall, 200);
+  // A spinning loop burns ~100% of a core for the whole time.
+  assertLess(cpuMs, wall * 0.25, `CPU ${cpuMs.toFixed(1)} ms over ${wall.toFixed(1)} ms wall`);
+});
+
+// ---------------------------------------------------------------------------
+// Timers at scale.
+
+Deno.test("Loop._timerCount: 100k concurrent sleeps on the VirtualClock complete and leave no timer", () => {
+  const loop = virtualLoop();
+  let woke = 0;
+  let peak = 0;
+  let lastWake = -1;
+  let outOfOrder = 0;
+  function* sleeper(ms: number): Operation<void> {
+    yield* sleep(ms);
+    if (loop.time() < lastWake) outOfOrder++;
+    lastWake = loop.time();
+    woke++;
+  }
+  const started = performance.now();
+  loop.runSync(function* main() {
+    for (let i = 0; i < 100_000; i++) yield* spawn(sleeper(((i * 7_919) % 10_000) + 1));
+    yield* yieldNow(); // every sleeper has armed its timer
+    peak = loop._timerCount;
+    yield* sleep(20_000);
+  });
+  assertEquals(peak, 100_000);
+  assertEquals(woke, 100_000);
+  assertEquals(outOfOrder, 0);
+  assertEquals(loop._timerCount, 0);
+  assertEquals(loop.time(), 20_000);
+  assertLess(performance.now() - started, 5_000);
+});
+
+Deno.test("Loop._timerCount: 100k sleeps cancelled early leave it at 0, and no timer ever fires", () => {
+  const loop = virtualLoop();
+  let armed = 0;
+  let woke = 0;
+  const tasks: Task<void>[] = [];
+  function* sleeper(ms: number): Operation<void> {
+    yield* sleep(ms);
+    woke++;
+  }
+  loop.runSync(function* main() {
+    for (let i = 0; i < 100_000; i++) tasks.push(yield* spawn(sleeper(1_000 + i)));
+    yield* yieldNow();
+    armed = loop._timerCount;
+    for (const task of tasks) task.cancel("early");
+    assertEquals(loop._timerCount, 0, "removed at once, not when they would fire");
+    yield* yieldNow();
+  });
+  assertEquals(armed, 100_000);
+  assertEquals(woke, 0);
+  assertEquals(loop._timerCount, 0);
+  assertEquals(loop.time(), 0);
+  assert(tasks.every((task) => task.state === "cancelled"));
+});
+
+Deno.test("Loop._timerCount: cancelling half of many sleeps keeps the others in deadline order", () => {
+  const loop = virtualLoop();
+  const woke: number[] = [];
+  loop.runSync(function* main() {
+    const tasks: Task<void>[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      const ms = ((i * 7_919) % 5_000) + 1;
+      tasks.push(
+        yield* spawn(function* sleeper() {
+          yield* sleep(ms);
+          woke.push(ms);
+        }),
+      );
+    }
+    yield* yieldNow();
+    tasks.forEach((task, i) => i % 2 === 0 && task.cancel());
+    assertEquals(loop._timerCount, 5_000);
+    yield* sleep(6_000);
+  });
+  assertEquals(woke.length, 5_000);
+  assertEquals(woke, [...woke].sort((a, b) => a - b));
+  assertEquals(loop._timerCount, 0);
+});
+
+// ---------------------------------------------------------------------------
+// Bad delays.
+
+Deno.test("sleep() rejects negative and non-numeric delays with RangeError at the call", () => {
+  for (const bad of [-1, -0.5, NaN, -Infinity]) {
+    const error = assertThrows(() => sleep(bad), RangeError);
+    assertStringIncludes(error.message, `sleep(${bad})`);
+    assertStringIncludes(error.message, ">= 0");
+  }
+  assertThrows(() => sleep("5" as never), RangeError);
+  assertThrows(() => sleep(undefined as never), RangeError);
+  // Thrown at the call inside a task too, where it can be caught.
+  const loop = virtualLoop();
+  const caught = loop.runSync(function* main() {
+    try {
+      yield* sleep(-1);
+    } catch (error) {
+      return error;
+    }
+  });
+  assertInstanceOf(caught, RangeError);
+  assertEquals(loop._timerCount, 0);
+});
+
+Deno.test("sleep(Infinity) arms no timer and ends only by cancellation", () => {
+  const loop = virtualLoop();
+  const result = loop.runSync(function* main() {
+    const forever = yield* spawn(sleep(Infinity));
+    yield* yieldNow();
+    const timers = loop._timerCount;
+    yield* sleep(10);
+    const stateMeanwhile = forever.state;
+    yield* cancel(forever);
+    return [timers, stateMeanwhile, forever.state];
+  });
+  assertEquals(result, [0, "waiting", "cancelled"]);
+});
+
+// ---------------------------------------------------------------------------
+// timeout().
+
+Deno.test("timeout() returns the body's result when it is fast, and disarms its timer", () => {
+  const loop = virtualLoop();
+  const result = loop.runSync(function* main() {
+    const value = yield* timeout(100, function* quick(): Operation<string> {
+      yield* sleep(40);
+      return "in time";
+    });
+    return [value, loop._timerCount, loop.time()];
+  });
+  assertEquals(result, ["in time", 0, 40]);
+});
+
+Deno.test("timeout() throws TimeoutError when the body is slow; its cleanup (which sleeps) ran first", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  let body: Task<unknown> | undefined;
+  const error = loop.runSync(function* main() {
+    try {
+      yield* timeout(50, function* slow(): Operation<void> {
+        body = yield* currentTask();
+        try {
+          yield* sleep(1_000);
+          log.push("slow finished?");
+        } catch (error) {
+          log.push(`slow got ${(error as Error).name}@${loop.time()}`);
+          throw error;
+        } finally {
+          yield* sleep(5);
+          log.push(`slow cleaned@${loop.time()}`);
+        }
+      });
+    } catch (error) {
+      log.push(`caller got ${(error as Error).name}@${loop.time()}; body ${body?.state}`);
+      return error;
+    }
+  });
+  assertInstanceOf(error, TimeoutError);
+  assertEquals(error.name, "TimeoutError");
+  assertEquals(error.ms, 50);
+  assertStringIncludes(error.message, 'Task "slow" did not finish within 50 ms');
+  assertEquals(log, [
+    "slow got CancelledError@50",
+    "slow cleaned@55",
+    "caller got TimeoutError@55; body cancelled",
+  ]);
+  assertEquals(loop._timerCount, 0);
+});
+
+Deno.test("timeout() passes the body's own error through, unchanged", () => {
+  const boom = new SyntaxError("mine");
+  const error = virtualLoop().runSync(function* main() {
+    try {
+      yield* timeout(10, function* failing(): Operation<void> {
+        yield* sleep(1);
+        throw boom;
+      });
+    } catch (error) {
+      return error;
+    }
+  });
+  assertStrictEquals(error, boom);
+});
+
+Deno.test("timeout() cancelled from outside cancels its body and arms nothing more", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    const waiter = yield* spawn(function* waiter() {
+      yield* timeout(1_000, function* body(): Operation<void> {
+        try {
+          yield* sleep(500);
+        } finally {
+          log.push(`body cleaned@${loop.time()}`);
+        }
+      });
+    });
+    yield* sleep(10);
+    yield* cancel(waiter);
+    log.push(`waiter ${waiter.state}, timers ${loop._timerCount}`);
+  });
+  assertEquals(log, ["body cleaned@10", "waiter cancelled, timers 0"]);
+});
+
+Deno.test("timeout(Infinity) arms no timer; timeout() rejects a bad limit at the call", () => {
+  const loop = virtualLoop();
+  function* body(): Operation<number> {
+    const armedBeforeBody = loop._timerCount; // the timeout's own timer, if any
+    yield* sleep(10);
+    return armedBeforeBody;
+  }
+  const result = loop.runSync(function* main() {
+    return [yield* timeout(Infinity, body), yield* timeout(100, body)];
+  });
+  assertEquals(result, [0, 1]);
+  assertEquals(loop.time(), 20);
+  assertThrows(() => timeout(-5, sleep(1)), RangeError, "timeout(-5");
+  assertThrows(() => timeout(NaN, sleep(1)), RangeError);
+});
+
+// ---------------------------------------------------------------------------
+// race().
+
+Deno.test("race(): the first to finish wins; the losers are cancelled and cleaned up before it returns", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const runners: Task<unknown>[] = [];
+  function* runner(name: string, ms: number, cleanupMs: number): Operation<string> {
+    runners.push(yield* currentTask());
+    try {
+      yield* sleep(ms);
+      return name;
+    } catch (error) {
+      assertInstanceOf(error, CancelledError);
+      log.push(`${name} cancelled@${loop.time()}`);
+      throw error;
+    } finally {
+      if (cleanupMs > 0) yield* sleep(cleanupMs);
+      log.push(`${name} finally@${loop.time()}`);
+    }
+  }
+  const winner = loop.runSync(function* main() {
+    const value = yield* race([
+      runner("slow", 50, 4),
+      runner("fast", 10, 0),
+      runner("slower", 70, 2),
+    ]);
+    log.push(`race returned ${value}@${loop.time()}`);
+    return value;
+  });
+  assertEquals(winner, "fast");
+  assertEquals(log, [
+    "fast finally@10",
+    "slow cancelled@10",
+    "slower cancelled@10",
+    "slower finally@12",
+    "slow finally@14",
+    "race returned fast@14",
+  ]);
+  assertEquals(runners.map((task) => task.state), ["cancelled", "done", "cancelled"]);
+  assertEquals(loop._timerCount, 0);
+});
+
+Deno.test("race(): a winner that fails makes race throw its error after the losers' cleanup", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const boom = new RangeError("first and failed");
+  const error = loop.runSync(function* main() {
+    try {
+      yield* race([
+        function* loser(): Operation<void> {
+          try {
+            yield* sleep(100);
+          } finally {
+            yield* sleep(3);
+            log.push(`loser cleaned@${loop.time()}`);
+          }
+        },
+        function* fails(): Operation<void> {
+          yield* sleep(1);
+          throw boom;
+        },
+      ]);
+    } catch (error) {
+      log.push(`race threw@${loop.time()}`);
+      return error;
+    }
+  });
+  assertStrictEquals(error, boom);
+  assertEquals(log, ["loser cleaned@4", "race threw@4"]);
+});
+
+Deno.test("race(): ties go to the body whose timer was armed first", () => {
+  const loop = virtualLoop();
+  const winner = loop.runSync(function* main() {
+    function* after(ms: number, value: string): Operation<string> {
+      yield* sleep(ms);
+      return value;
+    }
+    return yield* race([after(10, "first armed"), after(10, "second armed")]);
+  });
+  assertEquals(winner, "first armed");
+});
+
+Deno.test("race([]) throws RangeError at the call", () => {
+  const error = assertThrows(() => race([]), RangeError);
+  assertStringIncludes(error.message, "empty");
+  assertStringIncludes(error.message, "pass at least one");
+});
