@@ -1,7 +1,8 @@
 /**
- * The tutorial's `spawn`, `join` and `gather`: tasks take turns at every
- * `yield*`, so their output interleaves, while `gather` returns the results
- * in input order, not finish order.
+ * The tutorial's "Event Loop" section, second half: its `spawn`, `join`
+ * and `gather` control-flow functions, on genloop. Tasks take turns at
+ * every `yield*`, so their output interleaves, while `gather` returns the
+ * results in input order, not finish order.
  *
  * Run: deno run examples/04_gather.ts
  *
