@@ -115,6 +115,11 @@ export class Loop {
   #pendingCalls = 0;
   // Failures that had nobody left to report to; the run rejects with them.
   #orphanErrors: unknown[] = [];
+  // A second error that reached a task already queued with one: it is
+  // thrown at the task's next yield* (or joins its outcome if the body
+  // ends first), so neither error is lost. Rare, so kept here rather than
+  // in a field of every task.
+  #deferred = new Map<Task<unknown>, unknown>();
   #onWarning: (message: string) => void;
   #stallTimeoutMs: number;
 
@@ -442,6 +447,7 @@ export class Loop {
       }
       // Interrupted while running (it cancelled itself): deliver that first.
       if (task._throwing) continue;
+      if (this.#deferred.size > 0 && this.#deliverDeferred(task)) continue;
       const instruction = step.value;
       if (!(instruction instanceof Instruction) || instruction.value !== instruction) {
         task._value = invalidInstructionError(task, instruction);
@@ -464,6 +470,12 @@ export class Loop {
 
   /** The body returned or threw. Settle, or first close its children. */
   #bodyEnded(task: Task<unknown>, threw: boolean, value: unknown): void {
+    if (this.#deferred.has(task)) {
+      const deferred = this.#deferred.get(task);
+      this.#deferred.delete(task);
+      value = threw ? mergeErrors(value, deferred) : deferred;
+      threw = true;
+    }
     if (!threw && task._cancelError !== null) {
       this.#onWarning(
         `Task "${task.name}" caught its CancelledError and returned normally; it is reported as cancelled and its result is discarded. Re-throw CancelledError after cleanup.`,
@@ -550,11 +562,13 @@ export class Loop {
   #interrupt(task: Task<unknown>, error: unknown): void {
     switch (task.state) {
       case "ready":
-        // Queued already: change what it is resumed with. A pending error
-        // wins over a later one; a not-started generator never runs its body.
+        // Queued already: change what it is resumed with. If it is already
+        // to be resumed with an error, the new one waits for its next yield*.
         if (!task._throwing) {
           task._value = error;
           task._throwing = true;
+        } else {
+          this.#defer(task, error);
         }
         return;
       case "running":
@@ -572,6 +586,20 @@ export class Loop {
       default:
         return;
     }
+  }
+
+  #defer(task: Task<unknown>, error: unknown): void {
+    const previous = this.#deferred.get(task);
+    this.#deferred.set(task, previous === undefined ? error : mergeErrors(previous, error));
+  }
+
+  /** Throws a deferred error into `task` instead of its new wait, if it has one. */
+  #deliverDeferred(task: Task<unknown>): boolean {
+    if (!this.#deferred.has(task)) return false;
+    task._value = this.#deferred.get(task);
+    task._throwing = true;
+    this.#deferred.delete(task);
+    return true;
   }
 
   // ---------------------------------------------------------------------

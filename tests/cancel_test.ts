@@ -647,14 +647,13 @@ Deno.test("gather(): cancelling the gathering task cancels every child, and its 
   assert(loop._timerCount === 0);
 });
 
-// KNOWN BUG, ignored until fixed (see the report that came with these tests):
+// Regression test for a bug fixed after these tests found it:
 // a cancellation that reaches a task already queued with another error is
 // marked as delivered but never thrown into it, so the task runs on (and
 // cannot be cancelled again), and is then warned about as if it had
 // swallowed a CancelledError it never saw.
 Deno.test({
   name: "Task.cancel(): a task queued with another error still receives its cancellation",
-  ignore: true,
   fn() {
     const warnings: string[] = [];
     const loop = virtualLoop({ onWarning: (message) => warnings.push(message) });

@@ -744,14 +744,13 @@ Deno.test("CancelledError is what a cancelled run's joiner sees, distinct from f
   assertEquals(error.reason, "done with it");
 });
 
-// KNOWN BUG, ignored until fixed (see the report that came with these tests):
+// Regression test for a bug fixed after these tests found it:
 // a failure report that reaches a task already queued with another error
 // (here: its CancelledError) is dropped by Loop's #interrupt ("a pending
 // error wins"), so the child's failure vanishes.
 Deno.test({
   name:
     "TaskFailedError: a child failing while its parent is queued with its CancelledError is not lost",
-  ignore: true,
   fn() {
     const loop = virtualLoop();
     const error = loop.runSync(function* main() {
