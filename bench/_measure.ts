@@ -69,3 +69,15 @@ export function heapUsed(): number {
   collectGarbage();
   return Deno.memoryUsage().heapUsed;
 }
+
+const notes: string[] = [];
+
+/** Records a remark for the report (a skipped family, a scaled-down size). */
+export function addNote(note: string): void {
+  notes.push(note);
+}
+
+/** The remarks recorded so far. */
+export function takeNotes(): string[] {
+  return notes.splice(0, notes.length);
+}

@@ -40,7 +40,10 @@ function format(value: number): string {
 }
 
 function formatRatio(value: number): string {
-  return value < 0.01 ? value.toExponential(1) : value.toFixed(2);
+  // Three significant digits, so a ratio just short of its target does not
+  // print as if it met it (0.897 against ≥ 0.9).
+  if (value < 0.01) return value.toExponential(1);
+  return value < 10 ? value.toPrecision(3) : value.toFixed(1);
 }
 
 /** Whether the row meets its numeric target (undefined when it has none). */
@@ -51,8 +54,16 @@ export function meetsTarget(row: Comparison): boolean | undefined {
   return match[1] === "≤" ? ratio(row) <= limit : ratio(row) >= limit;
 }
 
+/** Extra lines for the report: notes and how long the run took. */
+export interface RunInfo {
+  /** Remarks such as a skipped family or a scaled-down size. */
+  notes: string[];
+  /** Wall time of the whole run, in seconds. */
+  seconds: number;
+}
+
 /** The results as a Markdown table with a header naming the machine. */
-export function toMarkdown(rows: Comparison[], machine: Machine): string {
+export function toMarkdown(rows: Comparison[], machine: Machine, info?: RunInfo): string {
   const lines = [
     "# genloop benchmarks",
     "",
@@ -73,15 +84,21 @@ export function toMarkdown(rows: Comparison[], machine: Machine): string {
       } | ${row.target} | ${met === undefined ? "" : met ? "yes" : "no"} |`,
     );
   }
+  if (info !== undefined) {
+    lines.push("", `The whole run took ${info.seconds.toFixed(1)} s.`);
+    for (const note of info.notes) lines.push("", `Note: ${note}.`);
+  }
   return lines.join("\n") + "\n";
 }
 
 /** The results as aligned console lines. */
 export function toConsole(rows: Comparison[]): string {
+  const label = (row: Comparison): string => `${row.group}: ${row.name}`;
+  const width = Math.max(0, ...rows.map((row) => label(row).length));
   return rows.map((row) => {
     const met = meetsTarget(row);
-    return `${(row.group + ": " + row.name).padEnd(58)} ${format(row.genloop).padStart(10)} vs ${
-      format(row.baseline).padStart(10)
+    return `${label(row).padEnd(width)} ${format(row.genloop).padStart(9)} vs ${
+      format(row.baseline).padStart(9)
     } ${row.unit.padEnd(14)} ratio ${formatRatio(ratio(row)).padStart(7)}  target ${row.target}${
       met === undefined ? "" : met ? "  ok" : "  MISSED"
     }`;
@@ -97,16 +114,23 @@ function escapeXml(text: string): string {
  * (1.0) marked: bars left of it mean genloop costs less than the baseline.
  */
 export function toSvg(rows: Comparison[], machine: Machine): string {
+  const label = (row: Comparison): string =>
+    `${row.group}: ${row.name} vs ${row.baselineName}${
+      row.higherIsBetter ? " (higher is better)" : ""
+    }`;
   const rowHeight = 28;
-  const labelWidth = 540;
+  // About 6.6 px per character of 12 px sans-serif.
+  const labelWidth = Math.max(300, Math.ceil(Math.max(...rows.map((r) => label(r).length)) * 6.6));
   const plotWidth = 420;
-  const top = 56;
+  const top = 74;
   const height = top + rows.length * rowHeight + 40;
   const width = labelWidth + plotWidth + 90;
   const minLog = -3;
   const maxLog = 1;
   const x = (value: number): number => {
-    const clamped = Math.min(maxLog, Math.max(minLog, Math.log10(value)));
+    // A ratio that is not positive (an overshoot below zero) sits at the left edge.
+    const log = value > 0 ? Math.log10(value) : minLog;
+    const clamped = Math.min(maxLog, Math.max(minLog, log));
     return labelWidth + ((clamped - minLog) / (maxLog - minLog)) * plotWidth;
   };
   const parts = [
@@ -116,6 +140,7 @@ export function toSvg(rows: Comparison[], machine: Machine): string {
     `<text x="10" y="38" fill="#555">${
       escapeXml(`${machine.date} · ${machine.host} · ${machine.runtime}`)
     }</text>`,
+    `<text x="10" y="56" fill="#555">bars: <tspan fill="#2a9d4b">green</tspan> target met, <tspan fill="#d1495b">red</tspan> target missed, <tspan fill="#8899aa">grey</tspan> no target (reference)</text>`,
   ];
   for (const tick of [0.001, 0.01, 0.1, 1, 10]) {
     parts.push(
@@ -133,13 +158,7 @@ export function toSvg(rows: Comparison[], machine: Machine): string {
     const start = x(Math.min(1, value));
     const end = x(Math.max(1, value));
     parts.push(
-      `<text x="${labelWidth - 8}" y="${y + 16}" text-anchor="end">${
-        escapeXml(
-          `${row.group}: ${row.name} vs ${row.baselineName}${
-            row.higherIsBetter ? " (higher is better)" : ""
-          }`,
-        )
-      }</text>`,
+      `<text x="${labelWidth - 8}" y="${y + 16}" text-anchor="end">${escapeXml(label(row))}</text>`,
       `<rect x="${start}" y="${y + 4}" width="${Math.max(1, end - start)}" height="${
         rowHeight - 10
       }" fill="${color}"/>`,

@@ -1,13 +1,15 @@
 /**
  * Heap bytes per suspended task: 100,000 genloop tasks blocked in
  * `suspend()`, against 100,000 suspended async functions and 100,000 bare
- * suspended generators, each measured after a full GC.
+ * suspended generators, each measured after a full GC. Each set is let go
+ * (genloop's by returning from main, which cancels its children) before
+ * the next is measured.
  *
  * @module
  */
 
 import { type Operation, runSync, spawn, suspend, type Task, yieldNow } from "../mod.ts";
-import { type Comparison, heapUsed } from "./_measure.ts";
+import { type Comparison, heapUsed, median } from "./_measure.ts";
 
 const COUNT = 100_000;
 
@@ -60,9 +62,14 @@ function generatorBytes(): number {
 
 /** Measures bytes per suspended task side by side. */
 export function benchMemory(): Comparison[] {
-  const genloop = genloopBytes();
-  const asyncFn = asyncBytes();
-  const generator = generatorBytes();
+  const samples: [number[], number[], number[]] = [[], [], []];
+  // Interleaved, three times each; the median of each is reported.
+  for (let i = 0; i < 3; i++) {
+    samples[0].push(genloopBytes());
+    samples[1].push(asyncBytes());
+    samples[2].push(generatorBytes());
+  }
+  const [genloop, asyncFn, generator] = samples.map(median);
   return [
     {
       group: "memory",

@@ -1,7 +1,9 @@
 /**
  * Timers: 100,000 sleeps on the virtual clock (cost per timer, spawn
- * included), and 10,000 concurrent real-clock sleeps against 10,000
- * `setTimeout` promises (total time for the same set of delays).
+ * included; also against a raw generator + heap floor), and 10,000
+ * concurrent real-clock sleeps of 10-50 ms against 10,000 `setTimeout`
+ * promises with the same delays: total time, and how late each sleeper woke
+ * (overshoot past its own deadline).
  *
  * @module
  */
@@ -11,11 +13,14 @@ import { type Comparison, median, nsPerOp } from "./_measure.ts";
 
 const VIRTUAL_SLEEPS = 100_000;
 const REAL_SLEEPS = 10_000;
+const REAL_RUNS = 3;
 
+/** Pseudo-random delays of 1-1000 ms, the same every run. */
 function delay(i: number): number {
   return (i * 7919) % 1000 + 1;
 }
 
+/** Pseudo-random delays of 10-50 ms, the same every run. */
 function realDelay(i: number): number {
   return 10 + (i * 7919) % 41;
 }
@@ -32,36 +37,124 @@ function virtualSleeps(): void {
   });
 }
 
-/** The same delays as plain timer callbacks, settled through a counter. */
-async function timeoutPromises(count: number, ms: (i: number) => number): Promise<void> {
-  const all: Promise<void>[] = new Array(count);
-  for (let i = 0; i < count; i++) {
-    all[i] = new Promise((resolve) => setTimeout(resolve, ms(i)));
+function* rawSleeper(ms: number): Generator<number, void, unknown> {
+  yield ms;
+}
+
+/**
+ * The floor: the same sleeps with no scheduler. Each generator yields its
+ * delay; a binary heap keyed by deadline orders them; each is resumed once.
+ */
+function rawHeapSleeps(): void {
+  const keys = new Float64Array(VIRTUAL_SLEEPS);
+  const sleepers: Generator<number, void, unknown>[] = new Array(VIRTUAL_SLEEPS);
+  let size = 0;
+  for (let n = 0; n < VIRTUAL_SLEEPS; n++) {
+    const sleeper = rawSleeper(delay(n));
+    const key = sleeper.next().value as number;
+    let i = size++;
+    for (let parent = (i - 1) >> 1; i > 0 && keys[parent] > key; parent = (i - 1) >> 1) {
+      keys[i] = keys[parent];
+      sleepers[i] = sleepers[parent];
+      i = parent;
+    }
+    keys[i] = key;
+    sleepers[i] = sleeper;
+  }
+  while (size > 0) {
+    const first = sleepers[0];
+    const key = keys[--size];
+    const last = sleepers[size];
+    let i = 0;
+    for (let child = 1; child < size; child = 2 * i + 1) {
+      if (child + 1 < size && keys[child + 1] < keys[child]) child++;
+      if (keys[child] >= key) break;
+      keys[i] = keys[child];
+      sleepers[i] = sleepers[child];
+      i = child;
+    }
+    keys[i] = key;
+    sleepers[i] = last;
+    first.next();
+  }
+}
+
+/** One run of real sleeps: its wall time, and the overshoot of each sleeper. */
+interface RealRun {
+  totalMs: number;
+  lateMs: Float64Array;
+}
+
+function* timedSleeper(i: number, lateMs: Float64Array): Operation<void> {
+  const ms = realDelay(i);
+  const start = performance.now();
+  yield* sleep(ms);
+  lateMs[i] = performance.now() - start - ms;
+}
+
+async function genloopRealSleeps(): Promise<RealRun> {
+  const lateMs = new Float64Array(REAL_SLEEPS);
+  const start = performance.now();
+  await run(function* main() {
+    yield* gather(Array.from({ length: REAL_SLEEPS }, (_, i) => timedSleeper(i, lateMs)));
+  });
+  return { totalMs: performance.now() - start, lateMs };
+}
+
+async function timeoutRealSleeps(): Promise<RealRun> {
+  const lateMs = new Float64Array(REAL_SLEEPS);
+  const start = performance.now();
+  const all: Promise<void>[] = new Array(REAL_SLEEPS);
+  for (let i = 0; i < REAL_SLEEPS; i++) {
+    all[i] = new Promise((resolve) => {
+      const ms = realDelay(i);
+      const begun = performance.now();
+      setTimeout(() => {
+        lateMs[i] = performance.now() - begun - ms;
+        resolve();
+      }, ms);
+    });
   }
   await Promise.all(all);
+  return { totalMs: performance.now() - start, lateMs };
 }
 
-async function realSleeps(): Promise<void> {
-  await run(function* main() {
-    yield* gather(Array.from({ length: REAL_SLEEPS }, (_, i) => sleeper(realDelay(i))));
-  });
+function mean(values: Float64Array): number {
+  let sum = 0;
+  for (const value of values) sum += value;
+  return sum / values.length;
 }
 
-async function wallMs(fn: () => Promise<void>): Promise<number> {
-  const samples: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const start = performance.now();
-    await fn();
-    samples.push(performance.now() - start);
-  }
-  return median(samples);
+function percentile(values: Float64Array, p: number): number {
+  const sorted = Float64Array.from(values).sort();
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+/** Median over the runs of total time, mean overshoot and 99th-percentile overshoot. */
+function summarise(runs: RealRun[]): { total: number; mean: number; p99: number } {
+  return {
+    total: median(runs.map((r) => r.totalMs)),
+    mean: median(runs.map((r) => mean(r.lateMs))),
+    p99: median(runs.map((r) => percentile(r.lateMs, 0.99))),
+  };
 }
 
 /** Measures both timer benchmarks. */
 export async function benchSleep(): Promise<Comparison[]> {
   const virtual = await nsPerOp(virtualSleeps, VIRTUAL_SLEEPS, 5);
-  const genloopReal = await wallMs(realSleeps);
-  const timeoutReal = await wallMs(() => timeoutPromises(REAL_SLEEPS, realDelay));
+  const raw = await nsPerOp(rawHeapSleeps, VIRTUAL_SLEEPS, 5);
+  // Warm up once each, then alternate the two so drift affects both alike.
+  await genloopRealSleeps();
+  await timeoutRealSleeps();
+  const genloopRuns: RealRun[] = [];
+  const timeoutRuns: RealRun[] = [];
+  for (let i = 0; i < REAL_RUNS; i++) {
+    genloopRuns.push(await genloopRealSleeps());
+    timeoutRuns.push(await timeoutRealSleeps());
+  }
+  const genloop = summarise(genloopRuns);
+  const timeout = summarise(timeoutRuns);
+  const real = `${REAL_SLEEPS.toLocaleString("en")} real sleeps of 10-50 ms`;
   return [
     {
       group: "timers",
@@ -74,12 +167,39 @@ export async function benchSleep(): Promise<Comparison[]> {
     },
     {
       group: "timers",
-      name: `${REAL_SLEEPS.toLocaleString("en")} real sleeps of 10-50 ms`,
+      name: "same virtual sleeps, against the floor",
+      unit: "ns/timer",
+      genloop: virtual,
+      baselineName: "raw generators + binary heap (no scheduler)",
+      baseline: raw,
+      target: "(floor)",
+    },
+    {
+      group: "timers",
+      name: `${real}, total`,
       unit: "ms total",
-      genloop: genloopReal,
+      genloop: genloop.total,
       baselineName: "setTimeout promises",
-      baseline: timeoutReal,
+      baseline: timeout.total,
       target: "≤ 1.0",
+    },
+    {
+      group: "timers",
+      name: `${real}, mean overshoot`,
+      unit: "ms late",
+      genloop: genloop.mean,
+      baselineName: "setTimeout promises",
+      baseline: timeout.mean,
+      target: "(info)",
+    },
+    {
+      group: "timers",
+      name: `${real}, 99th pct overshoot`,
+      unit: "ms late",
+      genloop: genloop.p99,
+      baselineName: "setTimeout promises",
+      baseline: timeout.p99,
+      target: "(info)",
     },
   ];
 }

@@ -1,9 +1,11 @@
 /**
  * Spawn + join of many short tasks: genloop against `Promise.all` over
- * async functions, and against effection 4 (a bench-only dependency; the
- * library never imports it). Each comparison runs the same pattern on both
- * sides: `gather` is genloop's `Promise.all`, and spawn-then-join one task
- * at a time is written the same way for genloop and effection.
+ * async functions (in batches), and against effection 4 (a bench-only
+ * dependency; the library never imports it). genloop runs three patterns:
+ * spawn then join one task at a time, spawn a batch then join each, and
+ * `gather` (its `Promise.all`). Against effection both sides run the same
+ * one-at-a-time pattern on the same number of tasks: as many as effection
+ * does in about a second.
  *
  * @module
  */
@@ -14,8 +16,6 @@ import { type Comparison, nsPerOp } from "./_measure.ts";
 
 const TASKS = 1_000_000;
 const BATCH = 1_000;
-// As many as effection does in a few seconds per run (its cost per task grows with the count).
-const EFFECTION_TASKS = 30_000;
 
 // The shortest possible task: it returns at once, so the scheduler is all
 // that is measured.
@@ -28,7 +28,8 @@ async function asyncChild(): Promise<number> {
   return 1;
 }
 
-// The same body written for effection (its operations are typed separately).
+// The same body written for effection (its operations are typed separately),
+// and for the raw floor.
 function* effectionChild(): Generator<never, number, unknown> {
   return 1;
 }
@@ -60,6 +61,23 @@ async function promiseAllBatches(): Promise<void> {
   check(sum);
 }
 
+/**
+ * The floor: no scheduler, no task record. Create a batch of generators,
+ * then run each to its end, as a trampoline would.
+ */
+function rawGenerators(): void {
+  let sum = 0;
+  const batch: Iterator<never, number, unknown>[] = new Array(BATCH);
+  for (let done = 0; done < TASKS; done += BATCH) {
+    for (let i = 0; i < BATCH; i++) batch[i] = effectionChild();
+    for (let i = 0; i < BATCH; i++) {
+      const step = batch[i].next();
+      if (step.done) sum += step.value;
+    }
+  }
+  check(sum);
+}
+
 /** Spawn a batch, then join each task of it. */
 function genloopSpawnBatches(): void {
   runSync(function* main() {
@@ -73,59 +91,100 @@ function genloopSpawnBatches(): void {
   });
 }
 
-/** One at a time: spawn, then join at once. */
-function genloopSequential(): void {
+/** One at a time: spawn, then join at once, `count` times. */
+function genloopSequential(count: number): void {
   runSync(function* main() {
     let sum = 0;
-    for (let i = 0; i < TASKS; i++) sum += yield* join(yield* spawn(child));
-    check(sum);
+    for (let i = 0; i < count; i++) {
+      const task = yield* spawn(child);
+      sum += yield* join(task);
+    }
+    if (sum !== count) throw new Error(`lost tasks: ${sum} of ${count}`);
   });
 }
 
-/** The same one-at-a-time pattern in effection, on fewer tasks (it is slow). */
-async function effectionSequential(): Promise<void> {
+/** The same one-at-a-time pattern in effection. */
+async function effectionSequential(count: number): Promise<void> {
   await runEffection(function* main() {
     let sum = 0;
-    for (let i = 0; i < EFFECTION_TASKS; i++) {
+    for (let i = 0; i < count; i++) {
       const task = yield* spawnEffection(effectionChild);
       sum += yield* task;
     }
-    if (sum !== EFFECTION_TASKS) throw new Error("effection lost tasks");
+    if (sum !== count) throw new Error(`effection lost tasks: ${sum} of ${count}`);
   });
+}
+
+/**
+ * How many tasks effection runs in about `budgetMs`: a trial run of 2,000
+ * sets the rate (its cost per task is roughly flat in the count).
+ */
+async function effectionCount(budgetMs: number): Promise<number> {
+  const trial = 2_000;
+  await effectionSequential(trial);
+  const start = performance.now();
+  await effectionSequential(trial);
+  const msPerTask = (performance.now() - start) / trial;
+  const count = Math.round(budgetMs / msPerTask / 1_000) * 1_000;
+  return Math.min(TASKS, Math.max(trial, count));
 }
 
 /** Measures genloop, Promise.all and effection side by side. */
 export async function benchSpawnJoin(): Promise<Comparison[]> {
+  const sequential = await nsPerOp(() => genloopSequential(TASKS), TASKS, 3);
+  const batched = await nsPerOp(genloopSpawnBatches, TASKS, 3);
   const gathered = await nsPerOp(genloopGather, TASKS, 3);
   const promiseAll = await nsPerOp(promiseAllBatches, TASKS, 3);
-  const batched = await nsPerOp(genloopSpawnBatches, TASKS, 3);
-  const sequential = await nsPerOp(genloopSequential, TASKS, 3);
-  const effection = await nsPerOp(effectionSequential, EFFECTION_TASKS, 3);
+  const raw = await nsPerOp(rawGenerators, TASKS, 3);
+  // effection gets about a second per run: as many tasks as it does in that.
+  const effectionTasks = await effectionCount(1_000);
+  const effection = await nsPerOp(() => effectionSequential(effectionTasks), effectionTasks, 3);
+  // genloop on exactly the same count, so the ratio compares like with like.
+  const sameCount = await nsPerOp(() => genloopSequential(effectionTasks), effectionTasks, 5);
+  const tasks = TASKS.toLocaleString("en");
   return [
     {
       group: "spawn+join",
-      name: `${TASKS.toLocaleString("en")} tasks, gather of ${BATCH}`,
+      name: `${tasks} tasks, spawn then join, one at a time`,
       unit: "ns/task",
-      genloop: gathered,
-      baselineName: "Promise.all of async fns",
+      genloop: sequential,
+      baselineName: `Promise.all of async fns (batches of ${BATCH})`,
       baseline: promiseAll,
       target: "≤ 0.5",
     },
     {
       group: "spawn+join",
-      name: `spawn ${BATCH}, then join each`,
+      name: `${tasks} tasks, spawn ${BATCH} then join each`,
       unit: "ns/task",
       genloop: batched,
-      baselineName: "Promise.all of async fns",
+      baselineName: `Promise.all of async fns (batches of ${BATCH})`,
+      baseline: promiseAll,
+      target: "≤ 0.5",
+    },
+    {
+      group: "spawn+join",
+      name: `${tasks} tasks, gather of ${BATCH}`,
+      unit: "ns/task",
+      genloop: gathered,
+      baselineName: `Promise.all of async fns (batches of ${BATCH})`,
       baseline: promiseAll,
       target: "(info)",
     },
     {
       group: "spawn+join",
-      name: "spawn then join, one at a time",
+      name: "same batched spawn+join, against the floor",
       unit: "ns/task",
-      genloop: sequential,
-      baselineName: `effection 4 (${EFFECTION_TASKS.toLocaleString("en")} tasks)`,
+      genloop: batched,
+      baselineName: "raw generators created and run (no scheduler)",
+      baseline: raw,
+      target: "(floor)",
+    },
+    {
+      group: "spawn+join",
+      name: `${effectionTasks.toLocaleString("en")} tasks, spawn then join, one at a time`,
+      unit: "ns/task",
+      genloop: sameCount,
+      baselineName: "effection 4, same pattern",
       baseline: effection,
       target: "≤ 0.005 (200x faster)",
     },
