@@ -21,9 +21,9 @@ class GatherInstruction<T> extends GroupInstruction<T[]> {
 
   protected childSettled(child: Task<unknown>, index: number, loop: Loop): void {
     if (child.state === "done") {
-      this.#results[index] = child._value;
+      this.#results[index] = child._slot;
     } else if (this.#error === NO_ERROR) {
-      this.#error = child._value;
+      this.#error = child._slot;
       this.cancelUnsettled(loop, `task "${child.name}" of the same gather failed`);
     }
   }

@@ -6,7 +6,7 @@
 
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
-import type { Task, TaskObserver } from "./task.ts";
+import { loopOf, type Task, type TaskObserver } from "./task.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
 
 /** Resumes `waiter` with how `settled` ended: its result, or its error thrown. */
@@ -15,8 +15,17 @@ export function resumeWithOutcome(
   waiter: Task<unknown>,
   settled: Task<unknown>,
 ): void {
-  if (settled.state === "done") loop._enqueue(waiter, settled._value);
-  else loop._enqueueThrow(waiter, settled._value);
+  if (settled.state === "done") loop._enqueue(waiter, settled._slot);
+  else loop._enqueueThrow(waiter, settled._slot);
+}
+
+/**
+ * Whether `target` belongs to `loop`, which runs `joiner`. Joining one's own
+ * child or sibling, the common cases, needs no walk to the tree's root.
+ */
+function belongsTo(target: Task<unknown>, joiner: Task<unknown>, loop: Loop): boolean {
+  const parent = target._parent;
+  return parent === joiner || parent === joiner._parent || loopOf(target) === loop;
 }
 
 class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
@@ -37,15 +46,15 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
         `Task "${task.name}" cannot join itself: it would wait forever; join a task it spawned instead`,
       );
     }
-    if (target._loop !== loop) {
+    if (!belongsTo(target, task, loop)) {
       throw new Error(
         `Task "${task.name}" cannot join task "${target.name}": that task belongs to another Loop`,
       );
     }
     if (target.state === "done") {
-      loop._resumeNow(task, target._value);
+      loop._resumeNow(task, target._slot);
     } else if (target.settled) {
-      loop._throwNow(task, target._value);
+      loop._throwNow(task, target._slot);
     } else {
       this.#waiter = task;
       addObserver(target, this);

@@ -25,7 +25,14 @@ import { RunQueue } from "./run_queue.ts";
 import { addObserver, removeObserver, TaskTree } from "./task_tree.ts";
 import { cancelledError, mergeErrors } from "./_error_util.ts";
 import { Selector, type SelectorKey } from "./selector.ts";
-import { type SpawnOptions, Task, type TaskBody, type TaskObserver } from "./task.ts";
+import {
+  parentOf,
+  type SpawnOptions,
+  Task,
+  type TaskBody,
+  type TaskObserver,
+  Thrown,
+} from "./task.ts";
 import { type Timer, TimerHeap } from "./timers.ts";
 
 /** Options for `new Loop(options)` and `run(body, options)`. */
@@ -45,16 +52,30 @@ export interface LoopOptions {
   stallTimeoutMs?: number;
 }
 
-/** What a task waits on after its body ended while children still run. */
-class ClosingInstruction extends Instruction {
+/**
+ * What a task waits on after its body ended while children still run. It
+ * holds the body's outcome until the task can settle with it.
+ */
+class Closing extends Instruction {
   override value: unknown = undefined;
   override done = false;
+  /** Whether the body threw (or a child's failure was added since). */
+  threw: boolean;
+  /** The body's result or error. */
+  outcome: unknown;
+
+  constructor(threw: boolean, outcome: unknown) {
+    super();
+    this.threw = threw;
+    this.outcome = outcome;
+  }
+
   perform(): void {}
+
   describe(): string {
     return "its children to finish their cleanup";
   }
 }
-const CLOSING: Instruction = new ClosingInstruction();
 
 /** Marks the run's main task as observed, so its failure is not escalated. */
 const RUN_OBSERVER: TaskObserver = { taskSettled(): void {} };
@@ -120,6 +141,10 @@ export class Loop {
   // ends first), so neither error is lost. Rare, so kept here rather than
   // in a field of every task.
   #deferred = new Map<Task<unknown>, unknown>();
+  // The CancelledError of each live task that cancel() reached: it is
+  // delivered once, and reported if the task swallows it. Kept here, not in
+  // a field, for the same reason.
+  #cancelled = new Map<Task<unknown>, CancelledError>();
   #onWarning: (message: string) => void;
   #stallTimeoutMs: number;
 
@@ -188,7 +213,7 @@ export class Loop {
    */
   spawn<T>(body: TaskBody<T>, options: SpawnOptions = {}): Task<T> {
     const iter = startBody(body, "loop.spawn()");
-    return this._spawn(iter, options.name ?? bodyName(body), null);
+    return this._spawn(iter, options.name ?? bodyName(body), this);
   }
 
   /**
@@ -267,7 +292,7 @@ export class Loop {
       if (this.#idleWait() > 0) {
         throw new Error(
           `Cannot finish with runSync(): no task is ready and the program waits for the outside world (${
-            this.#tree.describeBlocked().join("; ")
+            this.#describeBlocked().join("; ")
           }); use await loop.runUntilComplete() or a VirtualClock`,
         );
       }
@@ -308,7 +333,7 @@ export class Loop {
         `Cannot start a run: this loop is already running task "${this.#main.name}"; spawn the work as a task instead`,
       );
     }
-    const main = this._spawn(startBody(body, "run()"), bodyName(body), null);
+    const main = this._spawn(startBody(body, "run()"), bodyName(body), this);
     addObserver(main as Task<unknown>, RUN_OBSERVER);
     this.#main = main as Task<unknown>;
     this.#orphanErrors = [];
@@ -381,7 +406,7 @@ export class Loop {
       }
     }
     if (outside) return Infinity;
-    const blocked = this.#tree.describeBlocked();
+    const blocked = this.#describeBlocked();
     throw new DeadlockError(
       `Deadlock: no task can make progress and nothing could wake one. Blocked: ${
         blocked.join("; ")
@@ -396,7 +421,7 @@ export class Loop {
     const limit = onlyCalls ? this.#stallTimeoutMs : waitMs;
     await this.selector.wait(limit);
     if (onlyCalls && limit !== Infinity && this.#queue.size === 0) {
-      const blocked = this.#tree.describeBlocked();
+      const blocked = this.#describeBlocked();
       throw new DeadlockError(
         `Stalled: for ${limit} ms every task waited on Promises that did not settle. Blocked: ${
           blocked.join("; ")
@@ -415,8 +440,8 @@ export class Loop {
     removeObserver(main, RUN_OBSERVER);
     const orphans = this.#orphanErrors;
     this.#orphanErrors = [];
-    if (main.state === "done" && orphans.length === 0) return main._value;
-    const errors = main.state === "done" ? orphans : [main._value, ...orphans];
+    if (main.state === "done" && orphans.length === 0) return main._slot;
+    const errors = main.state === "done" ? orphans : [main._slot, ...orphans];
     if (errors.length === 1) throw errors[0];
     throw new AggregateError(
       errors,
@@ -430,13 +455,11 @@ export class Loop {
   #step(task: Task<unknown>): void {
     task.state = "running";
     for (;;) {
-      const value = task._value;
-      const throwing = task._throwing;
-      task._value = undefined;
-      task._throwing = false;
+      const resume = task._slot;
+      task._slot = undefined;
       let step: IteratorResult<unknown, unknown>;
       try {
-        step = throwing ? throwInto(task, value) : task._iter.next(value);
+        step = resume instanceof Thrown ? throwInto(task, resume.error) : task._iter.next(resume);
       } catch (error) {
         this.#bodyEnded(task, true, error);
         return;
@@ -446,16 +469,15 @@ export class Loop {
         return;
       }
       // Interrupted while running (it cancelled itself): deliver that first.
-      if (task._throwing) continue;
+      if (task._slot instanceof Thrown) continue;
       if (this.#deferred.size > 0 && this.#deliverDeferred(task)) continue;
       const instruction = step.value;
       if (!(instruction instanceof Instruction) || instruction.value !== instruction) {
-        task._value = invalidInstructionError(task, instruction);
-        task._throwing = true;
+        task._slot = new Thrown(invalidInstructionError(task, instruction));
         continue;
       }
       task.state = "waiting";
-      task._wait = instruction;
+      task._slot = instruction;
       this.#continueCurrent = false;
       try {
         instruction.perform(task, this);
@@ -464,7 +486,6 @@ export class Loop {
       }
       if (!this.#continueCurrent) break;
       task.state = "running";
-      task._wait = null;
     }
   }
 
@@ -476,22 +497,21 @@ export class Loop {
       value = threw ? mergeErrors(value, deferred) : deferred;
       threw = true;
     }
-    if (!threw && task._cancelError !== null) {
+    const cancelError = this.#cancelled.get(task);
+    if (!threw && cancelError !== undefined) {
       this.#onWarning(
         `Task "${task.name}" caught its CancelledError and returned normally; it is reported as cancelled and its result is discarded. Re-throw CancelledError after cleanup.`,
       );
       threw = true;
-      value = task._cancelError;
+      value = cancelError;
     }
-    task._value = value;
-    task._throwing = threw;
     if (task._firstChild === null) {
-      this.#settle(task);
+      this.#settle(task, threw, value);
       return;
     }
     // Structured concurrency: children do not outlive their parent.
     task.state = "waiting";
-    task._wait = CLOSING;
+    task._slot = new Closing(threw, value);
     for (
       let child: Task<unknown> | null = task._firstChild;
       child !== null;
@@ -506,24 +526,22 @@ export class Loop {
    * when that parent was only waiting for this child, settles it too. Walks
    * up iteratively, so deep trees cannot overflow the stack.
    */
-  #settle(task: Task<unknown> | null): void {
-    while (task !== null) {
-      const failed = task._throwing;
-      task.state = !failed
-        ? "done"
-        : task._value instanceof CancelledError
-        ? "cancelled"
-        : "failed";
-      task._throwing = false;
-      task._wait = null;
+  #settle(task: Task<unknown>, threw: boolean, outcome: unknown): void {
+    for (;;) {
+      task.state = !threw ? "done" : outcome instanceof CancelledError ? "cancelled" : "failed";
+      task._slot = outcome;
       task._iter = SETTLED_ITER;
+      if (this.#cancelled.size > 0) this.#cancelled.delete(task);
       const observed = this.#notifyObservers(task);
       if (task.state === "failed" && !observed) this.#escalate(task);
-      const parent = task._parent;
+      const parent = parentOf(task);
       this.#tree.unlink(task);
-      task = parent !== null && parent._wait === CLOSING && parent._firstChild === null
-        ? parent
-        : null;
+      if (parent === null || parent._firstChild !== null) return;
+      const closing = parent._slot;
+      if (!(closing instanceof Closing)) return;
+      task = parent;
+      threw = closing.threw;
+      outcome = closing.outcome;
     }
   }
 
@@ -544,15 +562,16 @@ export class Loop {
    * parent (or the run's main task), so the failure is never lost.
    */
   #escalate(task: Task<unknown>): void {
-    const report = new TaskFailedError(task.name, task._value);
-    const target = task._parent ?? this.#main;
+    const report = new TaskFailedError(task.name, task._slot);
+    const target = parentOf(task) ?? this.#main;
     if (target === null || target === task || target.settled) {
       this.#orphanErrors.push(report);
       return;
     }
-    if (target._wait === CLOSING) {
-      target._value = mergeErrors(target._throwing ? target._value : undefined, report);
-      target._throwing = true;
+    const closing = target._slot;
+    if (target.state === "waiting" && closing instanceof Closing) {
+      closing.outcome = mergeErrors(closing.threw ? closing.outcome : undefined, report);
+      closing.threw = true;
       return;
     }
     this.#interrupt(target, report);
@@ -564,21 +583,19 @@ export class Loop {
       case "ready":
         // Queued already: change what it is resumed with. If it is already
         // to be resumed with an error, the new one waits for its next yield*.
-        if (!task._throwing) {
-          task._value = error;
-          task._throwing = true;
+        if (!(task._slot instanceof Thrown)) {
+          task._slot = new Thrown(error);
         } else {
           this.#defer(task, error);
         }
         return;
       case "running":
         // It interrupted itself; the step delivers this after its yield.
-        task._value = error;
-        task._throwing = true;
+        task._slot = new Thrown(error);
         return;
       case "waiting": {
-        const wait = task._wait!;
-        if (wait === CLOSING) return;
+        const wait = task._slot as Instruction;
+        if (wait instanceof Closing) return;
         wait.undo(task, this);
         this._enqueueThrow(task, error);
         return;
@@ -596,10 +613,13 @@ export class Loop {
   /** Throws a deferred error into `task` instead of its new wait, if it has one. */
   #deliverDeferred(task: Task<unknown>): boolean {
     if (!this.#deferred.has(task)) return false;
-    task._value = this.#deferred.get(task);
-    task._throwing = true;
+    task._slot = new Thrown(this.#deferred.get(task));
     this.#deferred.delete(task);
     return true;
+  }
+
+  #describeBlocked(): string[] {
+    return this.#tree.describeBlocked((task) => this.#cancelled.has(task));
   }
 
   // ---------------------------------------------------------------------
@@ -609,11 +629,11 @@ export class Loop {
   _spawn<T>(
     iter: Iterator<unknown, T, unknown>,
     name: string | undefined,
-    parent: Task<unknown> | null,
+    parent: Task<unknown> | Loop,
   ): Task<T> {
-    const task = new Task<T>(this, this.#nextId++, iter, name, parent);
+    const task = new Task<T>(this.#nextId++, iter, name, parent);
     const erased = task as Task<unknown>;
-    this.#tree.link(erased, parent);
+    this.#tree.link(erased, parent instanceof Task ? parent : null);
     this.#queue.push(erased);
     return task;
   }
@@ -630,9 +650,7 @@ export class Loop {
 
   #makeReady(task: Task<unknown>, value: unknown, throwing: boolean): void {
     task.state = "ready";
-    task._wait = null;
-    task._value = value;
-    task._throwing = throwing;
+    task._slot = throwing ? new Thrown(value) : value;
     this.#queue.push(task);
   }
 
@@ -647,8 +665,7 @@ export class Loop {
   }
 
   #continueWith(task: Task<unknown>, value: unknown, throwing: boolean): void {
-    task._value = value;
-    task._throwing = throwing;
+    task._slot = throwing ? new Thrown(value) : value;
     this.#continueCurrent = true;
   }
 
@@ -657,9 +674,9 @@ export class Loop {
     // Cancellation is delivered once: a second CancelledError would abort
     // the cleanup that the first one started (a parent ending while its
     // child cleans up after its own cancellation, a timeout firing late).
-    if (task.settled || task._cancelError !== null) return;
+    if (task.settled || this.#cancelled.has(task)) return;
     const error = cancelledError(task, reason);
-    task._cancelError = error;
+    this.#cancelled.set(task, error);
     this.#interrupt(task, error);
   }
 

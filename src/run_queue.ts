@@ -8,6 +8,11 @@
  */
 
 const INITIAL_CAPACITY = 64;
+// A queue this large that has drained to a sixteenth of its capacity gives
+// the memory back; smaller ones keep it, so that a loop filling and
+// draining a few thousand tasks per tick does not reallocate every tick.
+const MIN_CAPACITY_TO_SHRINK = 4096;
+const SHRINK_WHEN_FILLED_BELOW = 1 / 16;
 
 /** A first-in, first-out queue backed by a power-of-two ring buffer. */
 export class RunQueue<T> {
@@ -16,6 +21,8 @@ export class RunQueue<T> {
   #mask = INITIAL_CAPACITY - 1;
   #head = 0;
   #size = 0;
+  // Below this many items the buffer is shrunk; -1 while it is small.
+  #shrinkBelow = -1;
 
   /** How many items are queued. */
   get size(): number {
@@ -37,6 +44,7 @@ export class RunQueue<T> {
     this.#items[this.#head] = undefined;
     this.#head = (this.#head + 1) & this.#mask;
     this.#size--;
+    if (this.#size < this.#shrinkBelow) this.#shrink();
     return item;
   }
 
@@ -47,14 +55,32 @@ export class RunQueue<T> {
     }
   }
 
+  /**
+   * Releases most of the buffer once a burst has drained (100k tasks
+   * spawned at once would otherwise leave a megabyte behind for good).
+   */
+  #shrink(): void {
+    let capacity = INITIAL_CAPACITY;
+    while (capacity < 4 * this.#size) capacity *= 2;
+    this.#resize(capacity);
+  }
+
   #grow(): void {
+    this.#resize(this.#items.length * 2);
+  }
+
+  /** Moves the items, front first, into a new buffer of `capacity` slots. */
+  #resize(capacity: number): void {
     const old = this.#items;
-    const items: (T | undefined)[] = new Array(old.length * 2);
+    const items: (T | undefined)[] = new Array(capacity);
     for (let i = 0; i < this.#size; i++) {
       items[i] = old[(this.#head + i) & this.#mask];
     }
     this.#items = items;
-    this.#mask = items.length - 1;
+    this.#mask = capacity - 1;
     this.#head = 0;
+    this.#shrinkBelow = capacity >= MIN_CAPACITY_TO_SHRINK
+      ? capacity * SHRINK_WHEN_FILLED_BELOW
+      : -1;
   }
 }

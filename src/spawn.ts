@@ -25,7 +25,7 @@ class SpawnInstruction<T> extends Instruction<Task<T>> {
   }
 
   perform(task: Task<unknown>, loop: Loop): void {
-    const child = loop._spawn(this.#iter, this.#name, this.#detached ? null : task);
+    const child = loop._spawn(this.#iter, this.#name, this.#detached ? loop : task);
     loop._resumeNow(task, child);
   }
 

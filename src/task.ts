@@ -16,7 +16,6 @@
  * @module
  */
 
-import type { Instruction } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 
 /**
@@ -113,23 +112,25 @@ export class Task<T = unknown> {
 
   // The fields below belong to the loop. They are public only so that the
   // loop, which lives in another module, can reach them without indirection
-  // on its hot path; they are not part of the API.
+  // on its hot path; they are not part of the API. A suspended task costs
+  // its generator plus this record, so the record is kept to ten fields:
+  // rare facts (a delivered cancellation, a second error) live in the
+  // loop's side tables, and one slot serves what the task is resumed with,
+  // what it waits on and how it ended, since it needs only one at a time.
 
   /** @internal The body being driven. */
   _iter: Iterator<unknown, T, unknown>;
   /**
-   * @internal While alive: the value (or error, when `_throwing`) the next
-   * resumption delivers. Once settled: the result or the error.
+   * @internal What the task needs now, by state. `ready` (and `running`,
+   * before a continue): the value to resume it with, or a `Thrown` error.
+   * `waiting`: the `Instruction` it waits on. Settled: its result or error.
    */
-  _value: unknown = undefined;
-  /** @internal Whether `_value` is an error to throw into the task. */
-  _throwing = false;
-  /** @internal The instruction the task waits on, while `waiting`. */
-  _wait: Instruction | null = null;
-  /** @internal The loop that owns the task. */
-  _loop: Loop;
-  /** @internal The spawning task; `null` for detached and root tasks. */
-  _parent: Task<unknown> | null;
+  _slot: unknown = undefined;
+  /**
+   * @internal The spawning task; for root tasks (a run's main task,
+   * detached tasks) the owning loop itself, so no task needs a loop field.
+   */
+  _parent: Task<unknown> | Loop;
   /** @internal Children form an intrusive doubly-linked list: O(1) add/remove. */
   _firstChild: Task<unknown> | null = null;
   /** @internal Previous sibling in the parent's child list. */
@@ -138,20 +139,16 @@ export class Task<T = unknown> {
   _nextSibling: Task<unknown> | null = null;
   /** @internal Who to tell when the task settles. */
   _observers: TaskObserver | TaskObserver[] | null = null;
-  /** @internal Set once `cancel()` reached the task; kept to report it. */
-  _cancelError: Error | null = null;
   /** @internal The name given at spawn, or the generator function's name. */
   _name: string | undefined;
 
   /** @internal Tasks are created by `spawn` / `loop.spawn`. */
   constructor(
-    loop: Loop,
     id: number,
     iter: Iterator<unknown, T, unknown>,
     name: string | undefined,
-    parent: Task<unknown> | null,
+    parent: Task<unknown> | Loop,
   ) {
-    this._loop = loop;
     this.id = id;
     this._iter = iter;
     this._name = name;
@@ -165,12 +162,12 @@ export class Task<T = unknown> {
 
   /** The returned value once `state` is `"done"`; `undefined` before. */
   get result(): T | undefined {
-    return this.state === "done" ? this._value as T : undefined;
+    return this.state === "done" ? this._slot as T : undefined;
   }
 
   /** The error once `state` is `"failed"` or `"cancelled"`; `undefined` before. */
   get error(): unknown {
-    return this.state === "failed" || this.state === "cancelled" ? this._value : undefined;
+    return this.state === "failed" || this.state === "cancelled" ? this._slot : undefined;
   }
 
   /** Whether the task has settled (`done`, `failed` or `cancelled`). */
@@ -188,11 +185,43 @@ export class Task<T = unknown> {
    * @param reason Why; kept as the error's `reason`.
    */
   cancel(reason?: unknown): void {
-    this._loop._cancel(this as Task<unknown>, reason);
+    if (this.settled) return;
+    loopOf(this as Task<unknown>)._cancel(this as Task<unknown>, reason);
   }
 
   /** A short description such as `Task "worker" (#3, waiting)`. */
   toString(): string {
     return `Task "${this.name}" (#${this.id}, ${this.state})`;
   }
+}
+
+/**
+ * An error a task is to be resumed with (thrown at its `yield*`), as held in
+ * its slot; anything else there is a value to resume it with.
+ * @internal
+ */
+export class Thrown {
+  /** The error to throw into the task. */
+  readonly error: unknown;
+
+  constructor(error: unknown) {
+    this.error = error;
+  }
+}
+
+/** The task that spawned `task`; `null` for root tasks. @internal */
+export function parentOf(task: Task<unknown>): Task<unknown> | null {
+  const parent = task._parent;
+  return parent instanceof Task ? parent : null;
+}
+
+/**
+ * The loop that owns `task`: found at the root of its tree, since every
+ * task lives in the same loop as the task that spawned it.
+ * @internal
+ */
+export function loopOf(task: Task<unknown>): Loop {
+  let owner: Task<unknown> | Loop = task._parent;
+  while (owner instanceof Task) owner = owner._parent;
+  return owner;
 }

@@ -10,7 +10,8 @@
  * @module
  */
 
-import type { Task, TaskObserver } from "./task.ts";
+import type { Instruction } from "./instruction.ts";
+import { parentOf, type Task, type TaskObserver } from "./task.ts";
 
 /** Adds `observer` to those told when `task` settles. */
 export function addObserver(task: Task<unknown>, observer: TaskObserver): void {
@@ -50,25 +51,30 @@ export class TaskTree {
     const prev = task._prevSibling;
     const next = task._nextSibling;
     if (prev !== null) prev._nextSibling = next;
-    else if (task._parent !== null) task._parent._firstChild = next;
+    else if (parentOf(task) !== null) parentOf(task)!._firstChild = next;
     else if (this.#firstRoot === task) this.#firstRoot = next;
     if (next !== null) next._prevSibling = prev;
     task._prevSibling = null;
     task._nextSibling = null;
   }
 
-  /** One line per waiting task: its name and what it waits for. */
-  describeBlocked(): string[] {
+  /**
+   * One line per waiting task: its name and what it waits for.
+   *
+   * @param isCancelled Whether cancel() has reached a task.
+   */
+  describeBlocked(isCancelled: (task: Task<unknown>) => boolean): string[] {
     const lines: string[] = [];
     const stack: Task<unknown>[] = [];
     pushSiblings(stack, this.#firstRoot);
     while (stack.length > 0) {
       const task = stack.pop()!;
-      if (task.state === "waiting" && task._wait !== null) {
+      if (task.state === "waiting") {
         // A cancelled task still waiting is cleaning up, or ignoring its
         // cancellation: say so rather than hide it.
-        const cancelled = task._cancelError === null ? "" : " (cancelled, still running)";
-        lines.push(`task "${task.name}"${cancelled} waits for ${task._wait.describe()}`);
+        const cancelled = isCancelled(task) ? " (cancelled, still running)" : "";
+        const wait = task._slot as Instruction;
+        lines.push(`task "${task.name}"${cancelled} waits for ${wait.describe()}`);
       }
       pushSiblings(stack, task._firstChild);
     }
