@@ -233,6 +233,21 @@ Deno.test("TaskFailedError: a task from loop.spawn() that fails unjoined is repo
   assertEquals(loop.time(), 3);
 });
 
+Deno.test("TaskFailedError: a detached task's unjoined failure is reported to the run's main task", () => {
+  const report = runSync(function* main() {
+    yield* spawn(function* parent() {
+      yield* spawn(function* orphan() {
+        yield* yieldNow();
+        throw new Error("orphan failed");
+      }, { detached: true });
+    });
+    return yield* caught(() => suspend());
+  });
+  assertInstanceOf(report, TaskFailedError);
+  assertEquals(report.taskName, "orphan");
+  assertEquals((report.cause as Error).message, "orphan failed");
+});
+
 Deno.test("TaskFailedError: a joined failure is not reported a second time", () => {
   const loop = virtualLoop();
   const log: string[] = [];
@@ -410,6 +425,32 @@ Deno.test("InvalidInstructionError: an operation run twice is a TypeError at the
     }
   });
   assertStringIncludes(message!, "Cannot run an operation twice");
+});
+
+Deno.test("InvalidInstructionError: uncaught in the main task, it rejects the run; the loop stays usable", async () => {
+  const loop = new Loop();
+  const error = await assertRejects(
+    () =>
+      loop.runUntilComplete(function* main() {
+        yield 1 as never;
+      }),
+    InvalidInstructionError,
+  );
+  assertStringIncludes(error.message, 'Task "main" yielded number 1');
+  assertEquals(loop.running, false);
+  assertEquals(
+    await loop.runUntilComplete(function* again() {
+      yield* yieldNow();
+      return "healthy";
+    }),
+    "healthy",
+  );
+  assertEquals(
+    await run(function* fresh() {
+      return "fresh";
+    }),
+    "fresh",
+  );
 });
 
 // ---------------------------------------------------------------------------
@@ -671,6 +712,70 @@ Deno.test("DeadlockError: other tasks ran to completion before it was raised", (
   );
   assertEquals(log, ["bystander finished"]);
   assertEquals(error.blocked.length, 1);
+});
+
+Deno.test("DeadlockError: the blocked tasks are cancelled first, so their finally blocks release", () => {
+  const log: string[] = [];
+  const error = assertThrows(
+    () =>
+      runSync(function* main() {
+        yield* spawn(function* holder() {
+          try {
+            yield* suspend();
+          } finally {
+            log.push("holder released");
+          }
+        });
+        try {
+          yield* suspend();
+        } finally {
+          log.push("main released");
+        }
+      }),
+    DeadlockError,
+  );
+  assertEquals(log.sort(), ["holder released", "main released"]);
+  assertEquals(error.blocked.length, 2, "the report lists the tasks as they were blocked");
+});
+
+Deno.test("DeadlockError: a cleanup that blocks again still ends the run with the first error", async () => {
+  const loop = new Loop();
+  const error = await assertRejects(
+    () =>
+      loop.runUntilComplete(function* main() {
+        try {
+          yield* suspend();
+        } finally {
+          yield* suspend();
+        }
+      }),
+    DeadlockError,
+  );
+  assertStringIncludes(error.message, 'task "main" waits for nothing');
+  assertEquals(loop.running, false);
+});
+
+Deno.test("DeadlockError: a cancelled task that keeps waiting is listed as cancelled, still running", () => {
+  const error = assertThrows(
+    () =>
+      virtualLoop().runSync(function* main() {
+        const stubborn = yield* spawn(function* stubborn(): Operation<void> {
+          try {
+            yield* suspend();
+          } catch {
+            yield* suspend(); // ignores its cancellation and waits again
+          }
+        });
+        yield* yieldNow();
+        stubborn.cancel();
+        yield* join(stubborn);
+      }),
+    DeadlockError,
+  );
+  assertStringIncludes(
+    error.message,
+    'task "stubborn" (cancelled, still running) waits for nothing',
+  );
 });
 
 // ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import {
   assertThrows,
 } from "@std/assert";
 import {
+  call,
   CancelledError,
   currentTask,
   gather,
@@ -950,5 +951,49 @@ Deno.test("Loop.spawn() rejects a bad body at the call", () => {
   const loop = new Loop();
   assertThrows(() => loop.spawn(42 as never), TypeError, "loop.spawn() expected");
   assertThrows(() => loop.runSync(null as never), TypeError, "run() expected");
+  assertEquals(loop.running, false);
+});
+
+Deno.test("Loop refuses to start a run while one is in progress, naming the running task", () => {
+  const loop = new Loop();
+  let nestedRan = false;
+  assertThrows(
+    () =>
+      loop.runSync(function* main() {
+        loop.runSync(function* nested() {
+          nestedRan = true;
+        });
+      }),
+    Error,
+    'already running task "main"',
+  );
+  assertEquals(nestedRan, false);
+  assertEquals(loop.running, false);
+});
+
+Deno.test("Loop.stop() cancels a run that waits on the outside world; cleanup runs first", async () => {
+  const loop = new Loop();
+  const log: string[] = [];
+  const running = loop.runUntilComplete(function* server() {
+    yield* spawn(function* worker() {
+      try {
+        yield* call(() => new Promise<void>(() => {}));
+      } finally {
+        log.push("worker cleaned up");
+      }
+    });
+    try {
+      yield* call(() => new Promise<void>(() => {}));
+    } finally {
+      log.push("server cleaned up");
+    }
+  });
+  const timer = setTimeout(() => loop.stop("shutting down"), 10);
+  const error = await assertRejects(() => running, CancelledError);
+  clearTimeout(timer);
+  assertEquals(error.reason, "shutting down");
+  assertEquals(log.sort(), ["server cleaned up", "worker cleaned up"]);
+  assertEquals(loop.running, false);
+  loop.stop(); // no run in progress: nothing happens
   assertEquals(loop.running, false);
 });
