@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { TaskBody } from "./task.ts";
+import type { NameSource, TaskBody } from "./task.ts";
 
 /**
  * Validates `body` and returns its iterator. A function is called: it must
@@ -90,9 +90,9 @@ function asyncFunctionError(fn: { name: string }, where: string): TypeError {
   );
 }
 
-/** The name a body lends its task: a generator function's name. */
-export function bodyName(body: TaskBody<unknown>): string | undefined {
-  return typeof body === "function" ? body.name : undefined;
+/** What a body lends its task as a name: a generator function (its name). */
+export function bodyName(body: TaskBody<unknown>): NameSource {
+  return typeof body === "function" ? body : undefined;
 }
 
 /**

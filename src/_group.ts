@@ -9,7 +9,7 @@
 import { bodyName, startBody } from "./_body.ts";
 import { Instruction } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
-import type { Task, TaskBody, TaskObserver } from "./task.ts";
+import type { NameSource, Task, TaskBody, TaskObserver } from "./task.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
 
 /** A group of child tasks that one waiting task observes. */
@@ -17,7 +17,7 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
   override value: unknown = undefined;
   override done = false;
   readonly #iters: Iterator<unknown, unknown, unknown>[] = [];
-  readonly #names: (string | undefined)[] = [];
+  readonly #names: NameSource[] = [];
   /** The children, in input order. */
   protected tasks: Task<unknown>[] = [];
   /** Children not settled yet. */

@@ -19,13 +19,15 @@
 import { bodyName, startBody } from "./_body.ts";
 import { type Clock, RealClock } from "./clock.ts";
 import { CancelledError, DeadlockError, describeError, TaskFailedError } from "./errors.ts";
-import { Instruction } from "./instruction.ts";
+import { Instruction, RESUME_SHARED } from "./instruction.ts";
+import { YIELD_NOW_INSTRUCTION } from "./yield_now.ts";
 import { invalidInstructionError } from "./_invalid.ts";
 import { RunQueue } from "./run_queue.ts";
 import { addObserver, removeObserver, TaskTree } from "./task_tree.ts";
 import { cancelledError, mergeErrors } from "./_error_util.ts";
 import { Selector, type SelectorKey } from "./selector.ts";
 import {
+  type NameSource,
   parentOf,
   type SpawnOptions,
   Task,
@@ -468,10 +470,18 @@ export class Loop {
         this.#bodyEnded(task, false, step.value);
         return;
       }
-      // Interrupted while running (it cancelled itself): deliver that first.
+      // An error that reached the task while it ran (it cancelled itself, or
+      // a second error was deferred) is thrown at this very yield*.
       if (task._slot instanceof Thrown) continue;
       if (this.#deferred.size > 0 && this.#deliverDeferred(task)) continue;
       const instruction = step.value;
+      if (instruction === YIELD_NOW_INSTRUCTION) {
+        // The most frequent instruction needs no dispatch: back of the queue.
+        task.state = "ready";
+        task._slot = RESUME_SHARED;
+        this.#queue.push(task);
+        return;
+      }
       if (!(instruction instanceof Instruction) || instruction.value !== instruction) {
         task._slot = new Thrown(invalidInstructionError(task, instruction));
         continue;
@@ -628,7 +638,7 @@ export class Loop {
   /** @internal Creates a task and queues it. */
   _spawn<T>(
     iter: Iterator<unknown, T, unknown>,
-    name: string | undefined,
+    name: NameSource,
     parent: Task<unknown> | Loop,
   ): Task<T> {
     const task = new Task<T>(this.#nextId++, iter, name, parent);

@@ -8,16 +8,16 @@
 import { bodyName, startBody } from "./_body.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
-import type { SpawnOptions, Task, TaskBody } from "./task.ts";
+import { nameOf, type NameSource, type SpawnOptions, type Task, type TaskBody } from "./task.ts";
 
 class SpawnInstruction<T> extends Instruction<Task<T>> {
   override value: unknown = undefined;
   override done = false;
   readonly #iter: Iterator<unknown, T, unknown>;
-  readonly #name: string | undefined;
+  readonly #name: NameSource;
   readonly #detached: boolean;
 
-  constructor(iter: Iterator<unknown, T, unknown>, name: string | undefined, detached: boolean) {
+  constructor(iter: Iterator<unknown, T, unknown>, name: NameSource, detached: boolean) {
     super();
     this.#iter = iter;
     this.#name = name;
@@ -30,7 +30,7 @@ class SpawnInstruction<T> extends Instruction<Task<T>> {
   }
 
   describe(): string {
-    return `spawn of "${this.#name ?? "a task"}"`;
+    return `spawn of "${nameOf(this.#name) || "a task"}"`;
   }
 }
 

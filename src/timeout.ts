@@ -9,7 +9,7 @@ import { TimeoutError } from "./errors.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import { resumeWithOutcome } from "./join.ts";
 import type { Loop } from "./loop.ts";
-import type { Task, TaskBody, TaskObserver } from "./task.ts";
+import type { NameSource, Task, TaskBody, TaskObserver } from "./task.ts";
 import type { Timer } from "./timers.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
 
@@ -20,12 +20,12 @@ class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserve
   armed = false;
   readonly #ms: number;
   readonly #iter: Iterator<unknown, T, unknown>;
-  readonly #name: string | undefined;
+  readonly #name: NameSource;
   #child: Task<unknown> | null = null;
   #waiter: Task<unknown> | null = null;
   #timedOut = false;
 
-  constructor(ms: number, iter: Iterator<unknown, T, unknown>, name: string | undefined) {
+  constructor(ms: number, iter: Iterator<unknown, T, unknown>, name: NameSource) {
     super();
     this.#ms = ms;
     this.#iter = iter;

@@ -12,6 +12,8 @@ import type { Task } from "./task.ts";
 class YieldNowInstruction extends Instruction<void> {
   override value: unknown = undefined;
   override done = false;
+  // The loop's step recognises this instruction and does the same without
+  // dispatching to it: yieldNow is what task switches are made of.
   perform(task: Task<unknown>, loop: Loop): void {
     loop._enqueue(task, RESUME_SHARED);
   }
@@ -31,7 +33,9 @@ class SuspendInstruction extends Instruction<never> {
   }
 }
 
-const YIELD_NOW: Operation<void> = new SharedOperation<void>(new YieldNowInstruction());
+/** @internal The loop recognises this one to skip dispatch. */
+export const YIELD_NOW_INSTRUCTION: Instruction = new YieldNowInstruction();
+const YIELD_NOW: Operation<void> = new SharedOperation<void>(YIELD_NOW_INSTRUCTION);
 const SUSPEND: Operation<never> = new SharedOperation<never>(new SuspendInstruction());
 
 /**
