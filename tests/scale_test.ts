@@ -162,3 +162,29 @@ Deno.test("spawn(): 100,000 tasks alive at once, then all joined, sum checked", 
   assertEquals(loop._timerCount, 0);
   assertLess(ms, WALL_LIMIT_MS);
 });
+
+Deno.test("yieldNow(): 20,000 ready tasks keep first-in, first-out order while the ready queue grows and then shrinks back", () => {
+  const TASKS = 20_000;
+  const rounds: number[][] = [[], [], [], []];
+  function* worker(index: number): Operation<void> {
+    rounds[0].push(index);
+    yield* yieldNow();
+    // Most tasks end after one turn, so the queue drains to a hundredth of
+    // its size and gives its buffer back while the rest keep taking turns.
+    if (index % 100 !== 0) return;
+    for (let round = 1; round < rounds.length; round++) {
+      rounds[round].push(index);
+      yield* yieldNow();
+    }
+  }
+  runSync(function* main() {
+    const tasks: Task<void>[] = [];
+    for (let i = 0; i < TASKS; i++) tasks.push(yield* spawn(worker(i)));
+    for (const task of tasks) yield* join(task);
+  });
+  const all = Array.from({ length: TASKS }, (_, i) => i);
+  assertEquals(rounds[0], all);
+  for (let round = 1; round < rounds.length; round++) {
+    assertEquals(rounds[round], all.filter((i) => i % 100 === 0));
+  }
+});
