@@ -501,13 +501,14 @@ export class Loop {
 
   /** The body returned or threw. Settle, or first close its children. */
   #bodyEnded(task: Task<unknown>, threw: boolean, value: unknown): void {
-    if (this.#deferred.has(task)) {
+    // Both side tables are usually empty: skip the lookups then.
+    if (this.#deferred.size > 0 && this.#deferred.has(task)) {
       const deferred = this.#deferred.get(task);
       this.#deferred.delete(task);
       value = threw ? mergeErrors(value, deferred) : deferred;
       threw = true;
     }
-    const cancelError = this.#cancelled.get(task);
+    const cancelError = this.#cancelled.size > 0 ? this.#cancelled.get(task) : undefined;
     if (!threw && cancelError !== undefined) {
       this.#onWarning(
         `Task "${task.name}" caught its CancelledError and returned normally; it is reported as cancelled and its result is discarded. Re-throw CancelledError after cleanup.`,
