@@ -34,24 +34,53 @@ export function median(values: number[]): number {
 }
 
 /**
- * Runs `fn` twice to warm up (so the JIT has optimised it), then `repeats`
- * times, and returns the median nanoseconds per operation (`ops` operations
- * per run).
+ * Warms `fn` up (so the JIT has optimised it), then runs it `repeats` times
+ * and returns the median nanoseconds per operation (`ops` operations per
+ * run).
  */
 export async function nsPerOp(
   fn: () => unknown,
   ops: number,
   repeats = 7,
 ): Promise<number> {
-  await fn();
-  await fn();
-  const samples: number[] = [];
+  const [result] = await nsPerOpTakingTurns([fn], ops, repeats);
+  return result;
+}
+
+/**
+ * Like `nsPerOp` for several functions at once, taking turns: each round
+ * runs every function once, so a slow spell of the machine (the other core
+ * busy, a noisy neighbour) lands on all of them alike and the ratios stay
+ * fair. Returns the median nanoseconds per operation of each, in order.
+ */
+export async function nsPerOpTakingTurns(
+  fns: (() => unknown)[],
+  ops: number,
+  repeats = 7,
+): Promise<number[]> {
+  for (const fn of fns) await warmUp(fn);
+  const samples: number[][] = fns.map(() => []);
   for (let i = 0; i < repeats; i++) {
-    const start = performance.now();
-    await fn();
-    samples.push(((performance.now() - start) * 1e6) / ops);
+    for (let f = 0; f < fns.length; f++) {
+      const start = performance.now();
+      await fns[f]();
+      samples[f].push(((performance.now() - start) * 1e6) / ops);
+    }
   }
-  return median(samples);
+  return samples.map(median);
+}
+
+// V8 optimises a hot function in tiers and may re-optimise it a few times
+// on the way; two runs of a 40 ms benchmark are not enough for all that.
+const WARM_UP_RUNS = 3;
+const WARM_UP_MS = 300;
+
+/** Runs `fn` at least `WARM_UP_RUNS` times and for at least `WARM_UP_MS`. */
+async function warmUp(fn: () => unknown): Promise<void> {
+  const start = performance.now();
+  for (let runs = 0; runs < WARM_UP_RUNS || performance.now() - start < WARM_UP_MS; runs++) {
+    await fn();
+  }
 }
 
 /** Forces a full garbage collection (needs --v8-flags=--expose-gc). */

@@ -9,7 +9,7 @@
  */
 
 import { gather, Loop, type Operation, run, sleep, spawn, VirtualClock } from "../mod.ts";
-import { type Comparison, median, nsPerOp } from "./_measure.ts";
+import { type Comparison, median, nsPerOpTakingTurns } from "./_measure.ts";
 
 const VIRTUAL_SLEEPS = 100_000;
 const REAL_SLEEPS = 10_000;
@@ -141,8 +141,11 @@ function summarise(runs: RealRun[]): { total: number; mean: number; p99: number 
 
 /** Measures both timer benchmarks. */
 export async function benchSleep(): Promise<Comparison[]> {
-  const virtual = await nsPerOp(virtualSleeps, VIRTUAL_SLEEPS, 5);
-  const raw = await nsPerOp(rawHeapSleeps, VIRTUAL_SLEEPS, 5);
+  const [virtual, raw] = await nsPerOpTakingTurns(
+    [virtualSleeps, rawHeapSleeps],
+    VIRTUAL_SLEEPS,
+    5,
+  );
   // Warm up once each, then alternate the two so drift affects both alike.
   await genloopRealSleeps();
   await timeoutRealSleeps();

@@ -12,7 +12,7 @@
 
 import { run as runEffection, spawn as spawnEffection } from "npm:effection@4";
 import { gather, join, type Operation, runSync, spawn, type Task } from "../mod.ts";
-import { type Comparison, nsPerOp } from "./_measure.ts";
+import { type Comparison, nsPerOp, nsPerOpTakingTurns } from "./_measure.ts";
 
 const TASKS = 1_000_000;
 const BATCH = 1_000;
@@ -131,16 +131,24 @@ async function effectionCount(budgetMs: number): Promise<number> {
 
 /** Measures genloop, Promise.all and effection side by side. */
 export async function benchSpawnJoin(): Promise<Comparison[]> {
-  const sequential = await nsPerOp(() => genloopSequential(TASKS), TASKS, 3);
-  const batched = await nsPerOp(genloopSpawnBatches, TASKS, 3);
-  const gathered = await nsPerOp(genloopGather, TASKS, 3);
-  const promiseAll = await nsPerOp(promiseAllBatches, TASKS, 3);
-  const raw = await nsPerOp(rawGenerators, TASKS, 3);
+  const [sequential, batched, gathered, promiseAll, raw] = await nsPerOpTakingTurns(
+    [
+      () => genloopSequential(TASKS),
+      genloopSpawnBatches,
+      genloopGather,
+      promiseAllBatches,
+      rawGenerators,
+    ],
+    TASKS,
+    3,
+  );
   // effection gets about a second per run: as many tasks as it does in that.
   const effectionTasks = await effectionCount(1_000);
-  const effection = await nsPerOp(() => effectionSequential(effectionTasks), effectionTasks, 3);
   // genloop on exactly the same count, so the ratio compares like with like.
-  const sameCount = await nsPerOp(() => genloopSequential(effectionTasks), effectionTasks, 5);
+  // One such run takes only milliseconds, so a collection or a noisy spell
+  // of the machine can double it: the median of many runs is taken.
+  const sameCount = await nsPerOp(() => genloopSequential(effectionTasks), effectionTasks, 51);
+  const effection = await nsPerOp(() => effectionSequential(effectionTasks), effectionTasks, 3);
   const tasks = TASKS.toLocaleString("en");
   return [
     {

@@ -7,7 +7,7 @@
  */
 
 import { join, type Operation, runSync, spawn, type Task, yieldNow } from "../mod.ts";
-import { type Comparison, nsPerOp } from "./_measure.ts";
+import { type Comparison, nsPerOpTakingTurns } from "./_measure.ts";
 
 const TASKS = 100;
 const ROUNDS = 10_000;
@@ -62,9 +62,10 @@ function rawTrampoline(): void {
 
 /** Measures the three side by side. */
 export async function benchSwitch(): Promise<Comparison[]> {
-  const genloop = await nsPerOp(genloopSwitches, SWITCHES);
-  const awaitNull = await nsPerOp(awaitSwitches, SWITCHES);
-  const raw = await nsPerOp(rawTrampoline, SWITCHES);
+  const [genloop, awaitNull, raw] = await nsPerOpTakingTurns(
+    [genloopSwitches, awaitSwitches, rawTrampoline],
+    SWITCHES,
+  );
   return [
     {
       group: "switch",
