@@ -592,17 +592,15 @@ export class Loop {
   #interrupt(task: Task<unknown>, error: unknown): void {
     switch (task.state) {
       case "ready":
-        // Queued already: change what it is resumed with. If it is already
-        // to be resumed with an error, the new one waits for its next yield*.
+      case "running":
+        // Queued already, or interrupting itself (delivered after its
+        // yield): change what it is resumed with. If that is an error
+        // already, the new one waits for its next yield*.
         if (!(task._slot instanceof Thrown)) {
           task._slot = new Thrown(error);
         } else {
           this.#defer(task, error);
         }
-        return;
-      case "running":
-        // It interrupted itself; the step delivers this after its yield.
-        task._slot = new Thrown(error);
         return;
       case "waiting": {
         const wait = task._slot as Instruction;

@@ -50,8 +50,9 @@ export class TaskTree {
   unlink(task: Task<unknown>): void {
     const prev = task._prevSibling;
     const next = task._nextSibling;
+    const parent = parentOf(task);
     if (prev !== null) prev._nextSibling = next;
-    else if (parentOf(task) !== null) parentOf(task)!._firstChild = next;
+    else if (parent !== null) parent._firstChild = next;
     else if (this.#firstRoot === task) this.#firstRoot = next;
     if (next !== null) next._prevSibling = prev;
     task._prevSibling = null;
