@@ -24,10 +24,18 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
   protected remaining = 0;
   /** The task waiting on the group; null once resumed or interrupted. */
   protected waiter: Task<unknown> | null = null;
+  /**
+   * Children that failed after the group's outcome was decided (a loser or
+   * a sibling whose cleanup threw once cancelled). The outcome stays what
+   * it was; these are reported after it, as unjoined failures are.
+   */
+  protected lateFailures: Task<unknown>[] = [];
   #firstId = 0;
+  readonly #where: string;
 
   constructor(bodies: Iterable<TaskBody<unknown>>, where: string) {
     super();
+    this.#where = where;
     for (const body of bodies) {
       this.#iters.push(startBody(body, where));
       this.#names.push(bodyName(body));
@@ -67,6 +75,9 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
       const waiter = this.waiter;
       this.waiter = null;
       this.finish(waiter, loop);
+      for (const failed of this.lateFailures) {
+        loop._reportFailure(failed, `while cancelled, after its ${this.#where} had decided`);
+      }
     }
   }
 

@@ -181,12 +181,11 @@ export class TaskFailedError extends Error {
    *
    * @param taskName The failed task's name.
    * @param cause The error the task failed with.
+   * @param circumstance Why nobody else reported it; default
+   * `"and nobody joined it"`.
    */
-  constructor(taskName: string, cause: unknown) {
-    super(
-      `Task "${taskName}" failed and nobody joined it: ${describeError(cause)}`,
-      { cause },
-    );
+  constructor(taskName: string, cause: unknown, circumstance = "and nobody joined it") {
+    super(`Task "${taskName}" failed ${circumstance}: ${describeError(cause)}`, { cause });
     this.name = "TaskFailedError";
     this.taskName = taskName;
   }

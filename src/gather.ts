@@ -25,6 +25,8 @@ class GatherInstruction<T> extends GroupInstruction<T[]> {
     } else if (this.#error === NO_ERROR) {
       this.#error = child._slot;
       this.cancelUnsettled(loop, `task "${child.name}" of the same gather failed`);
+    } else if (child.state === "failed") {
+      this.lateFailures.push(child);
     }
   }
 
@@ -41,7 +43,9 @@ class GatherInstruction<T> extends GroupInstruction<T[]> {
  * Structured, like asyncio's `TaskGroup`: as soon as any child fails (or is
  * cancelled from elsewhere) — whichever it is, not only the first in the
  * list — gather cancels the others, waits until they have finished their
- * cleanup, and then throws that first error. If the gathering task itself is
+ * cleanup, and then throws that first error. A cancelled child whose
+ * cleanup fails is not dropped: its `TaskFailedError` reaches the gathering
+ * task after that, at its next `yield*`. If the gathering task itself is
  * cancelled, the children are cancelled too.
  *
  * @typeParam T What each body returns.

@@ -572,8 +572,8 @@ export class Loop {
    * A task failed and nobody observed it: throw a `TaskFailedError` into its
    * parent (or the run's main task), so the failure is never lost.
    */
-  #escalate(task: Task<unknown>): void {
-    const report = new TaskFailedError(task.name, task._slot);
+  #escalate(task: Task<unknown>, circumstance?: string): void {
+    const report = new TaskFailedError(task.name, task._slot, circumstance);
     const target = parentOf(task) ?? this.#main;
     if (target === null || target === task || target.settled) {
       this.#orphanErrors.push(report);
@@ -713,6 +713,14 @@ export class Loop {
   _callEnded(): void {
     this.#pendingCalls--;
     this.selector.wakeup();
+  }
+
+  /**
+   * @internal An observer could not deliver `task`'s failure (the outcome it
+   * delivers was decided before): report it as if nobody observed the task.
+   */
+  _reportFailure(task: Task<unknown>, circumstance: string): void {
+    this.#escalate(task, circumstance);
   }
 
   /** @internal Throws `error` into `task` at its current wait, undoing it. */

@@ -18,7 +18,10 @@ class RaceInstruction<T> extends GroupInstruction<T> {
   }
 
   protected childSettled(child: Task<unknown>, _index: number, loop: Loop): void {
-    if (this.#winner !== null) return;
+    if (this.#winner !== null) {
+      if (child.state === "failed") this.lateFailures.push(child);
+      return;
+    }
     this.#winner = child;
     this.cancelUnsettled(loop, `task "${child.name}" won the race`);
   }
@@ -31,7 +34,9 @@ class RaceInstruction<T> extends GroupInstruction<T> {
 /**
  * Runs every body as a child task; the first to settle wins. The others are
  * cancelled and their cleanup has finished before `race` evaluates to the
- * winner's result (or throws the winner's error, if it failed).
+ * winner's result (or throws the winner's error, if it failed). A loser
+ * whose cleanup fails is not dropped: its `TaskFailedError` is thrown here
+ * instead of the winner's result.
  *
  * @typeParam T What the bodies return.
  * @param bodies At least one generator object, generator function or operation.

@@ -58,6 +58,11 @@ class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserve
         waiter,
         new TimeoutError(`Task "${child.name}" did not finish within ${this.#ms} ms`, this.#ms),
       );
+      // The body failed instead of ending cancelled (its cleanup threw):
+      // reported after the TimeoutError, as an unjoined failure is.
+      if (child.state === "failed") {
+        loop._reportFailure(child, `while cancelled by its timeout of ${this.#ms} ms`);
+      }
     } else {
       resumeWithOutcome(loop, waiter, child);
     }
@@ -80,7 +85,9 @@ class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserve
 /**
  * Runs `body` as a child task with a time limit. Evaluates to its result
  * if it finishes within `ms`; otherwise cancels it, waits until its cleanup
- * has run, and throws `TimeoutError`.
+ * has run, and throws `TimeoutError`. A body whose cleanup fails is not
+ * dropped: its `TaskFailedError` reaches the task after the `TimeoutError`,
+ * at its next `yield*`.
  *
  * @typeParam T What the body returns.
  * @param ms The limit in milliseconds of the loop's clock (>= 0; `Infinity`

@@ -9,6 +9,7 @@ import {
   assertMatch,
   assertRejects,
   assertStrictEquals,
+  assertStringIncludes,
   assertThrows,
 } from "@std/assert";
 import {
@@ -25,6 +26,7 @@ import {
   sleep,
   spawn,
   type Task,
+  TaskFailedError,
   VirtualClock,
   yieldNow,
 } from "../mod.ts";
@@ -413,29 +415,37 @@ Deno.test("gather() with a child cancelled from elsewhere throws CancelledError 
   assertEquals(log, ["bystander cleaned@7", "gather threw CancelledError@7"]);
 });
 
-Deno.test("gather() throws the first failure even when a cancelled sibling's cleanup fails too", () => {
+Deno.test("gather() throws the first failure; a cancelled sibling whose cleanup fails is reported after it, not dropped", () => {
   const loop = virtualLoop();
-  const caught = loop.runSync(function* main() {
-    try {
-      yield* gather([
-        function* cleanupFails() {
-          try {
-            yield* sleep(100);
-          } finally {
-            // deno-lint-ignore no-unsafe-finally
-            throw new Error("second failure, in cleanup");
-          }
-        },
-        function* firstFailure() {
-          yield* sleep(1);
-          throw new Error("first failure");
-        },
-      ]);
-    } catch (error) {
-      return (error as Error).message;
-    }
-  });
-  assertEquals(caught, "first failure");
+  const log: string[] = [];
+  const error = assertThrows(() =>
+    loop.runSync(function* main() {
+      try {
+        yield* gather([
+          function* cleanupFails() {
+            try {
+              yield* sleep(100);
+            } finally {
+              // deno-lint-ignore no-unsafe-finally
+              throw new Error("second failure, in cleanup");
+            }
+          },
+          function* firstFailure() {
+            yield* sleep(1);
+            throw new Error("first failure");
+          },
+        ]);
+      } catch (error) {
+        log.push(`gather threw ${(error as Error).message}`);
+      }
+      // The cleanup failure is thrown here, at the next yield*.
+      yield* yieldNow();
+      log.push("unreachable");
+    }), TaskFailedError);
+  assertEquals(log, ["gather threw first failure"]);
+  assertEquals(error.taskName, "cleanupFails");
+  assertStringIncludes(error.message, "after its gather() had decided");
+  assertEquals((error.cause as Error).message, "second failure, in cleanup");
 });
 
 // ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import {
   sleep,
   spawn,
   type Task,
+  TaskFailedError,
   timeout,
   TimeoutError,
   VirtualClock,
@@ -551,6 +552,57 @@ Deno.test("race(): a winner that fails makes race throw its error after the lose
   });
   assertStrictEquals(error, boom);
   assertEquals(log, ["loser cleaned@4", "race threw@4"]);
+});
+
+Deno.test("race(): a loser whose cleanup fails is reported after the race, not dropped for the winner's value", () => {
+  const loop = virtualLoop();
+  const error = assertThrows(() =>
+    loop.runSync(function* main() {
+      return yield* race([
+        function* winner(): Operation<string> {
+          yield* sleep(1);
+          return "won";
+        },
+        function* loser(): Operation<string> {
+          try {
+            yield* sleep(100);
+            return "lost";
+          } finally {
+            // deno-lint-ignore no-unsafe-finally
+            throw new RangeError("loser cleanup failed");
+          }
+        },
+      ]);
+    }), TaskFailedError);
+  assertEquals(error.taskName, "loser");
+  assertStringIncludes(error.message, "after its race() had decided");
+  assertInstanceOf(error.cause, RangeError);
+});
+
+Deno.test("timeout(): a body whose cleanup fails throws TimeoutError first, then reports that failure", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const error = assertThrows(() =>
+    loop.runSync(function* main() {
+      try {
+        yield* timeout(5, function* slow(): Operation<void> {
+          try {
+            yield* sleep(100);
+          } finally {
+            // deno-lint-ignore no-unsafe-finally
+            throw new RangeError("cleanup failed");
+          }
+        });
+      } catch (error) {
+        log.push(`${(error as Error).name}@${loop.time()}`);
+      }
+      yield* yieldNow();
+      log.push("unreachable");
+    }), TaskFailedError);
+  assertEquals(log, ["TimeoutError@5"]);
+  assertEquals(error.taskName, "slow");
+  assertStringIncludes(error.message, "cancelled by its timeout of 5 ms");
+  assertEquals((error.cause as Error).message, "cleanup failed");
 });
 
 Deno.test("race(): ties go to the body whose timer was armed first", () => {
