@@ -36,7 +36,8 @@ class RaceInstruction<T> extends GroupInstruction<T> {
  * cancelled and their cleanup has finished before `race` evaluates to the
  * winner's result (or throws the winner's error, if it failed). A loser
  * whose cleanup fails is not dropped: its `TaskFailedError` is thrown here
- * instead of the winner's result.
+ * instead of the winner's result (after a failed winner's error, at the
+ * next `yield*`).
  *
  * @typeParam T What the bodies return.
  * @param bodies At least one generator object, generator function or operation.
