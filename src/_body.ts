@@ -91,7 +91,7 @@ function asyncFunctionError(fn: { name: string }, where: string): TypeError {
 }
 
 /** What a body lends its task as a name: a generator function (its name). */
-export function bodyName(body: TaskBody<unknown>): NameSource {
+export function bodyNameSource(body: TaskBody<unknown>): NameSource {
   return typeof body === "function" ? body : undefined;
 }
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { bodyName, startBody } from "./_body.ts";
+import { bodyNameSource, startBody } from "./_body.ts";
 import { Instruction } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { NameSource, Task, TaskBody, TaskObserver } from "./task.ts";
@@ -38,7 +38,7 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     this.#where = where;
     for (const body of bodies) {
       this.#iters.push(startBody(body, where));
-      this.#names.push(bodyName(body));
+      this.#names.push(bodyNameSource(body));
     }
   }
 

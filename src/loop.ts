@@ -16,7 +16,7 @@
  * @module
  */
 
-import { bodyName, startBody } from "./_body.ts";
+import { bodyNameSource, startBody } from "./_body.ts";
 import { type Clock, RealClock } from "./clock.ts";
 import { CancelledError, DeadlockError, describeError, TaskFailedError } from "./errors.ts";
 import { Instruction, RESUME_SHARED } from "./instruction.ts";
@@ -215,7 +215,7 @@ export class Loop {
    */
   spawn<T>(body: TaskBody<T>, options: SpawnOptions = {}): Task<T> {
     const iter = startBody(body, "loop.spawn()");
-    return this._spawn(iter, options.name ?? bodyName(body), this);
+    return this._spawn(iter, options.name ?? bodyNameSource(body), this);
   }
 
   /**
@@ -335,7 +335,7 @@ export class Loop {
         `Cannot start a run: this loop is already running task "${this.#main.name}"; spawn the work as a task instead`,
       );
     }
-    const main = this._spawn(startBody(body, "run()"), bodyName(body), this);
+    const main = this._spawn(startBody(body, "run()"), bodyNameSource(body), this);
     addObserver(main as Task<unknown>, RUN_OBSERVER);
     this.#main = main as Task<unknown>;
     this.#orphanErrors = [];
@@ -477,9 +477,7 @@ export class Loop {
       const instruction = step.value;
       if (instruction === YIELD_NOW_INSTRUCTION) {
         // The most frequent instruction needs no dispatch: back of the queue.
-        task.state = "ready";
-        task._slot = RESUME_SHARED;
-        this.#queue.push(task);
+        this._enqueue(task, RESUME_SHARED);
         return;
       }
       if (!(instruction instanceof Instruction) || instruction.value !== instruction) {
@@ -580,7 +578,7 @@ export class Loop {
       return;
     }
     const closing = target._slot;
-    if (target.state === "waiting" && closing instanceof Closing) {
+    if (closing instanceof Closing) {
       closing.outcome = mergeErrors(closing.threw ? closing.outcome : undefined, report);
       closing.threw = true;
       return;
@@ -642,7 +640,7 @@ export class Loop {
   ): Task<T> {
     const task = new Task<T>(this.#nextId++, iter, name, parent);
     const erased = task as Task<unknown>;
-    this.#tree.link(erased, parent instanceof Task ? parent : null);
+    this.#tree.link(erased);
     this.#queue.push(erased);
     return task;
   }

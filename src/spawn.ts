@@ -5,7 +5,7 @@
  * @module
  */
 
-import { bodyName, startBody } from "./_body.ts";
+import { bodyNameSource, startBody } from "./_body.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import { nameOf, type NameSource, type SpawnOptions, type Task, type TaskBody } from "./task.ts";
@@ -68,7 +68,7 @@ export function spawn<T>(body: TaskBody<T>, options?: SpawnOptions): Operation<T
   // No default `{}` for options: spawn is hot, and that would allocate per call.
   return new SpawnInstruction(
     startBody(body, "spawn()"),
-    options?.name ?? bodyName(body),
+    options?.name ?? bodyNameSource(body),
     options?.detached ?? false,
   );
 }

@@ -37,8 +37,9 @@ export function removeObserver(task: Task<unknown>, observer: TaskObserver): voi
 export class TaskTree {
   #firstRoot: Task<unknown> | null = null;
 
-  /** Adds `task` as a child of `parent`, or as a root when `parent` is null. */
-  link(task: Task<unknown>, parent: Task<unknown> | null): void {
+  /** Adds `task` to its parent's children, or to the roots. */
+  link(task: Task<unknown>): void {
+    const parent = parentOf(task);
     const first = parent === null ? this.#firstRoot : parent._firstChild;
     task._nextSibling = first;
     if (first !== null) first._prevSibling = task;

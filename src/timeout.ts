@@ -4,7 +4,7 @@
  * @module
  */
 
-import { bodyName, startBody } from "./_body.ts";
+import { bodyNameSource, startBody } from "./_body.ts";
 import { TimeoutError } from "./errors.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import { resumeWithOutcome } from "./join.ts";
@@ -118,5 +118,5 @@ export function timeout<T>(ms: number, body: TaskBody<T>): Operation<T> {
       `Cannot use timeout(${String(ms)}, …): the limit must be a number of milliseconds >= 0`,
     );
   }
-  return new TimeoutInstruction(ms, startBody(body, "timeout()"), bodyName(body));
+  return new TimeoutInstruction(ms, startBody(body, "timeout()"), bodyNameSource(body));
 }
