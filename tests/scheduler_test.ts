@@ -25,11 +25,12 @@ import {
   runSync,
   sleep,
   spawn,
-  type Task,
+  Task,
   TaskFailedError,
   VirtualClock,
   yieldNow,
 } from "../mod.ts";
+import { FAILED, releaseBody, setState, WAITING } from "../src/task.ts";
 
 function virtualLoop(): Loop {
   return new Loop({ clock: new VirtualClock() });
@@ -508,6 +509,82 @@ Deno.test("Task.name of a run's main task and of loop.spawn() tasks follows the 
     return (yield* currentTask()).name;
   })());
   assertMatch(anonymousMain, /^task-\d+$/);
+});
+
+Deno.test("Task.name outlives the task's body: settled tasks keep their names, however they ended", () => {
+  function* worker(): Operation<string> {
+    yield* yieldNow();
+    return "ok";
+  }
+  function* failing(): Operation<void> {
+    yield* yieldNow();
+    throw new Error("boom");
+  }
+  const loop = virtualLoop();
+  const tasks = loop.runSync(function* main() {
+    const done = yield* spawn(worker);
+    const failed = yield* spawn(failing);
+    const cancelledEarly = yield* spawn(worker);
+    cancelledEarly.cancel();
+    const cancelledLate = yield* spawn(function* sleeper() {
+      yield* sleep(1000);
+    });
+    const given = yield* spawn(worker, { name: "given" });
+    // The same function's generator object, passed as such, has no name.
+    const objectOfKnownFunction = yield* spawn(worker());
+    const napping = (): Operation<void> => sleep(1);
+    const fromArrow = yield* spawn(napping);
+    yield* yieldNow();
+    cancelledLate.cancel();
+    try {
+      yield* join(failed);
+    } catch {
+      // Joined so that its failure is observed; the name is what counts.
+    }
+    yield* join(done);
+    yield* join(objectOfKnownFunction);
+    yield* join(fromArrow);
+    return [done, failed, cancelledEarly, cancelledLate, given, objectOfKnownFunction, fromArrow];
+  });
+  assertEquals(tasks.map((task) => task.state), [
+    "done",
+    "failed",
+    "cancelled",
+    "cancelled",
+    "done",
+    "done",
+    "done",
+  ]);
+  assertEquals(tasks.map((task) => task.name), [
+    "worker",
+    "failing",
+    "worker",
+    "sleeper",
+    "given",
+    `task-${tasks[5].id}`,
+    "napping",
+  ]);
+});
+
+Deno.test("Task records keep id, state and name apart past 2^31 tasks", () => {
+  // The id, the state and how to find the name share one number; a
+  // long-lived loop can spawn more than 2^31 tasks, where that number
+  // stops being a small integer.
+  function* worker(): Generator<never, void> {}
+  const loop = new Loop();
+  const id = 2 ** 40 + 5;
+  const task = new Task(id, worker(), worker, loop);
+  const seen = [`${task.id} ${task.state} ${task.name}`];
+  setState(task, WAITING);
+  seen.push(`${task.id} ${task.state} ${task.settled}`);
+  setState(task, FAILED);
+  releaseBody(task);
+  seen.push(`${task.id} ${task.state} ${task.settled} ${task.name}`);
+  assertEquals(seen, [
+    `${id} ready worker`,
+    `${id} waiting false`,
+    `${id} failed true worker`,
+  ]);
 });
 
 Deno.test("Task.id is unique within a loop and increases in spawn order", () => {
