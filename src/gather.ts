@@ -7,7 +7,7 @@
 import { GroupInstruction } from "./_group.ts";
 import type { Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
-import { DONE, FAILED, stateOf, type Task, type TaskBody } from "./task.ts";
+import type { Task, TaskBody } from "./task.ts";
 
 const NO_ERROR: unique symbol = Symbol("genloop.noError");
 
@@ -20,12 +20,12 @@ class GatherInstruction<T> extends GroupInstruction<T[]> {
   }
 
   protected childSettled(child: Task<unknown>, index: number, loop: Loop): void {
-    if (stateOf(child) === DONE) {
+    if (child.state === "done") {
       this.#results[index] = child._slot;
     } else if (this.#error === NO_ERROR) {
       this.#error = child._slot;
       this.cancelUnsettled(loop, `task "${child.name}" of the same gather failed`);
-    } else if (stateOf(child) === FAILED) {
+    } else if (child.state === "failed") {
       this.lateFailures.push(child);
     }
   }

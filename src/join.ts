@@ -6,7 +6,7 @@
 
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
-import { DONE, loopOf, stateOf, type Task, type TaskObserver } from "./task.ts";
+import { loopOf, type Task, type TaskObserver } from "./task.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
 
 /** Resumes `waiter` with how `settled` ended: its result, or its error thrown. */
@@ -15,7 +15,7 @@ export function resumeWithOutcome(
   waiter: Task<unknown>,
   settled: Task<unknown>,
 ): void {
-  if (stateOf(settled) === DONE) loop._enqueue(waiter, settled._slot);
+  if (settled.state === "done") loop._enqueue(waiter, settled._slot);
   else loop._enqueueThrow(waiter, settled._slot);
 }
 
@@ -51,7 +51,7 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
         `Task "${task.name}" cannot join task "${target.name}": that task belongs to another Loop`,
       );
     }
-    if (stateOf(target) === DONE) {
+    if (target.state === "done") {
       loop._resumeNow(task, target._slot);
     } else if (target.settled) {
       loop._throwNow(task, target._slot);

@@ -27,21 +27,13 @@ import { addObserver, removeObserver, TaskTree } from "./task_tree.ts";
 import { cancelledError, mergeErrors } from "./_error_util.ts";
 import { Selector, type SelectorKey } from "./selector.ts";
 import {
-  CANCELLED,
-  DONE,
-  FAILED,
   type NameSource,
   parentOf,
-  READY,
-  releaseBody,
-  setState,
   type SpawnOptions,
-  stateOf,
   Task,
   type TaskBody,
   type TaskObserver,
   Thrown,
-  WAITING,
 } from "./task.ts";
 import { type Timer, TimerHeap } from "./timers.ts";
 
@@ -90,6 +82,13 @@ class Closing extends Instruction {
 /** Marks the run's main task as observed, so its failure is not escalated. */
 const RUN_OBSERVER: TaskObserver = { taskSettled(): void {} };
 
+/** What a settled task's iterator is replaced with, to free the generator. */
+const SETTLED_ITER: Iterator<unknown, unknown, unknown> = {
+  next(): IteratorResult<unknown, unknown> {
+    throw new Error("Cannot resume a settled task");
+  },
+};
+
 // How many ticks run between checks that the host event loop got a turn.
 const TICKS_BETWEEN_HOST_CHECKS = 256;
 // Longest stretch of busy ticks before sockets and Promises get a turn.
@@ -125,14 +124,6 @@ export class Loop {
   /** Watches the streams that tasks wait on. */
   readonly selector: Selector = new Selector();
 
-  /**
-   * @internal Which task is being stepped (its state reads "running"), by
-   * its `_bits`, which are unique while it is ready: a number, since
-   * storing the task itself into the long-lived loop would cost a write
-   * barrier on every step. Kept until the batch ends (only loop code runs
-   * between steps); -1 between batches.
-   */
-  _runningBits = -1;
   #queue = new RunQueue<Task<unknown>>();
   #timers = new TimerHeap();
   #nextId = 1;
@@ -395,7 +386,6 @@ export class Loop {
   #runReady(): void {
     const queue = this.#queue;
     for (let n = queue.size; n > 0; n--) this.#step(queue.shift()!);
-    this._runningBits = -1;
   }
 
   /**
@@ -452,9 +442,8 @@ export class Loop {
     removeObserver(main, RUN_OBSERVER);
     const orphans = this.#orphanErrors;
     this.#orphanErrors = [];
-    const succeeded = stateOf(main) === DONE;
-    if (succeeded && orphans.length === 0) return main._slot;
-    const errors = succeeded ? orphans : [main._slot, ...orphans];
+    if (main.state === "done" && orphans.length === 0) return main._slot;
+    const errors = main.state === "done" ? orphans : [main._slot, ...orphans];
     if (errors.length === 1) throw errors[0];
     throw new AggregateError(
       errors,
@@ -466,8 +455,7 @@ export class Loop {
   // Stepping a task: the only place that resumes an iterator.
 
   #step(task: Task<unknown>): void {
-    // Running is not a stored state: the task is running while it is this.
-    this._runningBits = task._bits;
+    task.state = "running";
     for (;;) {
       const resume = task._slot;
       task._slot = undefined;
@@ -488,17 +476,15 @@ export class Loop {
       if (this.#deferred.size > 0 && this.#deliverDeferred(task)) continue;
       const instruction = step.value;
       if (instruction === YIELD_NOW_INSTRUCTION) {
-        // The most frequent instruction needs no dispatch: back of the queue,
-        // still in the ready state.
-        task._slot = RESUME_SHARED;
-        this.#queue.push(task);
+        // The most frequent instruction needs no dispatch: back of the queue.
+        this._enqueue(task, RESUME_SHARED);
         return;
       }
       if (!(instruction instanceof Instruction) || instruction.value !== instruction) {
         task._slot = new Thrown(invalidInstructionError(task, instruction));
         continue;
       }
-      setState(task, WAITING);
+      task.state = "waiting";
       task._slot = instruction;
       this.#continueCurrent = false;
       try {
@@ -507,7 +493,7 @@ export class Loop {
         this._throwNow(task, error);
       }
       if (!this.#continueCurrent) break;
-      setState(task, READY);
+      task.state = "running";
     }
   }
 
@@ -533,7 +519,7 @@ export class Loop {
       return;
     }
     // Structured concurrency: children do not outlive their parent.
-    setState(task, WAITING);
+    task.state = "waiting";
     task._slot = new Closing(threw, value);
     for (
       let child: Task<unknown> | null = task._firstChild;
@@ -551,12 +537,12 @@ export class Loop {
    */
   #settle(task: Task<unknown>, threw: boolean, outcome: unknown): void {
     for (;;) {
-      setState(task, !threw ? DONE : outcome instanceof CancelledError ? CANCELLED : FAILED);
+      task.state = !threw ? "done" : outcome instanceof CancelledError ? "cancelled" : "failed";
       task._slot = outcome;
-      releaseBody(task);
+      task._iter = SETTLED_ITER;
       if (this.#cancelled.size > 0) this.#cancelled.delete(task);
       const observed = this.#notifyObservers(task);
-      if (stateOf(task) === FAILED && !observed) this.#escalate(task);
+      if (task.state === "failed" && !observed) this.#escalate(task);
       const parent = parentOf(task);
       this.#tree.unlink(task);
       if (parent === null || parent._firstChild !== null) return;
@@ -602,8 +588,9 @@ export class Loop {
 
   /** Throws `error` into `task` at its current wait, undoing that wait. */
   #interrupt(task: Task<unknown>, error: unknown): void {
-    switch (stateOf(task)) {
-      case READY:
+    switch (task.state) {
+      case "ready":
+      case "running":
         // Queued already, or interrupting itself (delivered after its
         // yield): change what it is resumed with. If that is an error
         // already, the new one waits for its next yield*.
@@ -613,7 +600,7 @@ export class Loop {
           this.#defer(task, error);
         }
         return;
-      case WAITING: {
+      case "waiting": {
         const wait = task._slot as Instruction;
         if (wait instanceof Closing) return;
         wait.undo(task, this);
@@ -669,7 +656,7 @@ export class Loop {
   }
 
   #makeReady(task: Task<unknown>, value: unknown, throwing: boolean): void {
-    setState(task, READY);
+    task.state = "ready";
     task._slot = throwing ? new Thrown(value) : value;
     this.#queue.push(task);
   }

@@ -8,7 +8,7 @@ import { GroupInstruction } from "./_group.ts";
 import type { Operation } from "./instruction.ts";
 import { resumeWithOutcome } from "./join.ts";
 import type { Loop } from "./loop.ts";
-import { FAILED, stateOf, type Task, type TaskBody } from "./task.ts";
+import type { Task, TaskBody } from "./task.ts";
 
 class RaceInstruction<T> extends GroupInstruction<T> {
   #winner: Task<unknown> | null = null;
@@ -19,7 +19,7 @@ class RaceInstruction<T> extends GroupInstruction<T> {
 
   protected childSettled(child: Task<unknown>, _index: number, loop: Loop): void {
     if (this.#winner !== null) {
-      if (stateOf(child) === FAILED) this.lateFailures.push(child);
+      if (child.state === "failed") this.lateFailures.push(child);
       return;
     }
     this.#winner = child;

@@ -8,8 +8,7 @@
 import { bodyNameSource, startBody } from "./_body.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
-import { nameOf } from "./_task_name.ts";
-import type { NameSource, SpawnOptions, Task, TaskBody } from "./task.ts";
+import { nameOf, type NameSource, type SpawnOptions, type Task, type TaskBody } from "./task.ts";
 
 class SpawnInstruction<T> extends Instruction<Task<T>> {
   override value: unknown = undefined;

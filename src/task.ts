@@ -17,7 +17,6 @@
  */
 
 import type { Loop } from "./loop.ts";
-import { NAMED_BY_FUNCTION, type NameKind, recordedName, recordName } from "./_task_name.ts";
 
 /**
  * Where a task is in its life.
@@ -106,32 +105,25 @@ export interface TaskObserver {
  * ```
  */
 export class Task<T = unknown> {
+  /** A number unique within the task's loop, in spawn order. */
+  readonly id: number;
+  /** Where the task is in its life. */
+  state: TaskState = "ready";
+
   // The fields below belong to the loop. They are public only so that the
   // loop, which lives in another module, can reach them without indirection
   // on its hot path; they are not part of the API. A suspended task costs
-  // its generator plus this record, so the record is kept to eight fields:
-  // the id, the state and how to find the name share one number; the name
-  // itself is found through the body (see _task_name.ts); rare facts (a
-  // delivered cancellation, a second error) live in the loop's side tables;
-  // and one slot serves what the task is resumed with, what it waits on and
-  // how it ended, since it needs only one at a time.
+  // its generator plus this record, so the record is kept to ten fields:
+  // rare facts (a delivered cancellation, a second error) live in the
+  // loop's side tables, and one slot serves what the task is resumed with,
+  // what it waits on and how it ended, since it needs only one at a time.
 
-  /**
-   * @internal `id × ID_UNIT + name kind × NAME_KIND_UNIT + state code`. An
-   * integer, so the low bits survive even past 2³¹, where `&` still reads
-   * the low 32 bits.
-   */
-  _bits: number;
-  /**
-   * @internal The body being driven. Once settled, what is left of it:
-   * the generator's prototype for a task named by its generator function
-   * (which names it), else `SETTLED_BODY`. Neither can be resumed.
-   */
+  /** @internal The body being driven. */
   _iter: Iterator<unknown, T, unknown>;
   /**
-   * @internal What the task needs now, by state. Ready (or running, before
-   * a continue): the value to resume it with, or a `Thrown` error. Waiting:
-   * the `Instruction` it waits on. Settled: its result or error.
+   * @internal What the task needs now, by state. `ready` (and `running`,
+   * before a continue): the value to resume it with, or a `Thrown` error.
+   * `waiting`: the `Instruction` it waits on. Settled: its result or error.
    */
   _slot: unknown = undefined;
   /**
@@ -147,6 +139,8 @@ export class Task<T = unknown> {
   _nextSibling: Task<unknown> | null = null;
   /** @internal Who to tell when the task settles. */
   _observers: TaskObserver | TaskObserver[] | null = null;
+  /** @internal The name given at spawn, or the body function lending its own. */
+  _name: NameSource;
 
   /** @internal Tasks are created by `spawn` / `loop.spawn`. */
   constructor(
@@ -155,47 +149,31 @@ export class Task<T = unknown> {
     name: NameSource,
     parent: Task<unknown> | Loop,
   ) {
+    this.id = id;
     this._iter = iter;
+    this._name = name;
     this._parent = parent;
-    this._bits = id * ID_UNIT +
-      recordName(this as Task<unknown>, iter, name) * NAME_KIND_UNIT + READY;
-  }
-
-  /** A number unique within the task's loop, in spawn order. */
-  get id(): number {
-    return Math.floor(this._bits / ID_UNIT);
-  }
-
-  /** Where the task is in its life. */
-  get state(): TaskState {
-    const code = stateOf(this as Task<unknown>);
-    if (code === READY && loopOf(this as Task<unknown>)._runningBits === this._bits) {
-      return "running";
-    }
-    return STATE_NAMES[code];
   }
 
   /** The name given at spawn, else the generator function's name, else `task-<id>`. */
   get name(): string {
-    const kind = ((this._bits & NAME_KIND_MASK) / NAME_KIND_UNIT) as NameKind;
-    const body: object = this._iter;
-    const bodyPrototype = this.settled ? body : Object.getPrototypeOf(body);
-    return recordedName(this as Task<unknown>, kind, bodyPrototype) || `task-${this.id}`;
+    return nameOf(this._name) || `task-${this.id}`;
   }
 
   /** The returned value once `state` is `"done"`; `undefined` before. */
   get result(): T | undefined {
-    return stateOf(this as Task<unknown>) === DONE ? this._slot as T : undefined;
+    return this.state === "done" ? this._slot as T : undefined;
   }
 
   /** The error once `state` is `"failed"` or `"cancelled"`; `undefined` before. */
   get error(): unknown {
-    return stateOf(this as Task<unknown>) > DONE ? this._slot : undefined;
+    return this.state === "failed" || this.state === "cancelled" ? this._slot : undefined;
   }
 
   /** Whether the task has settled (`done`, `failed` or `cancelled`). */
   get settled(): boolean {
-    return stateOf(this as Task<unknown>) >= DONE;
+    return this.state === "done" || this.state === "failed" ||
+      this.state === "cancelled";
   }
 
   /**
@@ -217,52 +195,6 @@ export class Task<T = unknown> {
   }
 }
 
-// State codes, as kept in the low bits of `Task._bits`. A running task is
-// stored as ready: it is running when it is the task its loop is stepping
-// (`Loop._runningBits`), so a task switch writes no state at all. The settled states come last,
-// so "settled" is one comparison.
-/** @internal Ready to run, or running. */
-export const READY = 0;
-/** @internal */
-export const WAITING = 1;
-/** @internal */
-export const DONE = 2;
-/** @internal */
-export const FAILED = 3;
-/** @internal */
-export const CANCELLED = 4;
-const STATE_MASK = 7;
-const NAME_KIND_UNIT = 8;
-const NAME_KIND_MASK = 3 * NAME_KIND_UNIT;
-const ID_UNIT = 32;
-const STATE_NAMES: readonly TaskState[] = ["ready", "waiting", "done", "failed", "cancelled"];
-
-/** `task`'s state code (`READY` … `CANCELLED`). @internal */
-export function stateOf(task: Task<unknown>): number {
-  return task._bits & STATE_MASK;
-}
-
-/** Moves `task` to the state `code`. @internal */
-export function setState(task: Task<unknown>, code: number): void {
-  task._bits += code - (task._bits & STATE_MASK);
-}
-
-/** What a settled task keeps of a body that no function names. @internal */
-export const SETTLED_BODY: Iterator<unknown, unknown, unknown> = {
-  next(): IteratorResult<unknown, unknown> {
-    throw new Error("Cannot resume a settled task");
-  },
-};
-
-/**
- * Lets a settled task's body go (its generator may hold large locals),
- * keeping only what names the task. @internal
- */
-export function releaseBody(task: Task<unknown>): void {
-  const namedByFunction = (task._bits & NAME_KIND_MASK) === NAMED_BY_FUNCTION * NAME_KIND_UNIT;
-  task._iter = namedByFunction ? Object.getPrototypeOf(task._iter) : SETTLED_BODY;
-}
-
 /**
  * What names a task: the name given at spawn, or the generator function
  * whose name it takes. The function's name is read only when asked for:
@@ -270,6 +202,11 @@ export function releaseBody(task: Task<unknown>): void {
  * @internal
  */
 export type NameSource = string | { readonly name: string } | undefined;
+
+/** The name `source` gives, if any. @internal */
+export function nameOf(source: NameSource): string | undefined {
+  return typeof source === "string" || source === undefined ? source : source.name;
+}
 
 /**
  * An error a task is to be resumed with (thrown at its `yield*`), as held in

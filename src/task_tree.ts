@@ -11,7 +11,7 @@
  */
 
 import type { Instruction } from "./instruction.ts";
-import { parentOf, stateOf, type Task, type TaskObserver, WAITING } from "./task.ts";
+import { parentOf, type Task, type TaskObserver } from "./task.ts";
 
 /** Adds `observer` to those told when `task` settles. */
 export function addObserver(task: Task<unknown>, observer: TaskObserver): void {
@@ -71,7 +71,7 @@ export class TaskTree {
     pushSiblings(stack, this.#firstRoot);
     while (stack.length > 0) {
       const task = stack.pop()!;
-      if (stateOf(task) === WAITING) {
+      if (task.state === "waiting") {
         // A cancelled task still waiting is cleaning up, or ignoring its
         // cancellation: say so rather than hide it.
         const cancelled = isCancelled(task) ? " (cancelled, still running)" : "";

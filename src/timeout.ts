@@ -9,14 +9,7 @@ import { TimeoutError } from "./errors.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import { resumeWithOutcome } from "./join.ts";
 import type { Loop } from "./loop.ts";
-import {
-  FAILED,
-  type NameSource,
-  stateOf,
-  type Task,
-  type TaskBody,
-  type TaskObserver,
-} from "./task.ts";
+import type { NameSource, Task, TaskBody, TaskObserver } from "./task.ts";
 import type { Timer } from "./timers.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
 
@@ -67,7 +60,7 @@ class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserve
       );
       // The body failed instead of ending cancelled (its cleanup threw):
       // reported after the TimeoutError, as an unjoined failure is.
-      if (stateOf(child) === FAILED) {
+      if (child.state === "failed") {
         loop._reportFailure(child, `while cancelled by its timeout of ${this.#ms} ms`);
       }
     } else {

@@ -25,12 +25,11 @@ import {
   runSync,
   sleep,
   spawn,
-  Task,
+  type Task,
   TaskFailedError,
   VirtualClock,
   yieldNow,
 } from "../mod.ts";
-import { FAILED, releaseBody, setState, WAITING } from "../src/task.ts";
 
 function virtualLoop(): Loop {
   return new Loop({ clock: new VirtualClock() });
@@ -563,27 +562,6 @@ Deno.test("Task.name outlives the task's body: settled tasks keep their names, h
     "given",
     `task-${tasks[5].id}`,
     "napping",
-  ]);
-});
-
-Deno.test("Task records keep id, state and name apart past 2^31 tasks", () => {
-  // The id, the state and how to find the name share one number; a
-  // long-lived loop can spawn more than 2^31 tasks, where that number
-  // stops being a small integer.
-  function* worker(): Generator<never, void> {}
-  const loop = new Loop();
-  const id = 2 ** 40 + 5;
-  const task = new Task(id, worker(), worker, loop);
-  const seen = [`${task.id} ${task.state} ${task.name}`];
-  setState(task, WAITING);
-  seen.push(`${task.id} ${task.state} ${task.settled}`);
-  setState(task, FAILED);
-  releaseBody(task);
-  seen.push(`${task.id} ${task.state} ${task.settled} ${task.name}`);
-  assertEquals(seen, [
-    `${id} ready worker`,
-    `${id} waiting false`,
-    `${id} failed true worker`,
   ]);
 });
 
