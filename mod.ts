@@ -61,6 +61,6 @@ export {
 export { timeout } from "./src/timeout.ts";
 export { suspend, yieldNow } from "./src/yield_now.ts";
 export { ConnStream, type ConnStreamOptions } from "./src/conn_stream.ts";
-export { accept, close, connect, read, readInto, write } from "./src/io.ts";
+export { accept, close, connect, read, readInto, readView, write } from "./src/io.ts";
 export { SimulatedStream, type SimulatedStreamOptions } from "./src/simulated_stream.ts";
 export { type Stream, WOULD_BLOCK } from "./src/stream.ts";

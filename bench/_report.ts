@@ -27,6 +27,39 @@ export function describeMachine(): Machine {
   };
 }
 
+/** CPU time counters of this machine, in ticks (Linux `/proc/stat`). */
+export interface CpuTicks {
+  /** Time spent running code (user, nice, system, irq, softirq). */
+  busy: number;
+  /** Time this virtual machine was ready to run but its host ran others. */
+  steal: number;
+}
+
+/** Reads the machine's CPU counters; `undefined` where there is no `/proc/stat`. */
+export function readCpuTicks(): CpuTicks | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync("/proc/stat");
+  } catch {
+    return undefined;
+  }
+  // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
+  const fields = text.slice(0, text.indexOf("\n")).trim().split(/\s+/).map(Number);
+  const [, user, nice, system, , , irq, softirq, steal] = fields;
+  if (!Number.isFinite(steal)) return undefined;
+  return { busy: user + nice + system + irq + softirq, steal };
+}
+
+/**
+ * The share of the CPU time wanted between two readings that the host gave
+ * to someone else: on a shared virtual machine, what makes ratios noisy.
+ */
+export function stealShare(before: CpuTicks, after: CpuTicks): number {
+  const steal = after.steal - before.steal;
+  const wanted = steal + after.busy - before.busy;
+  return wanted > 0 ? steal / wanted : 0;
+}
+
 /** genloop ÷ baseline. */
 export function ratio(row: Comparison): number {
   return row.genloop / row.baseline;

@@ -3,15 +3,23 @@
  * async/await echo server, both driven by the same plain async/await
  * client code in this process.
  *
- * The genloop server is written against the I/O layer's contract (`accept`,
- * `connect`, `read`, `write`, `close` and `ConnStream` from `mod.ts`). The
- * layer is looked up at run time: without it the family is skipped rather
- * than failing the run.
+ * The genloop server reads with `readView`, which lends the stream's own
+ * buffer: like the plain server, it copies no byte on the way through.
  *
  * @module
  */
 
-import { call, type Operation, run, spawn } from "../mod.ts";
+import {
+  accept,
+  call,
+  close,
+  type ConnStream,
+  type Operation,
+  readView,
+  run,
+  spawn,
+  write,
+} from "../mod.ts";
 import { addNote, type Comparison, median } from "./_measure.ts";
 
 const HOST = "127.0.0.1";
@@ -26,69 +34,43 @@ const CHUNK_BYTES = 64 * 1024;
 const RUNS = 3;
 const MiB = 1024 * 1024;
 
-/** The I/O layer's contract, as far as this benchmark needs it. */
-interface IoLayer {
-  accept(listener: Deno.Listener): Operation<unknown>;
-  connect(options: Deno.ConnectOptions): Operation<unknown>;
-  read(stream: unknown, max?: number): Operation<Uint8Array | null>;
-  write(stream: unknown, data: Uint8Array): Operation<number>;
-  close(stream: unknown): Operation<void>;
-  ConnStream: new (conn: Deno.Conn) => unknown;
-  /** Optional: reads into a reused buffer; used when the layer has it. */
-  readInto?: (stream: unknown, buffer: Uint8Array) => Operation<number | null>;
-}
-
-const CONTRACT = ["accept", "connect", "read", "write", "close", "ConnStream"];
-
-/** The I/O layer from `mod.ts`, or `null` when it does not export it (yet). */
-async function loadIoLayer(): Promise<IoLayer | null> {
-  const mod = (await import("../mod.ts")) as unknown as Record<string, unknown>;
-  if (!CONTRACT.every((name) => typeof mod[name] === "function")) return null;
-  const io = mod as unknown as IoLayer;
-  return typeof mod.readInto === "function" ? io : { ...io, readInto: undefined };
-}
-
 /** A running echo server and how to stop it. */
 interface Server {
   port: number;
   stop(): Promise<void>;
 }
 
-/** Echoes one connection until end of stream, then closes it. */
-function* echoConnection(io: IoLayer, stream: unknown): Operation<void> {
-  const buffer = new Uint8Array(CHUNK_BYTES);
+/**
+ * Echoes one connection until end of stream, then closes it. `readView`
+ * lends the stream's buffer, so no byte is copied on the way through, as in
+ * the plain server; each view is written on before the next read refills it.
+ */
+function* echoConnection(stream: ConnStream): Operation<void> {
   try {
     for (;;) {
-      if (io.readInto !== undefined) {
-        const n = yield* io.readInto(stream, buffer);
-        if (n === null) return;
-        // write() returns once every byte is out, so the buffer can be reused.
-        yield* io.write(stream, buffer.subarray(0, n));
-      } else {
-        const data = yield* io.read(stream, CHUNK_BYTES);
-        if (data === null) return;
-        yield* io.write(stream, data);
-      }
+      const chunk = yield* readView(stream, CHUNK_BYTES);
+      if (chunk === null) return;
+      yield* write(stream, chunk);
     }
   } finally {
-    yield* io.close(stream);
+    yield* close(stream);
   }
 }
 
 /** Accepts forever, one child task per connection. */
-function* acceptLoop(io: IoLayer, listener: Deno.Listener): Operation<never> {
+function* acceptLoop(listener: Deno.Listener): Operation<never> {
   for (;;) {
-    const stream = yield* io.accept(listener);
-    yield* spawn(echoConnection(io, stream));
+    const stream = yield* accept(listener);
+    yield* spawn(echoConnection(stream));
   }
 }
 
-function startGenloopServer(io: IoLayer): Server {
+function startGenloopServer(): Server {
   const listener = Deno.listen({ hostname: HOST, port: 0 });
   let stop!: () => void;
   const stopped = new Promise<void>((resolve) => stop = resolve);
   const serving = run(function* main() {
-    yield* spawn(acceptLoop(io, listener));
+    yield* spawn(acceptLoop(listener));
     // Returning cancels the accept loop and any connection still open.
     yield* call(() => stopped);
   });
@@ -196,14 +178,7 @@ async function streaming(port: number, bytes: number): Promise<number> {
 
 /** Measures both servers with the same clients, alternating between them. */
 export async function benchEcho(): Promise<Comparison[]> {
-  const io = await loadIoLayer();
-  if (io === null) {
-    const message = "echo: skipped (I/O layer not available)";
-    console.log(message);
-    addNote(message);
-    return [];
-  }
-  const genloopServer = startGenloopServer(io);
+  const genloopServer = startGenloopServer();
   const plainServer = startPlainServer();
   const servers = [genloopServer, plainServer];
   const rps: [number[], number[]] = [[], []];
@@ -238,7 +213,6 @@ export async function benchEcho(): Promise<Comparison[]> {
       } MiB per run so that a run stays within ${STREAM_BUDGET_MS} ms`,
     );
   }
-  const server = io.readInto !== undefined ? "server uses readInto" : "server uses read";
   return [
     {
       group: "echo",
@@ -254,7 +228,7 @@ export async function benchEcho(): Promise<Comparison[]> {
       group: "echo",
       name: `one connection streaming ${streamBytes / MiB} MiB${
         streamBytes < STREAM_BYTES ? " (scaled down)" : ""
-      }, ${server}`,
+      }, server uses readView`,
       unit: "MiB/s",
       genloop: median(mibps[0]),
       baselineName: "plain Deno async server",

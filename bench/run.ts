@@ -8,8 +8,15 @@
  * @module
  */
 
-import { type Comparison, takeNotes } from "./_measure.ts";
-import { describeMachine, toConsole, toMarkdown, toSvg } from "./_report.ts";
+import { addNote, type Comparison, takeNotes } from "./_measure.ts";
+import {
+  describeMachine,
+  readCpuTicks,
+  stealShare,
+  toConsole,
+  toMarkdown,
+  toSvg,
+} from "./_report.ts";
 import { benchEcho } from "./echo.ts";
 import { benchMemory } from "./memory.ts";
 import { benchSleep } from "./sleep.ts";
@@ -27,6 +34,7 @@ const families: [string, () => Comparison[] | Promise<Comparison[]>][] = [
 const machine = describeMachine();
 console.log(`genloop benchmarks: ${machine.host}; ${machine.runtime}; ${machine.date}\n`);
 const started = performance.now();
+const ticksBefore = readCpuTicks();
 const rows: Comparison[] = [];
 for (const [name, bench] of families) {
   const familyStart = performance.now();
@@ -36,6 +44,7 @@ for (const [name, bench] of families) {
   console.log(`  (${name}: ${((performance.now() - familyStart) / 1000).toFixed(1)} s)`);
 }
 const seconds = (performance.now() - started) / 1000;
+noteCpuSteal();
 const notes = takeNotes();
 const here = new URL("./", import.meta.url);
 await Deno.writeTextFile(
@@ -46,3 +55,20 @@ await Deno.writeTextFile(new URL("results.svg", here), toSvg(rows, machine));
 console.log(`\nAll results (ratio = genloop ÷ baseline):\n${toConsole(rows)}`);
 for (const note of notes) console.log(`note: ${note}`);
 console.log(`\nWrote bench/results.md and bench/results.svg; the run took ${seconds.toFixed(1)} s`);
+
+/**
+ * Says so when the host took a noticeable share of the CPU time from this
+ * machine during the run: both sides of every ratio were measured on a
+ * machine that kept pausing, so the ratios move more than usual.
+ */
+function noteCpuSteal(): void {
+  const ticksAfter = readCpuTicks();
+  if (ticksBefore === undefined || ticksAfter === undefined) return;
+  const share = stealShare(ticksBefore, ticksAfter);
+  if (share < 0.02) return;
+  addNote(
+    `the host took ${
+      (share * 100).toFixed(0)
+    }% of the CPU time this run wanted (CPU steal on a shared virtual machine): ratios move more than usual, and the cheapest operations (switch, spawn) look slowest`,
+  );
+}

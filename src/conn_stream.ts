@@ -124,6 +124,24 @@ export class ConnStream implements Stream {
     return this.#eof ? null : WOULD_BLOCK;
   }
 
+  /**
+   * Lends up to `max` buffered bytes as a view of the read buffer, valid
+   * until the next read from this stream (which refills that buffer);
+   * `null` at end of stream; `WOULD_BLOCK` otherwise. No copy is made: for
+   * bulk data, copying every chunk once more costs as much as the socket.
+   */
+  tryReadView(max: number): Uint8Array | null | typeof WOULD_BLOCK {
+    if (this.#closed) throw closedError(this, "cannot read");
+    if (this.#end > this.#start) {
+      const stop = Math.min(this.#end, this.#start + max);
+      const view = this.#buffer.subarray(this.#start, stop);
+      this.#start = stop;
+      return view;
+    }
+    if (this.#readError !== null) throw this.#readError;
+    return this.#eof ? null : WOULD_BLOCK;
+  }
+
   /** Copies buffered bytes into `buffer`; `null` at end of stream; `WOULD_BLOCK` otherwise. */
   tryReadInto(buffer: Uint8Array): number | null | typeof WOULD_BLOCK {
     if (this.#closed) throw closedError(this, "cannot read");

@@ -161,6 +161,49 @@ export function readInto(stream: Stream, buffer: Uint8Array): Operation<number |
 }
 
 /**
+ * Reads up to `max` bytes without copying them, waiting until some are
+ * available: evaluates to a view of the stream's own read buffer, valid
+ * until the next read from the same stream (by any task), or `null` at the
+ * end of the stream. Use the bytes (write them on, parse them) before
+ * reading again, or copy them with `slice()`. The fastest way to move bulk
+ * data: `read` allocates and `readInto` copies each chunk, while `readView`
+ * does neither. Streams that cannot lend their buffer give a copy instead.
+ *
+ * @param stream The stream to read from.
+ * @param max The most bytes to return (default 64 KiB).
+ * @returns An operation evaluating to a view of the bytes read, or `null` at EOF.
+ *
+ * @example Usage
+ * ```ts
+ * import { readView, runSync, SimulatedStream, write } from "@genloop/genloop";
+ *
+ * const source = new SimulatedStream("in", { data: "hello", ended: true });
+ * const sink = new SimulatedStream("out");
+ * const moved = runSync(function* main() {
+ *   let total = 0;
+ *   for (;;) {
+ *     const chunk = yield* readView(source, 2);
+ *     if (chunk === null) return total;
+ *     // Used before the next read: written on, as an echo server would.
+ *     total += yield* write(sink, chunk);
+ *   }
+ * });
+ * if (moved !== 5 || sink.buffered !== 5) throw new Error("unexpected");
+ * ```
+ */
+export function readView(
+  stream: Stream,
+  max: number = DEFAULT_READ_MAX,
+): Operation<Uint8Array | null> {
+  checkStream(stream, "readView()");
+  if (!Number.isInteger(max) || max <= 0) {
+    throw new RangeError(`Cannot readView(${stream.name}, ${max}): max must be a positive integer`);
+  }
+  if (stream.tryReadView === undefined) return whenReadable(stream, () => stream.tryRead(max));
+  return whenReadable(stream, () => stream.tryReadView!(max));
+}
+
+/**
  * Writes all of `data` to `stream`, waiting while it is not writable, and
  * evaluates to the number of bytes written (all of them). Strings are
  * UTF-8 encoded. Do not change `data` until the write has completed.

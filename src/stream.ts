@@ -33,6 +33,12 @@ export interface Stream extends SelectableStream {
    */
   tryReadInto(buffer: Uint8Array): number | null | typeof WOULD_BLOCK;
   /**
+   * Optional: like `tryRead`, but may return a view of the stream's own
+   * buffer instead of a copy, valid until the next read from the stream.
+   * `readView` falls back to `tryRead` for streams without it.
+   */
+  tryReadView?(max: number): Uint8Array | null | typeof WOULD_BLOCK;
+  /**
    * Accepts some bytes of `data` (the count), or `WOULD_BLOCK`. The stream
    * may keep a reference to `data` until `flushed()` is true.
    */

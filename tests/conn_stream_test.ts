@@ -1,4 +1,10 @@
-import { assert, assertEquals, assertInstanceOf, assertStringIncludes } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
 import {
   accept,
   cancel,
@@ -10,7 +16,9 @@ import {
   Loop,
   type Operation,
   read,
+  readView,
   run,
+  runSync,
   SimulatedStream,
   sleep,
   spawn,
@@ -112,6 +120,61 @@ Deno.test("ConnStream: read() returns null at end of stream after all data", asy
     })
   );
   assertEquals(text, ["last words", null]);
+});
+
+Deno.test("ConnStream: readView lends the read buffer (no copy), honours max, and ends with null", async () => {
+  const bytes = new Uint8Array(200_000).map((_, i) => i % 251);
+  const result = await withListener((listener) =>
+    run(function* main() {
+      const sender = yield* spawn(function* sender() {
+        const stream = yield* connect({ hostname: HOST, port: listener.addr.port });
+        yield* write(stream, bytes);
+        yield* close(stream);
+      });
+      const stream = yield* accept(listener);
+      const received = new Uint8Array(bytes.length);
+      const backings = new Set<ArrayBufferLike>();
+      let length = 0;
+      let largest = 0;
+      for (;;) {
+        const view = yield* readView(stream, 1000);
+        if (view === null) break;
+        backings.add(view.buffer);
+        largest = Math.max(largest, view.length);
+        // Used before the next read, as the contract asks.
+        received.set(view, length);
+        length += view.length;
+      }
+      const again = yield* readView(stream);
+      yield* close(stream);
+      yield* join(sender);
+      return { received, length, backings: backings.size, largest, again };
+    })
+  );
+  assertEquals(result.length, bytes.length);
+  assertEquals(result.received, bytes);
+  // Every view is a window on the stream's one read buffer: nothing was copied.
+  assertEquals(result.backings, 1);
+  assertEquals(result.largest, 1000);
+  assertEquals(result.again, null);
+});
+
+Deno.test("readView: streams without tryReadView fall back to tryRead; bad arguments throw at the call", () => {
+  const source = new SimulatedStream("source", { data: "abcdef", ended: true });
+  const views = runSync(function* main() {
+    const first = yield* readView(source, 4);
+    const second = yield* readView(source, 4);
+    const end = yield* readView(source, 4);
+    return [first, second, end];
+  });
+  const decoded = views.map((view) => view === null ? null : new TextDecoder().decode(view));
+  assertEquals(decoded, ["abcd", "ef", null]);
+  assertThrows(() => readView(source, 0), RangeError, "max must be a positive integer");
+  assertThrows(
+    () => readView({} as unknown as SimulatedStream),
+    TypeError,
+    "expected a genloop Stream",
+  );
 });
 
 Deno.test("ConnStream: a peer reset throws a Deno.errors error into the writer", async () => {
