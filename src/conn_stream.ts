@@ -113,15 +113,8 @@ export class ConnStream implements Stream {
 
   /** Takes buffered bytes; `null` at end of stream; `WOULD_BLOCK` otherwise. */
   tryRead(max: number): Uint8Array | null | typeof WOULD_BLOCK {
-    if (this.#closed) throw closedError(this, "cannot read");
-    if (this.#end > this.#start) {
-      const stop = Math.min(this.#end, this.#start + max);
-      const chunk = this.#buffer.slice(this.#start, stop);
-      this.#start = stop;
-      return chunk;
-    }
-    if (this.#readError !== null) throw this.#readError;
-    return this.#eof ? null : WOULD_BLOCK;
+    const view = this.tryReadView(max);
+    return view instanceof Uint8Array ? view.slice() : view;
   }
 
   /**
@@ -144,16 +137,10 @@ export class ConnStream implements Stream {
 
   /** Copies buffered bytes into `buffer`; `null` at end of stream; `WOULD_BLOCK` otherwise. */
   tryReadInto(buffer: Uint8Array): number | null | typeof WOULD_BLOCK {
-    if (this.#closed) throw closedError(this, "cannot read");
-    if (this.#end > this.#start) {
-      const stop = Math.min(this.#end, this.#start + buffer.length);
-      buffer.set(this.#buffer.subarray(this.#start, stop));
-      const n = stop - this.#start;
-      this.#start = stop;
-      return n;
-    }
-    if (this.#readError !== null) throw this.#readError;
-    return this.#eof ? null : WOULD_BLOCK;
+    const view = this.tryReadView(buffer.length);
+    if (!(view instanceof Uint8Array)) return view;
+    buffer.set(view);
+    return view.length;
   }
 
   /** Starts writing all of `data` (kept by reference until flushed). */
