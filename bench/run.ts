@@ -69,6 +69,6 @@ function noteCpuSteal(): void {
   addNote(
     `the host took ${
       (share * 100).toFixed(0)
-    }% of the CPU time this run wanted (CPU steal on a shared virtual machine): ratios move more than usual, and the cheapest operations (switch, spawn) look slowest`,
+    }% of the CPU time this run wanted (CPU steal on a shared virtual machine): ratios move more than usual`,
   );
 }

@@ -82,6 +82,14 @@ function checkStream(stream: unknown, where: string): asserts stream is Stream {
   }
 }
 
+function checkMax(stream: Stream, max: number, operation: string): void {
+  if (!Number.isInteger(max) || max <= 0) {
+    throw new RangeError(
+      `Cannot ${operation}(${stream.name}, ${max}): max must be a positive integer`,
+    );
+  }
+}
+
 /**
  * Reads up to `max` bytes from `stream`, waiting until some are available.
  * Evaluates to the bytes (a new array each time; to stream without
@@ -110,9 +118,7 @@ function checkStream(stream: unknown, where: string): asserts stream is Stream {
  */
 export function read(stream: Stream, max: number = DEFAULT_READ_MAX): Operation<Uint8Array | null> {
   checkStream(stream, "read()");
-  if (!Number.isInteger(max) || max <= 0) {
-    throw new RangeError(`Cannot read(${stream.name}, ${max}): max must be a positive integer`);
-  }
+  checkMax(stream, max, "read");
   return whenReadable(stream, () => stream.tryRead(max));
 }
 
@@ -196,9 +202,7 @@ export function readView(
   max: number = DEFAULT_READ_MAX,
 ): Operation<Uint8Array | null> {
   checkStream(stream, "readView()");
-  if (!Number.isInteger(max) || max <= 0) {
-    throw new RangeError(`Cannot readView(${stream.name}, ${max}): max must be a positive integer`);
-  }
+  checkMax(stream, max, "readView");
   if (stream.tryReadView === undefined) return whenReadable(stream, () => stream.tryRead(max));
   return whenReadable(stream, () => stream.tryReadView!(max));
 }
