@@ -23,7 +23,14 @@ import { Instruction, RESUME_SHARED } from "./instruction.ts";
 import { YIELD_NOW_INSTRUCTION } from "./yield_now.ts";
 import { invalidInstructionError } from "./_invalid.ts";
 import { RunQueue } from "./run_queue.ts";
-import { addObserver, removeObserver, TaskTree } from "./task_tree.ts";
+import {
+  addObserver,
+  forEachLiveChild,
+  hasLiveChildren,
+  removeObserver,
+  takeObservers,
+  TaskTree,
+} from "./task_tree.ts";
 import { cancelledError, mergeErrors } from "./_error_util.ts";
 import { Selector, type SelectorKey } from "./selector.ts";
 import {
@@ -514,20 +521,15 @@ export class Loop {
       threw = true;
       value = cancelError;
     }
-    if (task._firstChild === null) {
+    if (!hasLiveChildren(task)) {
       this.#settle(task, threw, value);
       return;
     }
     // Structured concurrency: children do not outlive their parent.
     task.state = "waiting";
     task._slot = new Closing(threw, value);
-    for (
-      let child: Task<unknown> | null = task._firstChild;
-      child !== null;
-      child = child._nextSibling
-    ) {
-      this._cancel(child, `its parent "${task.name}" ended`);
-    }
+    const reason = `its parent "${task.name}" ended`;
+    forEachLiveChild(task, (child) => this._cancel(child, reason));
   }
 
   /**
@@ -544,8 +546,8 @@ export class Loop {
       const observed = this.#notifyObservers(task);
       if (task.state === "failed" && !observed) this.#escalate(task);
       const parent = parentOf(task);
-      this.#tree.unlink(task);
-      if (parent === null || parent._firstChild !== null) return;
+      const siblingsLeft = this.#tree.unlink(task);
+      if (parent === null || siblingsLeft) return;
       const closing = parent._slot;
       if (!(closing instanceof Closing)) return;
       task = parent;
@@ -555,9 +557,8 @@ export class Loop {
   }
 
   #notifyObservers(task: Task<unknown>): boolean {
-    const observers = task._observers;
+    const observers = takeObservers(task);
     if (observers === null) return false;
-    task._observers = null;
     if (Array.isArray(observers)) {
       for (const observer of observers) observer.taskSettled(task, this);
     } else {

@@ -17,6 +17,7 @@
  */
 
 import type { Loop } from "./loop.ts";
+import type { TaskLinks } from "./task_tree.ts";
 
 /**
  * Where a task is in its life.
@@ -113,10 +114,12 @@ export class Task<T = unknown> {
   // The fields below belong to the loop. They are public only so that the
   // loop, which lives in another module, can reach them without indirection
   // on its hot path; they are not part of the API. A suspended task costs
-  // its generator plus this record, so the record is kept to ten fields:
+  // its generator plus this record, so the record is kept to eight fields:
   // rare facts (a delivered cancellation, a second error) live in the
-  // loop's side tables, and one slot serves what the task is resumed with,
-  // what it waits on and how it ended, since it needs only one at a time.
+  // loop's side tables, children and observers in a `TaskLinks` made only
+  // for tasks that have them, and one slot serves what the task is resumed
+  // with, what it waits on and how it ended, since it needs only one at a
+  // time.
 
   /** @internal The body being driven. */
   _iter: Iterator<unknown, T, unknown>;
@@ -131,14 +134,13 @@ export class Task<T = unknown> {
    * detached tasks) the owning loop itself, so no task needs a loop field.
    */
   _parent: Task<unknown> | Loop;
-  /** @internal Children form an intrusive doubly-linked list: O(1) add/remove. */
-  _firstChild: Task<unknown> | null = null;
-  /** @internal Previous sibling in the parent's child list. */
-  _prevSibling: Task<unknown> | null = null;
-  /** @internal Next sibling in the parent's child list. */
+  /**
+   * @internal Its children and observers (see task_tree.ts): a lone
+   * observer of a task without children is held here directly.
+   */
+  _links: TaskLinks | TaskObserver | null = null;
+  /** @internal The next older sibling in the parent's child list. */
   _nextSibling: Task<unknown> | null = null;
-  /** @internal Who to tell when the task settles. */
-  _observers: TaskObserver | TaskObserver[] | null = null;
   /** @internal The name given at spawn, or the body function lending its own. */
   _name: NameSource;
 

@@ -1,11 +1,27 @@
 /**
  * The task tree: who spawned whom, and who is told when a task settles.
  *
- * Children form an intrusive doubly-linked list through the tasks' own
- * sibling fields, so adding and removing a child is O(1) and allocates
- * nothing; root tasks (a run's main task and detached tasks) form the same
- * kind of list here. Observers (joiners, `gather`, `race`, `timeout`) are
- * kept as one observer or an array, since most tasks have at most one.
+ * A task's children form a circular singly-linked list in spawn order,
+ * through their own `_nextSibling` fields; the parent's `TaskLinks` points
+ * at the newest, whose next is the oldest. Root tasks (a run's main task
+ * and detached tasks) form the same kind of list here. Spawning appends at
+ * the newest end with one store into the long-lived parent side, which is
+ * the store a write barrier makes costly.
+ *
+ * Unlinking any child at once would need a back link in every task. So
+ * only the oldest child is unlinked when it settles, together with any
+ * settled ones right behind it: that covers the usual orders (spawn then
+ * join, `gather`, batches run first-in first-out). Another settling child
+ * is counted as dead, and the list sheds its dead members when they
+ * outnumber the live ones. Each such pass is O(n) and is paid for by the
+ * n/2 settlements before it, so adding and removing a child stay O(1)
+ * amortized, and a task record has one link field, not two.
+ *
+ * Observers (joiners, `gather`, `race`, `timeout`) live in the same
+ * `TaskLinks`, kept as one observer or an array since most tasks have at
+ * most one. A task with no children and at most one observer keeps that
+ * observer in its links field itself: the common leaf tasks (joined,
+ * gathered, or waited for by nobody) never allocate a `TaskLinks`.
  *
  * @module
  */
@@ -13,51 +29,145 @@
 import type { Instruction } from "./instruction.ts";
 import { parentOf, type Task, type TaskObserver } from "./task.ts";
 
+// Below this many dead children a pass to shed them is not worth its cost.
+const MIN_DEAD_TO_SHED = 32;
+
+/**
+ * What a task has only while it has children or more than one observer:
+ * its child list and who waits for it.
+ * @internal
+ */
+export class TaskLinks {
+  // Invariant: the oldest listed child (newestChild._nextSibling) has not
+  // settled.
+  /** The newest child still listed; its next is the oldest. */
+  newestChild: Task<unknown> | null = null;
+  /** Listed children that have not settled. */
+  live = 0;
+  /** Listed children that have settled. */
+  dead = 0;
+  /** Who to tell when the task settles. */
+  observers: TaskObserver | TaskObserver[] | null = null;
+}
+
+/** The links of `task`, made now if it had none or only one observer. */
+function linksOf(task: Task<unknown>): TaskLinks {
+  const held = task._links;
+  if (held instanceof TaskLinks) return held;
+  const links = new TaskLinks();
+  links.observers = held;
+  task._links = links;
+  return links;
+}
+
+/** Whether `task` has children that have not settled. */
+export function hasLiveChildren(task: Task<unknown>): boolean {
+  const links = task._links;
+  return links instanceof TaskLinks && links.live > 0;
+}
+
+/** Calls `visit` on each child of `task` that has not settled, newest first. */
+export function forEachLiveChild(task: Task<unknown>, visit: (child: Task<unknown>) => void): void {
+  const links = task._links;
+  if (links instanceof TaskLinks) forEachLive(links, visit);
+}
+
+function forEachLive(links: TaskLinks, visit: (task: Task<unknown>) => void): void {
+  // Taken first, then visited: a visit may change the list.
+  const live = listed(links).filter((task) => !task.settled);
+  for (let i = live.length - 1; i >= 0; i--) visit(live[i]);
+}
+
+/** The listed children, oldest first. */
+function listed(links: TaskLinks): Task<unknown>[] {
+  const tasks: Task<unknown>[] = [];
+  const newest = links.newestChild;
+  if (newest === null) return tasks;
+  let task = newest;
+  do {
+    task = task._nextSibling!;
+    tasks.push(task);
+  } while (task !== newest);
+  return tasks;
+}
+
 /** Adds `observer` to those told when `task` settles. */
 export function addObserver(task: Task<unknown>, observer: TaskObserver): void {
-  const observers = task._observers;
-  if (observers === null) task._observers = observer;
+  if (task._links === null) {
+    // The common case, a leaf task with one joiner, allocates nothing.
+    task._links = observer;
+    return;
+  }
+  const links = linksOf(task);
+  const observers = links.observers;
+  if (observers === null) links.observers = observer;
   else if (Array.isArray(observers)) observers.push(observer);
-  else task._observers = [observers, observer];
+  else links.observers = [observers, observer];
 }
 
 /** Removes `observer` added with `addObserver`. */
 export function removeObserver(task: Task<unknown>, observer: TaskObserver): void {
-  const observers = task._observers;
+  const links = task._links;
+  if (links === observer) {
+    task._links = null;
+    return;
+  }
+  if (!(links instanceof TaskLinks)) return;
+  const observers = links.observers;
   if (observers === observer) {
-    task._observers = null;
+    links.observers = null;
   } else if (Array.isArray(observers)) {
     const index = observers.indexOf(observer);
     if (index >= 0) observers.splice(index, 1);
-    if (observers.length === 0) task._observers = null;
+    if (observers.length === 0) links.observers = null;
   }
+}
+
+/**
+ * Takes the observers of a settling `task`, each to be told once, and drops
+ * its links: its children have all settled by now.
+ */
+export function takeObservers(task: Task<unknown>): TaskObserver | TaskObserver[] | null {
+  const held = task._links;
+  task._links = null;
+  return held instanceof TaskLinks ? held.observers : held;
 }
 
 /** The live tasks of one loop, as a forest rooted at its root tasks. */
 export class TaskTree {
-  #firstRoot: Task<unknown> | null = null;
+  #roots = new TaskLinks();
 
   /** Adds `task` to its parent's children, or to the roots. */
   link(task: Task<unknown>): void {
     const parent = parentOf(task);
-    const first = parent === null ? this.#firstRoot : parent._firstChild;
-    task._nextSibling = first;
-    if (first !== null) first._prevSibling = task;
-    if (parent === null) this.#firstRoot = task;
-    else parent._firstChild = task;
+    const links = parent === null ? this.#roots : linksOf(parent);
+    const newest = links.newestChild;
+    if (newest === null) {
+      task._nextSibling = task;
+    } else {
+      task._nextSibling = newest._nextSibling;
+      newest._nextSibling = task;
+    }
+    links.newestChild = task;
+    links.live++;
   }
 
-  /** Removes a settled `task` from its parent's children (or the roots). */
-  unlink(task: Task<unknown>): void {
-    const prev = task._prevSibling;
-    const next = task._nextSibling;
+  /**
+   * Counts a settled `task` out of its parent's children (or the roots),
+   * and sheds the dead from that list when they outnumber the live.
+   * Returns whether the parent has children left that have not settled.
+   */
+  unlink(task: Task<unknown>): boolean {
     const parent = parentOf(task);
-    if (prev !== null) prev._nextSibling = next;
-    else if (parent !== null) parent._firstChild = next;
-    else if (this.#firstRoot === task) this.#firstRoot = next;
-    if (next !== null) next._prevSibling = prev;
-    task._prevSibling = null;
-    task._nextSibling = null;
+    const links = parent === null ? this.#roots : parent._links as TaskLinks;
+    links.live--;
+    if (links.newestChild!._nextSibling === task) {
+      unlinkOldest(links);
+    } else {
+      links.dead++;
+      if (links.dead >= MIN_DEAD_TO_SHED && links.dead > links.live) shedDead(links);
+    }
+    return links.live > 0;
   }
 
   /**
@@ -68,7 +178,10 @@ export class TaskTree {
   describeBlocked(isCancelled: (task: Task<unknown>) => boolean): string[] {
     const lines: string[] = [];
     const stack: Task<unknown>[] = [];
-    pushSiblings(stack, this.#firstRoot);
+    const push = (task: Task<unknown>): void => {
+      stack.push(task);
+    };
+    forEachLive(this.#roots, push);
     while (stack.length > 0) {
       const task = stack.pop()!;
       if (task.state === "waiting") {
@@ -78,12 +191,42 @@ export class TaskTree {
         const wait = task._slot as Instruction;
         lines.push(`task "${task.name}"${cancelled} waits for ${wait.describe()}`);
       }
-      pushSiblings(stack, task._firstChild);
+      forEachLiveChild(task, push);
     }
     return lines.reverse();
   }
 }
 
-function pushSiblings(stack: Task<unknown>[], first: Task<unknown> | null): void {
-  for (let task = first; task !== null; task = task._nextSibling) stack.push(task);
+/** Unlinks the settled oldest child, and the settled ones right behind it. */
+function unlinkOldest(links: TaskLinks): void {
+  const newest = links.newestChild!;
+  let oldest = newest._nextSibling!;
+  for (;;) {
+    const next = oldest._nextSibling!;
+    oldest._nextSibling = null;
+    if (oldest === newest) {
+      links.newestChild = null;
+      return;
+    }
+    oldest = next;
+    if (!oldest.settled) break;
+    links.dead--;
+  }
+  newest._nextSibling = oldest;
+}
+
+/**
+ * Drops the settled tasks from a child list, clearing their links so that
+ * a settled task kept by user code does not keep its siblings alive.
+ */
+function shedDead(links: TaskLinks): void {
+  const kept = listed(links).filter((task) => {
+    if (!task.settled) return true;
+    task._nextSibling = null;
+    return false;
+  });
+  // The oldest child has not settled, so at least one is kept.
+  for (let i = 0; i < kept.length; i++) kept[i]._nextSibling = kept[(i + 1) % kept.length];
+  links.newestChild = kept[kept.length - 1];
+  links.dead = 0;
 }
