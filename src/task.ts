@@ -139,7 +139,10 @@ export class Task<T = unknown> {
    * observer of a task without children is held here directly.
    */
   _links: TaskLinks | TaskObserver | null = null;
-  /** @internal The next older sibling in the parent's child list. */
+  /**
+   * @internal The next newer sibling in the parent's circular child list
+   * (the newest child's next is the oldest); `null` once unlinked.
+   */
   _nextSibling: Task<unknown> | null = null;
   /** @internal The name given at spawn, or the body function lending its own. */
   _name: NameSource;

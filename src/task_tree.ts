@@ -5,8 +5,7 @@
  * through their own `_nextSibling` fields; the parent's `TaskLinks` points
  * at the newest, whose next is the oldest. Root tasks (a run's main task
  * and detached tasks) form the same kind of list here. Spawning appends at
- * the newest end with one store into the long-lived parent side, which is
- * the store a write barrier makes costly.
+ * the newest end in O(1).
  *
  * Unlinking any child at once would need a back link in every task. So
  * only the oldest child is unlinked when it settles, together with any
