@@ -77,6 +77,16 @@ function forEachLive(links: TaskLinks, visit: (task: Task<unknown>) => void): vo
   for (let i = live.length - 1; i >= 0; i--) visit(live[i]);
 }
 
+/**
+ * The children still listed under `task`, settled ones included, oldest
+ * first (for tests of the shedding bounds).
+ * @internal
+ */
+export function listedChildren(task: Task<unknown>): Task<unknown>[] {
+  const links = task._links;
+  return links instanceof TaskLinks ? listed(links) : [];
+}
+
 /** The listed children, oldest first. */
 function listed(links: TaskLinks): Task<unknown>[] {
   const tasks: Task<unknown>[] = [];
@@ -219,11 +229,11 @@ function unlinkOldest(links: TaskLinks): void {
  * a settled task kept by user code does not keep its siblings alive.
  */
 function shedDead(links: TaskLinks): void {
-  const kept = listed(links).filter((task) => {
-    if (!task.settled) return true;
-    task._nextSibling = null;
-    return false;
-  });
+  const kept: Task<unknown>[] = [];
+  for (const task of listed(links)) {
+    if (task.settled) task._nextSibling = null;
+    else kept.push(task);
+  }
   // The oldest child has not settled, so at least one is kept.
   for (let i = 0; i < kept.length; i++) kept[i]._nextSibling = kept[(i + 1) % kept.length];
   links.newestChild = kept[kept.length - 1];

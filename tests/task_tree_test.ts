@@ -16,7 +16,7 @@ import {
   VirtualClock,
   yieldNow,
 } from "../mod.ts";
-import { TaskLinks } from "../src/task_tree.ts";
+import { listedChildren } from "../src/task_tree.ts";
 
 function virtualLoop(): Loop {
   return new Loop({ clock: new VirtualClock() });
@@ -24,18 +24,9 @@ function virtualLoop(): Loop {
 
 /** How many tasks `parent`'s child list holds, settled ones included. */
 function listed(parent: Task<unknown>): { live: number; settled: number } {
-  const links = parent._links;
-  const counts = { live: 0, settled: 0 };
-  if (!(links instanceof TaskLinks)) return counts;
-  const newest = links.newestChild;
-  if (newest === null) return counts;
-  let child = newest;
-  do {
-    child = child._nextSibling!;
-    if (child.settled) counts.settled++;
-    else counts.live++;
-  } while (child !== newest);
-  return counts;
+  const children = listedChildren(parent);
+  const settled = children.filter((child) => child.settled).length;
+  return { live: children.length - settled, settled };
 }
 
 function* quick(): Operation<number> {
