@@ -59,21 +59,23 @@ export function startBody<T>(body: TaskBody<T>, where: string): Iterator<unknown
   );
 }
 
-// What every `function*` and every generator object inherit from.
-const GENERATOR_FUNCTION_PROTOTYPE: object = Object.getPrototypeOf(function* () {});
-const GENERATOR_PROTOTYPE: object = Object.getPrototypeOf(function* () {}.prototype);
+// What every `function*` inherits `constructor` from. Reading that property
+// costs a few nanoseconds; `Object.getPrototypeOf` on a function or a
+// generator costs about 25 ns in V8, a twentieth of a whole spawn and join.
+const GENERATOR_FUNCTION: unknown = Object.getPrototypeOf(function* () {}).constructor;
 
 /** Whether `value` is a `function*` (calling it makes a generator object). */
 function isGeneratorFunction(value: unknown): value is () => Iterator<unknown> {
-  return typeof value === "function" &&
-    Object.getPrototypeOf(value) === GENERATOR_FUNCTION_PROTOTYPE;
+  return typeof value === "function" && value.constructor === GENERATOR_FUNCTION;
 }
 
-/** Whether `value` is a generator object made by a `function*`. */
+/**
+ * Whether `value` is a generator object made by a `function*`. Every one
+ * inherits this tag (an async generator's is "AsyncGenerator").
+ */
 function isGeneratorObject(value: unknown): boolean {
-  if (typeof value !== "object" || value === null) return false;
-  const ownPrototype: unknown = Object.getPrototypeOf(value);
-  return ownPrototype !== null && Object.getPrototypeOf(ownPrototype) === GENERATOR_PROTOTYPE;
+  return typeof value === "object" && value !== null &&
+    (value as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === "Generator";
 }
 
 /** Whether `fn` is an `async function` or an `async function*`. */
