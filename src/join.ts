@@ -6,7 +6,7 @@
 
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
-import { loopOf, type Task, type TaskObserver } from "./task.ts";
+import { loopOf, running, type Task, type TaskObserver } from "./task.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
 
 /** Resumes `waiter` with how `settled` ended: its result, or its error thrown. */
@@ -37,6 +37,25 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
   constructor(target: Task<T>) {
     super();
     this.#target = target;
+  }
+
+  /**
+   * Inside a task's step, joining a task that has already settled finishes
+   * at once: its result is returned, or its error thrown, right here.
+   */
+  override next(resumeValue?: unknown): IteratorResult<Instruction, T> {
+    const task = running.task;
+    const target = this.#target as Task<unknown>;
+    if (
+      task === null || this.value !== undefined || !target.settled ||
+      !belongsTo(target, task, running.loop!)
+    ) {
+      return super.next(resumeValue);
+    }
+    this.done = true;
+    if (target.state !== "done") throw target._slot;
+    this.value = target._slot;
+    return this as IteratorResult<Instruction, T>;
   }
 
   perform(task: Task<unknown>, loop: Loop): void {

@@ -36,6 +36,7 @@ import { Selector, type SelectorKey } from "./selector.ts";
 import {
   type NameSource,
   parentOf,
+  running,
   type SpawnOptions,
   Task,
   type TaskBody,
@@ -462,6 +463,22 @@ export class Loop {
   // Stepping a task: the only place that resumes an iterator.
 
   #step(task: Task<unknown>): void {
+    // A task may run another loop inside its step (runSync): restore the
+    // outer step's task afterwards.
+    const outerTask = running.task;
+    const outerLoop = running.loop;
+    running.task = task;
+    running.loop = this;
+    try {
+      this.#advance(task);
+    } finally {
+      running.task = outerTask;
+      running.loop = outerLoop;
+    }
+  }
+
+  /** Resumes `task` until it waits on something or its body ends. */
+  #advance(task: Task<unknown>): void {
     task.state = "running";
     for (;;) {
       const resume = task._slot;
@@ -595,6 +612,9 @@ export class Loop {
         // Queued already, or interrupting itself (delivered after its
         // yield): change what it is resumed with. If that is an error
         // already, the new one waits for its next yield*.
+        // For the rest of this step, operations that would finish inside
+        // it (spawn) yield to the loop instead, so the error is thrown there.
+        if (running.task === task) running.task = null;
         if (!(task._slot instanceof Thrown)) {
           task._slot = new Thrown(error);
         } else {

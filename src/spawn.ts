@@ -8,7 +8,14 @@
 import { bodyNameSource, startBody } from "./_body.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
-import { nameOf, type NameSource, type SpawnOptions, type Task, type TaskBody } from "./task.ts";
+import {
+  nameOf,
+  type NameSource,
+  running,
+  type SpawnOptions,
+  type Task,
+  type TaskBody,
+} from "./task.ts";
 
 class SpawnInstruction<T> extends Instruction<Task<T>> {
   override value: unknown = undefined;
@@ -24,9 +31,25 @@ class SpawnInstruction<T> extends Instruction<Task<T>> {
     this.#detached = detached;
   }
 
+  /**
+   * Inside a task's step the child is spawned right here and `yield*`
+   * finishes at once: a spawn needs no wait, so it need not cost a round
+   * trip through the loop (about a tenth of a spawn and join).
+   */
+  override next(resumeValue?: unknown): IteratorResult<Instruction, Task<T>> {
+    const task = running.task;
+    if (task === null || this.value !== undefined) return super.next(resumeValue);
+    this.value = this.#start(task, running.loop!);
+    this.done = true;
+    return this as IteratorResult<Instruction, Task<T>>;
+  }
+
   perform(task: Task<unknown>, loop: Loop): void {
-    const child = loop._spawn(this.#iter, this.#name, this.#detached ? loop : task);
-    loop._resumeNow(task, child);
+    loop._resumeNow(task, this.#start(task, loop));
+  }
+
+  #start(task: Task<unknown>, loop: Loop): Task<T> {
+    return loop._spawn(this.#iter, this.#name, this.#detached ? loop : task);
   }
 
   describe(): string {
@@ -35,8 +58,9 @@ class SpawnInstruction<T> extends Instruction<Task<T>> {
 }
 
 /**
- * Starts `body` as a child task and returns it at once; the child starts on
- * a later turn of the loop (like asyncio's `create_task`). Children do not
+ * Starts `body` as a child task and returns it at once, without giving up
+ * the task's turn; the child starts on a later turn of the loop (like
+ * asyncio's `create_task`). Children do not
  * outlive their parent: when the parent ends, children still running are
  * cancelled and awaited, unless spawned with `{ detached: true }`.
  *
@@ -76,6 +100,15 @@ export function spawn<T>(body: TaskBody<T>, options?: SpawnOptions): Operation<T
 class CurrentTaskInstruction extends Instruction<Task<unknown>> {
   override value: unknown = undefined;
   override done = false;
+  /** Inside a task's step the answer is known at once: no round trip. */
+  override next(resumeValue?: unknown): IteratorResult<Instruction, Task<unknown>> {
+    const task = running.task;
+    if (task === null || this.value !== undefined) return super.next(resumeValue);
+    this.value = task;
+    this.done = true;
+    return this as IteratorResult<Instruction, Task<unknown>>;
+  }
+
   perform(task: Task<unknown>, loop: Loop): void {
     loop._resumeNow(task, task);
   }

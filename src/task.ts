@@ -227,6 +227,18 @@ export class Thrown {
   }
 }
 
+/**
+ * The task whose step a loop is running right now, and that loop; both
+ * `null` between steps. An operation that needs no wait (`spawn`,
+ * `currentTask`) reads it to finish inside the task's own step, without
+ * a round trip through the loop.
+ * @internal
+ */
+export const running: { task: Task<unknown> | null; loop: Loop | null } = {
+  task: null,
+  loop: null,
+};
+
 /** The task that spawned `task`; `null` for root tasks. @internal */
 export function parentOf(task: Task<unknown>): Task<unknown> | null {
   const parent = task._parent;

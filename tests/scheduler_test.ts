@@ -200,6 +200,89 @@ Deno.test("spawn() returns the Task at once; the child starts on a later turn", 
   ]);
 });
 
+Deno.test("spawn(), currentTask() and join() of a settled task finish inside the step: next() is done at once in a task, not outside one", () => {
+  const outside = spawn(function* never() {})[Symbol.iterator]().next();
+  assert(!outside.done, "outside any task, spawn() waits for a loop to perform it");
+  const { first, me, self, joined, joinError, pending } = runSync(function* main() {
+    const first = spawn(function* child() {
+      return 5;
+    })[Symbol.iterator]().next();
+    const me = currentTask()[Symbol.iterator]().next();
+    const failing = yield* spawn(function* failing() {
+      throw new Error("boom");
+    });
+    const child = first.value as Task<number>;
+    const pending = join(child)[Symbol.iterator]().next();
+    try {
+      yield* join(failing); // observed, so its failure is not escalated
+    } catch {
+      // expected: boom
+    }
+    const joined = join(child)[Symbol.iterator]().next();
+    let joinError: unknown;
+    try {
+      join(failing)[Symbol.iterator]().next();
+    } catch (error) {
+      joinError = error;
+    }
+    return { first, me, self: yield* currentTask(), joined, joinError, pending };
+  });
+  assert(first.done, "inside a task the child is spawned by next() itself");
+  assertEquals((first.value as Task<unknown>).name, "child");
+  assert(me.done);
+  assertStrictEquals(me.value, self);
+  assert(!pending.done, "joining a task that has not settled waits");
+  assertEquals([joined.value, joined.done], [5, true]);
+  assertEquals((joinError as Error).message, "boom");
+});
+
+Deno.test("spawn() right after cancelling yourself throws CancelledError there and spawns nothing", () => {
+  const log: string[] = [];
+  const [selfCanceller, probe] = runSync(function* main() {
+    const task = yield* spawn(function* selfCanceller(): Operation<void> {
+      const me = yield* currentTask();
+      me.cancel("enough");
+      try {
+        yield* spawn(function* unwanted() {
+          log.push("unwanted ran");
+        });
+        log.push("spawned?");
+      } catch (error) {
+        log.push(`got ${(error as CancelledError).reason}`);
+        throw error;
+      }
+    });
+    try {
+      yield* join(task);
+    } catch (error) {
+      assertInstanceOf(error, CancelledError);
+    }
+    return [task, yield* spawn(function* probe() {})];
+  });
+  assertEquals(log, ["got enough"]);
+  assertEquals(selfCanceller.state, "cancelled");
+  // Ids count every task made: the probe follows the canceller directly.
+  assertEquals(probe.id, selfCanceller.id + 1);
+});
+
+Deno.test("spawn() after a nested runSync() inside a task still spawns into the task's own loop", () => {
+  const outer = virtualLoop();
+  const result = outer.runSync(function* main() {
+    const inner = new Loop({ clock: new VirtualClock() }).runSync(function* innerMain() {
+      return yield* join(
+        yield* spawn(function* innerChild() {
+          return 1;
+        }),
+      );
+    });
+    const child = yield* spawn(function* outerChild() {
+      return 2;
+    });
+    return inner + (yield* join(child));
+  });
+  assertEquals(result, 3);
+});
+
 Deno.test("join() evaluates to the child's return value, for every joiner and every join", () => {
   const loop = virtualLoop();
   const result = loop.runSync(function* main() {
