@@ -393,7 +393,17 @@ export class Loop {
 
   #runReady(): void {
     const queue = this.#queue;
-    for (let n = queue.size; n > 0; n--) this.#step(queue.shift()!);
+    // A task may run another loop inside its step (runSync): restore the
+    // outer loop's running task afterwards.
+    const outerTask = running.task;
+    const outerLoop = running.loop;
+    running.loop = this;
+    try {
+      for (let n = queue.size; n > 0; n--) this.#step(queue.shift()!);
+    } finally {
+      running.task = outerTask;
+      running.loop = outerLoop;
+    }
   }
 
   /**
@@ -462,23 +472,9 @@ export class Loop {
   // ---------------------------------------------------------------------
   // Stepping a task: the only place that resumes an iterator.
 
-  #step(task: Task<unknown>): void {
-    // A task may run another loop inside its step (runSync): restore the
-    // outer step's task afterwards.
-    const outerTask = running.task;
-    const outerLoop = running.loop;
-    running.task = task;
-    running.loop = this;
-    try {
-      this.#advance(task);
-    } finally {
-      running.task = outerTask;
-      running.loop = outerLoop;
-    }
-  }
-
   /** Resumes `task` until it waits on something or its body ends. */
-  #advance(task: Task<unknown>): void {
+  #step(task: Task<unknown>): void {
+    running.task = task;
     task.state = "running";
     for (;;) {
       const resume = task._slot;
