@@ -481,7 +481,11 @@ export class Loop {
       task._slot = undefined;
       let step: IteratorResult<unknown, unknown>;
       try {
-        step = resume instanceof Thrown ? throwInto(task, resume.error) : task._iter.next(resume);
+        // The typeof and undefined guards are cheaper than instanceof (a
+        // builtin call here), and nearly every resume fails them.
+        step = typeof resume === "object" && resume instanceof Thrown
+          ? throwInto(task, resume.error)
+          : task._iter.next(resume);
       } catch (error) {
         this.#bodyEnded(task, true, error);
         return;
@@ -492,7 +496,7 @@ export class Loop {
       }
       // An error that reached the task while it ran (it cancelled itself, or
       // a second error was deferred) is thrown at this very yield*.
-      if (task._slot instanceof Thrown) continue;
+      if (task._slot !== undefined && task._slot instanceof Thrown) continue;
       if (this.#deferred.size > 0 && this.#deliverDeferred(task)) continue;
       const instruction = step.value;
       if (instruction === YIELD_NOW_INSTRUCTION) {

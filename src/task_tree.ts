@@ -62,7 +62,7 @@ function linksOf(task: Task<unknown>): TaskLinks {
 /** Whether `task` has children that have not settled. */
 export function hasLiveChildren(task: Task<unknown>): boolean {
   const links = task._links;
-  return links instanceof TaskLinks && links.live > 0;
+  return links !== null && links instanceof TaskLinks && links.live > 0;
 }
 
 /** Calls `visit` on each child of `task` that has not settled, newest first. */
