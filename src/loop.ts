@@ -400,6 +400,7 @@ export class Loop {
     running.loop = this;
     try {
       for (let n = queue.size; n > 0; n--) this.#step(queue.shift()!);
+      queue.trim();
     } finally {
       running.task = outerTask;
       running.loop = outerLoop;

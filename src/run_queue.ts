@@ -29,6 +29,11 @@ export class RunQueue<T> {
     return this.#size;
   }
 
+  /** How many items fit before the buffer grows. */
+  get capacity(): number {
+    return this.#items.length;
+  }
+
   /** Appends `item` at the back. */
   push(item: T): void {
     if (this.#size === this.#items.length) this.#grow();
@@ -44,8 +49,16 @@ export class RunQueue<T> {
     this.#items[this.#head] = undefined;
     this.#head = (this.#head + 1) & this.#mask;
     this.#size--;
-    if (this.#size < this.#shrinkBelow) this.#shrink();
     return item;
+  }
+
+  /**
+   * Gives most of the buffer back if the queue has drained to a small part
+   * of it. The loop calls this once per batch of ready tasks rather than on
+   * every `shift`, which is on the path of every task switch.
+   */
+  trim(): void {
+    if (this.#size < this.#shrinkBelow) this.#shrink();
   }
 
   /** Calls `visit` on every queued item, front to back. */
