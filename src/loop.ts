@@ -87,6 +87,9 @@ class Closing extends Instruction {
   }
 }
 
+/** `#wokenError` when there is none (`undefined` could be thrown). */
+const NO_ERROR: unique symbol = Symbol("genloop.noError");
+
 /** Marks the run's main task as observed, so its failure is not escalated. */
 const RUN_OBSERVER: TaskObserver = { taskSettled(): void {} };
 
@@ -157,6 +160,8 @@ export class Loop {
   #cancelled = new Map<Task<unknown>, CancelledError>();
   #onWarning: (message: string) => void;
   #stallTimeoutMs: number;
+  // An error from running woken tasks inside a host callback, for #drive.
+  #wokenError: unknown = NO_ERROR;
 
   /**
    * Creates a loop.
@@ -440,7 +445,12 @@ export class Loop {
   async #waitOutside(waitMs: number): Promise<void> {
     const onlyCalls = waitMs === Infinity && !this.selector.watching;
     const limit = onlyCalls ? this.#stallTimeoutMs : waitMs;
-    await this.selector.wait(limit);
+    await this.selector.wait(limit, this.#runWoken);
+    if (this.#wokenError !== NO_ERROR) {
+      const error = this.#wokenError;
+      this.#wokenError = NO_ERROR;
+      throw error;
+    }
     if (onlyCalls && limit !== Infinity && this.#queue.size === 0) {
       const blocked = this.#describeBlocked();
       throw new DeadlockError(
@@ -451,6 +461,21 @@ export class Loop {
       );
     }
   }
+
+  /**
+   * Runs the tasks a socket woke, inside the host callback that reported it
+   * (see `Selector.wait`). `#drive` then resumes as usual and finds them
+   * done; what it would have thrown is kept for it.
+   */
+  #runWoken = (): void => {
+    const main = this.#main;
+    if (main === null || main.settled) return;
+    try {
+      this.#runUntilIdle(main, true);
+    } catch (error) {
+      this.#wokenError = error;
+    }
+  };
 
   /** Whether something outside the loop (a socket, a Promise) may wake a task. */
   #hasOutside(): boolean {

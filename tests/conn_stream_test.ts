@@ -11,6 +11,7 @@ import {
   close,
   connect,
   type ConnStream,
+  currentTask,
   gather,
   join,
   Loop,
@@ -54,6 +55,43 @@ function* readAll(stream: ConnStream): Operation<string> {
     text += new TextDecoder().decode(chunk);
   }
 }
+
+Deno.test("ConnStream: an error raised while running tasks a socket woke rejects the run (it is not lost in the socket's callback)", async () => {
+  const loop = new Loop({
+    onWarning: (message) => {
+      throw new Error(`hook refused: ${message.slice(0, 30)}`);
+    },
+  });
+  const error = await withListener(async (listener) => {
+    try {
+      await loop.runUntilComplete(function* main() {
+        const [client, server] = yield* connectPair(listener);
+        try {
+          const reader = yield* spawn(function* swallower() {
+            yield* read(server); // woken by the socket
+            const me = yield* currentTask();
+            me.cancel("test");
+            try {
+              yield* yieldNow();
+            } catch {
+              // swallowed: the loop warns, and the warning hook throws
+            }
+            return "swallowed";
+          });
+          yield* write(client, "wake up");
+          yield* join(reader);
+        } finally {
+          yield* close(client);
+          yield* close(server);
+        }
+      });
+    } catch (error) {
+      return error;
+    }
+  });
+  assertInstanceOf(error, Error);
+  assertStringIncludes(error.message, 'hook refused: Task "swallower"');
+});
 
 Deno.test("ConnStream: echo server handles 200 concurrent clients x 1,000 messages, every byte checked", async () => {
   const result = await withListener((listener) => run(demo(listener, 200, 1_000)));

@@ -252,6 +252,32 @@ Deno.test("Selector.select(timeoutMs) resolves early when a push stream becomes 
   assertEquals(selector.size, 0);
 });
 
+Deno.test("Selector.wait(timeoutMs, onReady) calls onReady inside the callback that made a push stream ready, and only then", async () => {
+  const loop = new Loop();
+  const task = loop.spawn(function* idle() {});
+  const selector = new Selector();
+  let notify: () => void = () => {};
+  const pushed = {
+    name: "pushed",
+    watch(_event: string, ready: () => void): void {
+      notify = ready;
+    },
+  };
+  const calls: string[] = [];
+  selector.register(pushed, EVENT_READ, task);
+  const waiting = selector.wait(Infinity, () => calls.push("ready"));
+  notify();
+  assertEquals(calls, ["ready"], "called before notify() returned");
+  await waiting;
+  assertEquals(selector.select().map((key) => key.stream.name), ["pushed"]);
+  // A wakeup or a timeout ends the wait without calling onReady.
+  const woken = selector.wait(Infinity, () => calls.push("wakeup"));
+  selector.wakeup();
+  await woken;
+  await selector.wait(1, () => calls.push("timeout"));
+  assertEquals(calls, ["ready"]);
+});
+
 Deno.test("Selector.select(timeoutMs) returns nothing after the timeout when nothing is ready", async () => {
   const loop = new Loop();
   const task = loop.spawn(function* idle() {});
