@@ -20,9 +20,10 @@ import type { Task } from "./task.ts";
  * Something that can be run with `yield*` inside a task and evaluates to a
  * `T`. Every helper of genloop (`sleep`, `join`, `read`, …) returns one, and
  * so does any generator function a user writes. Like any iterator, an
- * operation may finish without yielding: inside a task, `spawn` and
- * `currentTask` do (their first `next()` is `done`), so code that drives an
- * operation by hand must check `done`, as `yield*` does.
+ * operation may finish without yielding: inside a task, `spawn`,
+ * `currentTask` and `join` of a settled task usually do (their first
+ * `next()` is `done`), so code that drives an operation by hand must check
+ * `done`, as `yield*` does.
  *
  * @typeParam T The value that `yield*` evaluates to.
  *

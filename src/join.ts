@@ -6,7 +6,7 @@
 
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
-import { loopOf, running, type Task, type TaskObserver } from "./task.ts";
+import { canFinishInStep, loopOf, running, type Task, type TaskObserver } from "./task.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
 
 /** Resumes `waiter` with how `settled` ended: its result, or its error thrown. */
@@ -44,7 +44,7 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
    * at once: its result is returned, or its error thrown, right here.
    */
   override next(resumeValue?: unknown): IteratorResult<Instruction, T> {
-    const task = running.task;
+    const task = canFinishInStep();
     const target = this.#target as Task<unknown>;
     if (
       task === null || this.value !== undefined || !target.settled ||

@@ -11,7 +11,8 @@
  * When no task is ready the loop is idle and decides, in order: poll again
  * (a simulated stream still counts down), jump a virtual clock to the next
  * deadline, wait for the outside world (a socket, a Promise, a real timer),
- * or report a deadlock.
+ * or report a deadlock. When a socket ends that wait, the tasks it woke run
+ * at once, inside the host's callback, rather than a few microtasks later.
  *
  * @module
  */
@@ -150,8 +151,9 @@ export class Loop {
   // Failures that had nobody left to report to; the run rejects with them.
   #orphanErrors: unknown[] = [];
   // A second error that reached a task already queued with one: it is
-  // thrown at the task's next yield* (or joins its outcome if the body
-  // ends first), so neither error is lost. Rare, so kept here rather than
+  // thrown at the task's next yield* (operations that would finish inside
+  // the step yield to the loop meanwhile, see #step), or joins its outcome
+  // if the body ends first, so neither error is lost. Rare, so kept here rather than
   // in a field of every task.
   #deferred = new Map<Task<unknown>, unknown>();
   // The CancelledError of each live task that cancel() reached: it is
@@ -160,8 +162,11 @@ export class Loop {
   #cancelled = new Map<Task<unknown>, CancelledError>();
   #onWarning: (message: string) => void;
   #stallTimeoutMs: number;
-  // An error from running woken tasks inside a host callback, for #drive.
+  // What running woken tasks inside a host callback left for #waitOutside:
+  // an error to throw, and whether it ran long enough that the host is due
+  // a turn before the loop goes on.
   #wokenError: unknown = NO_ERROR;
+  #wokenBusy = false;
 
   /**
    * Creates a loop.
@@ -451,6 +456,10 @@ export class Loop {
       this.#wokenError = NO_ERROR;
       throw error;
     }
+    if (this.#wokenBusy) {
+      this.#wokenBusy = false;
+      await yieldToHost();
+    }
     if (onlyCalls && limit !== Infinity && this.#queue.size === 0) {
       const blocked = this.#describeBlocked();
       throw new DeadlockError(
@@ -464,14 +473,17 @@ export class Loop {
 
   /**
    * Runs the tasks a socket woke, inside the host callback that reported it
-   * (see `Selector.wait`). `#drive` then resumes as usual and finds them
-   * done; what it would have thrown is kept for it.
+   * (see `Selector.wait`). `#waitOutside` then resumes as usual and finds
+   * them done; it throws what this run threw, and gives the host a turn if
+   * this run was busy for long. A stream that reports readiness from inside
+   * some loop's step (a user stream calling back synchronously) leaves the
+   * work to `#drive`, so that loops never run inside each other's steps.
    */
   #runWoken = (): void => {
     const main = this.#main;
-    if (main === null || main.settled) return;
+    if (main === null || main.settled || running.loop !== null) return;
     try {
-      this.#runUntilIdle(main, true);
+      this.#wokenBusy = this.#runUntilIdle(main, true);
     } catch (error) {
       this.#wokenError = error;
     }
@@ -500,11 +512,14 @@ export class Loop {
 
   /** Resumes `task` until it waits on something or its body ends. */
   #step(task: Task<unknown>): void {
-    running.task = task;
     task.state = "running";
     for (;;) {
       const resume = task._slot;
       task._slot = undefined;
+      // An operation that finishes inside the step must not skip an error
+      // due at the next yield*: one in the task's slot it checks itself, a
+      // deferred one is only known here.
+      running.task = this.#deferred.size > 0 && this.#deferred.has(task) ? null : task;
       let step: IteratorResult<unknown, unknown>;
       try {
         // The typeof and undefined guards are cheaper than instanceof (a
@@ -638,9 +653,6 @@ export class Loop {
         // Queued already, or interrupting itself (delivered after its
         // yield): change what it is resumed with. If that is an error
         // already, the new one waits for its next yield*.
-        // For the rest of this step, operations that would finish inside
-        // it (spawn) yield to the loop instead, so the error is thrown there.
-        if (running.task === task) running.task = null;
         if (!(task._slot instanceof Thrown)) {
           task._slot = new Thrown(error);
         } else {

@@ -9,6 +9,7 @@ import { bodyNameSource, startBody } from "./_body.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import {
+  canFinishInStep,
   nameOf,
   type NameSource,
   running,
@@ -37,7 +38,7 @@ class SpawnInstruction<T> extends Instruction<Task<T>> {
    * trip through the loop (about a tenth of a spawn and join).
    */
   override next(resumeValue?: unknown): IteratorResult<Instruction, Task<T>> {
-    const task = running.task;
+    const task = canFinishInStep();
     if (task === null || this.value !== undefined) return super.next(resumeValue);
     this.value = this.#start(task, running.loop!);
     this.done = true;
@@ -102,7 +103,7 @@ class CurrentTaskInstruction extends Instruction<Task<unknown>> {
   override done = false;
   /** Inside a task's step the answer is known at once: no round trip. */
   override next(resumeValue?: unknown): IteratorResult<Instruction, Task<unknown>> {
-    const task = running.task;
+    const task = canFinishInStep();
     if (task === null || this.value !== undefined) return super.next(resumeValue);
     this.value = task;
     this.done = true;

@@ -228,16 +228,32 @@ export class Thrown {
 }
 
 /**
- * The task whose step a loop is running right now, and that loop; both
- * `null` between steps. An operation that needs no wait (`spawn`,
- * `currentTask`) reads it to finish inside the task's own step, without
- * a round trip through the loop.
+ * The task whose step a loop is running now, and that loop: set for each
+ * step of a batch of ready tasks and restored after the batch, so that
+ * nested loops (a `runSync` inside a task) put back the outer ones. An
+ * operation that needs no wait (`spawn`, `currentTask`, `join` of a settled
+ * task) reads it to finish inside the task's own step, without a round
+ * trip through the loop, but only while nothing is due to be thrown at the
+ * task: see `canFinishInStep`.
  * @internal
  */
 export const running: { task: Task<unknown> | null; loop: Loop | null } = {
   task: null,
   loop: null,
 };
+
+/**
+ * The running task, if an operation may finish inside its step: there is
+ * one, and no error waits in its slot (it cancelled itself, or another loop
+ * running inside its step cancelled it), since that error must be thrown at
+ * this very `yield*`. A deferred error is excluded by the loop (`task` is
+ * `null` then).
+ * @internal
+ */
+export function canFinishInStep(): Task<unknown> | null {
+  const task = running.task;
+  return task !== null && task._slot === undefined ? task : null;
+}
 
 /** The task that spawned `task`; `null` for root tasks. @internal */
 export function parentOf(task: Task<unknown>): Task<unknown> | null {

@@ -19,6 +19,7 @@ import {
   Loop,
   type LoopOptions,
   type Operation,
+  runSync,
   sleep,
   spawn,
   suspend,
@@ -359,6 +360,99 @@ Deno.test("Task.cancel() on yourself while running: delivered at your next yield
     yield* joinError(task);
   });
   assertEquals(log, ["still running synchronously", "got self"]);
+});
+
+// Operations that finish inside the task's step (spawn, currentTask, join
+// of a settled task) must still throw an error that is due at that yield*.
+
+Deno.test("deferred error: spawn() right after catching the first error throws the second there and spawns nothing", () => {
+  const log: string[] = [];
+  runSync(function* main() {
+    const worker = yield* spawn(function* worker(): Operation<void> {
+      const failing = yield* spawn(function* failing(): Operation<void> {
+        throw new Error("boom");
+      });
+      try {
+        yield* join(failing);
+      } catch (error) {
+        log.push(`caught ${(error as Error).message}`);
+      }
+      try {
+        yield* spawn(function* unwanted() {
+          log.push("unwanted ran");
+        }, { detached: true });
+        log.push("spawned");
+        yield* yieldNow();
+        log.push("after yieldNow");
+      } catch (error) {
+        log.push(`got ${(error as CancelledError).reason}`);
+        throw error;
+      }
+    });
+    yield* yieldNow(); // worker spawns `failing` and joins it
+    yield* spawn(function* killer() {
+      // Runs after `failing` threw and `worker` was queued with "boom":
+      // the CancelledError is deferred to worker's next yield*.
+      worker.cancel("stop");
+    });
+    try {
+      yield* join(worker);
+    } catch (error) {
+      log.push(`worker ${(error as Error).name}`);
+    }
+    yield* yieldNow();
+    yield* yieldNow();
+  });
+  assertEquals(log, ["caught boom", "got stop", "worker CancelledError"]);
+});
+
+Deno.test("nested runSync: a task cancelled from inside a nested loop gets the CancelledError at its next spawn()", () => {
+  const log: string[] = [];
+  const outer = new Loop({ clock: new VirtualClock() });
+  try {
+    outer.runSync(function* main(): Operation<void> {
+      const me = yield* currentTask();
+      new Loop({ clock: new VirtualClock() }).runSync(function* inner() {
+        me.cancel("from inner loop");
+      });
+      try {
+        yield* spawn(function* unwanted() {
+          log.push("unwanted ran");
+        }, { detached: true });
+        log.push("spawned");
+        yield* yieldNow();
+      } catch (error) {
+        log.push(`got ${(error as CancelledError).reason}`);
+        throw error;
+      }
+    });
+  } catch (error) {
+    log.push(`run ${(error as Error).name}`);
+  }
+  assertEquals(log, ["got from inner loop", "run CancelledError"]);
+});
+
+Deno.test("nested runSync: outer.stop() from inside a nested loop is thrown at the outer task's next currentTask()", () => {
+  const log: string[] = [];
+  const outer = new Loop({ clock: new VirtualClock() });
+  try {
+    outer.runSync(function* main(): Operation<void> {
+      new Loop({ clock: new VirtualClock() }).runSync(function* inner() {
+        outer.stop("stop from inner");
+      });
+      try {
+        yield* currentTask();
+        log.push("currentTask returned");
+        yield* yieldNow();
+      } catch (error) {
+        log.push(`got ${(error as CancelledError).reason}`);
+        throw error;
+      }
+    });
+  } catch (error) {
+    log.push(`run ${(error as Error).name}`);
+  }
+  assertEquals(log, ["got stop from inner", "run CancelledError"]);
 });
 
 // ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import {
   sleep,
   spawn,
   VirtualClock,
+  WOULD_BLOCK,
   write,
   yieldNow,
 } from "../mod.ts";
@@ -276,6 +277,50 @@ Deno.test("Selector.wait(timeoutMs, onReady) calls onReady inside the callback t
   await woken;
   await selector.wait(1, () => calls.push("timeout"));
   assertEquals(calls, ["ready"]);
+});
+
+Deno.test("a push stream that reports readiness from inside another loop's task does not run this loop's tasks there", async () => {
+  // A user stream whose data arrives from a task of a second loop, which
+  // calls back synchronously.
+  let notify: (() => void) | null = null;
+  let data: Uint8Array | null = null;
+  const stream = {
+    name: "handoff",
+    closed: false,
+    watch(_event: string, ready: () => void): void {
+      if (data !== null) ready();
+      else notify = ready;
+    },
+    tryRead(): Uint8Array | null | typeof WOULD_BLOCK {
+      const taken = data;
+      data = null;
+      return taken ?? WOULD_BLOCK;
+    },
+    tryReadInto(): typeof WOULD_BLOCK {
+      return WOULD_BLOCK;
+    },
+    tryWrite(): typeof WOULD_BLOCK {
+      return WOULD_BLOCK;
+    },
+    flushed: () => true,
+    close: () => undefined,
+  };
+  let received = "";
+  const receiver = new Loop().runUntilComplete(function* main() {
+    const bytes = yield* read(stream);
+    received = new TextDecoder().decode(bytes!);
+  });
+  let seenInsideSender = "not yet";
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  runSync(function* sender() {
+    data = new TextEncoder().encode("hello");
+    notify!();
+    // The receiving loop runs later, from its own driver, not in this step.
+    seenInsideSender = received;
+  });
+  await receiver;
+  assertEquals(seenInsideSender, "");
+  assertEquals(received, "hello");
 });
 
 Deno.test("Selector.select(timeoutMs) returns nothing after the timeout when nothing is ready", async () => {
