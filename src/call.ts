@@ -29,9 +29,13 @@ class CallInstruction<T> extends Instruction<T> {
       loop._resumeNow(task, produced);
       return;
     }
-    this.#waiter = task;
-    this.#loop = loop;
-    loop._callStarted();
+    // fn may have cancelled its own task: then nobody waits for the
+    // Promise, and #settle releases what it brings.
+    if (task.state === "waiting") {
+      this.#waiter = task;
+      this.#loop = loop;
+      loop._callStarted();
+    }
     produced.then(
       (value) => this.#settle(false, value),
       (error) => this.#settle(true, error),
@@ -54,6 +58,8 @@ class CallInstruction<T> extends Instruction<T> {
   }
 
   override undo(_task: Task<unknown>, loop: Loop): void {
+    // Interrupted inside fn, before the Promise was waited for: no call to end.
+    if (this.#waiter === null) return;
     this.#waiter = null;
     loop._callEnded();
   }

@@ -731,6 +731,13 @@ export class Loop {
   }
 
   #continueWith(task: Task<unknown>, value: unknown, throwing: boolean): void {
+    if (task.state !== "waiting") {
+      // What the instruction ran (call()'s fn) interrupted the task, which
+      // is queued with that error already: a result is dropped (the task
+      // was cancelled), an error is kept for its next yield*.
+      if (throwing) this.#interrupt(task, value);
+      return;
+    }
     task._slot = throwing ? new Thrown(value) : value;
     this.#continueCurrent = true;
   }

@@ -11,6 +11,7 @@ import {
   fail,
 } from "@std/assert";
 import {
+  call,
   cancel,
   CancelledError,
   currentTask,
@@ -19,6 +20,7 @@ import {
   Loop,
   type LoopOptions,
   type Operation,
+  run,
   runSync,
   sleep,
   spawn,
@@ -453,6 +455,60 @@ Deno.test("nested runSync: outer.stop() from inside a nested loop is thrown at t
     log.push(`run ${(error as Error).name}`);
   }
   assertEquals(log, ["got stop from inner", "run CancelledError"]);
+});
+
+Deno.test("call(fn) whose fn cancels its own task: CancelledError at that yield*, the value dropped", () => {
+  const log: string[] = [];
+  runSync(function* main() {
+    const victim = yield* spawn(function* victim(): Operation<void> {
+      const me = yield* currentTask();
+      try {
+        const value = yield* call(() => {
+          me.cancel("inside fn");
+          return 5;
+        });
+        log.push(`got ${value}`);
+        yield* yieldNow();
+      } catch (error) {
+        log.push(`caught ${(error as CancelledError).reason}`);
+        throw error;
+      }
+    });
+    try {
+      yield* join(victim);
+    } catch (error) {
+      log.push(`joined ${(error as Error).name}`);
+    }
+  });
+  assertEquals(log, ["caught inside fn", "joined CancelledError"]);
+});
+
+Deno.test("call(fn) whose fn cancels its own task and returns a Promise: the loop still counts later Promises", async () => {
+  const log: string[] = [];
+  const result = await run(function* main() {
+    const victim = yield* spawn(function* victim(): Operation<void> {
+      const me = yield* currentTask();
+      try {
+        yield* call(() => {
+          me.cancel("inside fn");
+          return Promise.resolve(5);
+        });
+        log.push("resumed with the value");
+      } catch (error) {
+        log.push(`caught ${(error as CancelledError).reason}`);
+        throw error;
+      }
+    });
+    try {
+      yield* join(victim);
+    } catch (error) {
+      log.push(`joined ${(error as Error).name}`);
+    }
+    // A miscount of pending Promises would make this wait look like a deadlock.
+    return yield* call(() => new Promise<number>((resolve) => setTimeout(() => resolve(7), 20)));
+  });
+  assertEquals(result, 7);
+  assertEquals(log, ["caught inside fn", "joined CancelledError"]);
 });
 
 // ---------------------------------------------------------------------------
