@@ -513,20 +513,21 @@ export class Loop {
   /** Resumes `task` until it waits on something or its body ends. */
   #step(task: Task<unknown>): void {
     task.state = "running";
+    this.#markRunning(task);
     for (;;) {
       const resume = task._slot;
       task._slot = undefined;
-      // An operation that finishes inside the step must not skip an error
-      // due at the next yield*: one in the task's slot it checks itself, a
-      // deferred one is only known here.
-      running.task = this.#deferred.size > 0 && this.#deferred.has(task) ? null : task;
       let step: IteratorResult<unknown, unknown>;
       try {
         // The typeof and undefined guards are cheaper than instanceof (a
         // builtin call here), and nearly every resume fails them.
-        step = typeof resume === "object" && resume instanceof Thrown
-          ? throwInto(task, resume.error)
-          : task._iter.next(resume);
+        if (typeof resume === "object" && resume instanceof Thrown) {
+          // A second error may have been deferred behind this one.
+          this.#markRunning(task);
+          step = throwInto(task, resume.error);
+        } else {
+          step = task._iter.next(resume);
+        }
       } catch (error) {
         this.#bodyEnded(task, true, error);
         return;
@@ -560,6 +561,16 @@ export class Loop {
       if (!this.#continueCurrent) break;
       task.state = "running";
     }
+  }
+
+  /**
+   * Records `task` as the one running, for operations that finish inside
+   * its step. They must not skip an error due at the next yield*: one in
+   * the task's slot they check themselves, a deferred one only the loop
+   * knows, so while one waits they are told no task runs.
+   */
+  #markRunning(task: Task<unknown>): void {
+    running.task = this.#deferred.size > 0 && this.#deferred.has(task) ? null : task;
   }
 
   /** The body returned or threw. Settle, or first close its children. */
