@@ -345,7 +345,7 @@ export class Loop {
   }
 
   // ---------------------------------------------------------------------
-  // The run loop.
+  // Ticks: streams, timers, then the ready batch.
 
   #startRun<T>(body: TaskBody<T>): Task<T> {
     if (this.#main !== null) {
@@ -802,9 +802,6 @@ export class Loop {
   _interrupt(task: Task<unknown>, error: unknown): void {
     this.#interrupt(task, error);
   }
-
-  // ---------------------------------------------------------------------
-  // Bookkeeping.
 }
 
 /** Resumes `task` with `error` thrown at its `yield*`. */

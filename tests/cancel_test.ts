@@ -408,20 +408,25 @@ Deno.test("deferred error: spawn() right after catching the first error throws t
   assertEquals(log, ["caught boom", "got stop", "worker CancelledError"]);
 });
 
-Deno.test("nested runSync: a task cancelled from inside a nested loop gets the CancelledError at its next spawn()", () => {
+/**
+ * Runs a task that lets a loop nested in its step interrupt it, then tries
+ * an operation that would finish inside the step; returns what happened.
+ */
+function interruptedFromNestedLoop(
+  interrupt: (me: Task<unknown>, outer: Loop) => void,
+  attempt: () => Operation<unknown>,
+): string[] {
   const log: string[] = [];
   const outer = new Loop({ clock: new VirtualClock() });
   try {
     outer.runSync(function* main(): Operation<void> {
       const me = yield* currentTask();
       new Loop({ clock: new VirtualClock() }).runSync(function* inner() {
-        me.cancel("from inner loop");
+        interrupt(me, outer);
       });
       try {
-        yield* spawn(function* unwanted() {
-          log.push("unwanted ran");
-        }, { detached: true });
-        log.push("spawned");
+        yield* attempt();
+        log.push("went on");
         yield* yieldNow();
       } catch (error) {
         log.push(`got ${(error as CancelledError).reason}`);
@@ -431,29 +436,27 @@ Deno.test("nested runSync: a task cancelled from inside a nested loop gets the C
   } catch (error) {
     log.push(`run ${(error as Error).name}`);
   }
+  return log;
+}
+
+Deno.test("nested runSync: a task cancelled from inside a nested loop gets the CancelledError at its next spawn()", () => {
+  let ran = false;
+  const log = interruptedFromNestedLoop(
+    (me) => me.cancel("from inner loop"),
+    () =>
+      spawn(function* unwanted() {
+        ran = true;
+      }, { detached: true }),
+  );
   assertEquals(log, ["got from inner loop", "run CancelledError"]);
+  assertEquals(ran, false);
 });
 
 Deno.test("nested runSync: outer.stop() from inside a nested loop is thrown at the outer task's next currentTask()", () => {
-  const log: string[] = [];
-  const outer = new Loop({ clock: new VirtualClock() });
-  try {
-    outer.runSync(function* main(): Operation<void> {
-      new Loop({ clock: new VirtualClock() }).runSync(function* inner() {
-        outer.stop("stop from inner");
-      });
-      try {
-        yield* currentTask();
-        log.push("currentTask returned");
-        yield* yieldNow();
-      } catch (error) {
-        log.push(`got ${(error as CancelledError).reason}`);
-        throw error;
-      }
-    });
-  } catch (error) {
-    log.push(`run ${(error as Error).name}`);
-  }
+  const log = interruptedFromNestedLoop(
+    (_me, outer) => outer.stop("stop from inner"),
+    () => currentTask(),
+  );
   assertEquals(log, ["got stop from inner", "run CancelledError"]);
 });
 
