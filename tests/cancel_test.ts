@@ -460,53 +460,39 @@ Deno.test("nested runSync: outer.stop() from inside a nested loop is thrown at t
   assertEquals(log, ["got stop from inner", "run CancelledError"]);
 });
 
-Deno.test("call(fn) whose fn cancels its own task: CancelledError at that yield*, the value dropped", () => {
-  const log: string[] = [];
-  runSync(function* main() {
-    const victim = yield* spawn(function* victim(): Operation<void> {
-      const me = yield* currentTask();
-      try {
-        const value = yield* call(() => {
-          me.cancel("inside fn");
-          return 5;
-        });
-        log.push(`got ${value}`);
-        yield* yieldNow();
-      } catch (error) {
-        log.push(`caught ${(error as CancelledError).reason}`);
-        throw error;
-      }
-    });
+/** Spawns a task whose call(fn) cancels that very task, joins it, and logs both sides. */
+function* cancelInsideCall(log: string[], produce: () => unknown): Operation<void> {
+  const victim = yield* spawn(function* victim(): Operation<void> {
+    const me = yield* currentTask();
     try {
-      yield* join(victim);
+      const value = yield* call(() => {
+        me.cancel("inside fn");
+        return produce();
+      });
+      log.push(`got ${value}`);
+      yield* yieldNow();
     } catch (error) {
-      log.push(`joined ${(error as Error).name}`);
+      log.push(`caught ${(error as CancelledError).reason}`);
+      throw error;
     }
   });
+  try {
+    yield* join(victim);
+  } catch (error) {
+    log.push(`joined ${(error as Error).name}`);
+  }
+}
+
+Deno.test("call(fn) whose fn cancels its own task: CancelledError at that yield*, the value dropped", () => {
+  const log: string[] = [];
+  runSync(cancelInsideCall(log, () => 5));
   assertEquals(log, ["caught inside fn", "joined CancelledError"]);
 });
 
 Deno.test("call(fn) whose fn cancels its own task and returns a Promise: the loop still counts later Promises", async () => {
   const log: string[] = [];
   const result = await run(function* main() {
-    const victim = yield* spawn(function* victim(): Operation<void> {
-      const me = yield* currentTask();
-      try {
-        yield* call(() => {
-          me.cancel("inside fn");
-          return Promise.resolve(5);
-        });
-        log.push("resumed with the value");
-      } catch (error) {
-        log.push(`caught ${(error as CancelledError).reason}`);
-        throw error;
-      }
-    });
-    try {
-      yield* join(victim);
-    } catch (error) {
-      log.push(`joined ${(error as Error).name}`);
-    }
+    yield* cancelInsideCall(log, () => Promise.resolve(5));
     // A miscount of pending Promises would make this wait look like a deadlock.
     return yield* call(() => new Promise<number>((resolve) => setTimeout(() => resolve(7), 20)));
   });
