@@ -105,6 +105,8 @@ const SETTLED_ITER: Iterator<unknown, unknown, unknown> = {
 const TICKS_BETWEEN_HOST_CHECKS = 256;
 // Longest stretch of busy ticks before sockets and Promises get a turn.
 const MAX_BUSY_MS = 10;
+// Within a batch, the ready queue is trimmed every 1024 steps.
+const TRIM_EVERY_MASK = 1023;
 
 /**
  * An event loop that drives generator tasks. Most programs use `run(body)`;
@@ -409,7 +411,12 @@ export class Loop {
     const outerLoop = running.loop;
     running.loop = this;
     try {
-      for (let n = queue.size; n > 0; n--) this.#step(queue.shift()!);
+      for (let n = queue.size; n > 0; n--) {
+        this.#step(queue.shift()!);
+        // A drained burst gives its buffer back within a thousand steps,
+        // not only at the end of a batch that may hold 100k tasks.
+        if ((n & TRIM_EVERY_MASK) === 0) queue.trim();
+      }
       queue.trim();
     } finally {
       running.task = outerTask;

@@ -54,8 +54,8 @@ export class RunQueue<T> {
 
   /**
    * Gives most of the buffer back if the queue has drained to a small part
-   * of it. The loop calls this once per batch of ready tasks rather than on
-   * every `shift`, which is on the path of every task switch.
+   * of it. The loop calls this every thousand steps and after each batch
+   * rather than on every `shift`, which is on the path of every switch.
    */
   trim(): void {
     if (this.#size < this.#shrinkBelow) this.#shrink();
