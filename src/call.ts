@@ -36,10 +36,20 @@ class CallInstruction<T> extends Instruction<T> {
       this.#loop = loop;
       loop._callStarted();
     }
-    produced.then(
-      (value) => this.#settle(false, value),
-      (error) => this.#settle(true, error),
-    );
+    try {
+      produced.then(
+        (value) => this.#settle(false, value),
+        (error) => this.#settle(true, error),
+      );
+    } catch (error) {
+      // A thenable whose then() throws: the error goes to the task (thrown
+      // by the loop), and nothing waits for that thenable any more.
+      if (this.#waiter !== null) {
+        this.#waiter = null;
+        loop._callEnded();
+      }
+      throw error;
+    }
   }
 
   #settle(failed: boolean, outcome: unknown): void {

@@ -25,8 +25,10 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
   perform(task: Task<unknown>, loop: Loop): void {
     const target = this.#target;
     loop._cancel(target, this.#reason);
-    // Cancelling yourself: the CancelledError is already queued for you.
-    if (target === task) return;
+    // Cancelling yourself, or a task whose cancellation cancels you (a
+    // parent waiting on a gather you are part of): your CancelledError is
+    // queued already, and nobody must resume you again.
+    if (task.state !== "waiting") return;
     if (target.settled) {
       loop._resumeNow(task, undefined);
       return;

@@ -13,6 +13,7 @@ import {
   fail,
 } from "@std/assert";
 import {
+  call,
   cancel,
   CancelledError,
   currentTask,
@@ -874,4 +875,106 @@ Deno.test({
       (error instanceof AggregateError && error.errors.some((e) => e instanceof TaskFailedError));
     assert(reported, `the child's failure was dropped; the joiner got ${error}`);
   },
+});
+
+// ---------------------------------------------------------------------------
+// A task whose own wait gets undone while it starts that wait.
+
+/**
+ * Spawns a parent that waits on `waitOn(kid)`, where the kid cancels that
+ * very parent; returns the kid once the parent's cancellation is joined.
+ */
+function cancelParentFromInside(
+  waitOn: (kid: () => Operation<void>) => Operation<unknown>,
+): Task<unknown> {
+  const loop = new Loop({ clock: new VirtualClock() });
+  let kid: Task<unknown> | undefined;
+  loop.runSync(function* main() {
+    const parent: Task<unknown> = yield* spawn(function* parentBody() {
+      yield* waitOn(function* kidBody() {
+        kid = yield* currentTask();
+        yield* cancel(parent);
+      });
+    });
+    try {
+      yield* join(parent);
+    } catch (error) {
+      assertInstanceOf(error, CancelledError);
+    }
+    // Time for a wrongly queued settled kid to be stepped again.
+    yield* sleep(1);
+    yield* sleep(1);
+  });
+  return kid!;
+}
+
+Deno.test("cancel(parent) from a child of the gather the parent waits on: the child is cancelled once, not resumed after it settled", () => {
+  const kid = cancelParentFromInside((body) => gather([body]));
+  assertEquals(kid.state, "cancelled");
+});
+
+Deno.test("cancel(parent) from the body of a timeout() the parent waits on: the body is cancelled once", () => {
+  const kid = cancelParentFromInside((body) => timeout(100, body));
+  assertEquals(kid.state, "cancelled");
+});
+
+Deno.test("cancel(main) from a gather child leaves the loop fit for its next run", () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  assertThrows(
+    () =>
+      loop.runSync(function* main() {
+        const me = yield* currentTask();
+        yield* gather([function* kid() {
+          yield* cancel(me);
+        }]);
+      }),
+    CancelledError,
+  );
+  const second = loop.runSync(function* second() {
+    yield* sleep(1);
+    return 42;
+  });
+  assertEquals(second, 42);
+});
+
+// ---------------------------------------------------------------------------
+// A thenable whose then() throws.
+
+/** A thenable that calls back `late` (if given) soon, and throws from then(). */
+function brokenThenable(late?: unknown): PromiseLike<unknown> {
+  return {
+    then(resolve?: ((value: unknown) => unknown) | null): never {
+      if (late !== undefined) setTimeout(() => resolve?.(late), 0);
+      throw new Error("bad then");
+    },
+  } as PromiseLike<unknown>;
+}
+
+Deno.test("call() of a thenable whose then() throws: the error reaches the task and a later deadlock is still reported", async () => {
+  const caught: string[] = [];
+  await assertRejects(
+    () =>
+      new Loop().runUntilComplete(function* main() {
+        try {
+          yield* call(() => brokenThenable());
+        } catch (error) {
+          caught.push((error as Error).message);
+        }
+        yield* suspend();
+      }),
+    DeadlockError,
+  );
+  assertEquals(caught, ["bad then"]);
+});
+
+Deno.test("call() of a thenable whose then() throws after registering: its late value reaches nobody", async () => {
+  const value = await new Loop().runUntilComplete(function* main() {
+    try {
+      yield* call(() => brokenThenable("stale"));
+    } catch {
+      // expected: bad then
+    }
+    return yield* call(() => new Promise((resolve) => setTimeout(() => resolve("real"), 30)));
+  });
+  assertEquals(value, "real");
 });
