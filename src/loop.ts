@@ -591,7 +591,7 @@ export class Loop {
     }
     const cancelError = this.#cancelled.size > 0 ? this.#cancelled.get(task) : undefined;
     if (!threw && cancelError !== undefined) {
-      this.#onWarning(
+      this.#warn(
         `Task "${task.name}" caught its CancelledError and returned normally; it is reported as cancelled and its result is discarded. Re-throw CancelledError after cleanup.`,
       );
       threw = true;
@@ -686,6 +686,19 @@ export class Loop {
       }
       default:
         return;
+    }
+  }
+
+  /**
+   * Calls the user's warning hook. A hook that throws must not leave the
+   * task it warns about half-settled: its error is kept, and the run
+   * rejects with it once it ends.
+   */
+  #warn(message: string): void {
+    try {
+      this.#onWarning(message);
+    } catch (error) {
+      this.#orphanErrors.push(error);
     }
   }
 

@@ -8,6 +8,7 @@ import {
   assertInstanceOf,
   assertStrictEquals,
   assertStringIncludes,
+  assertThrows,
   fail,
 } from "@std/assert";
 import {
@@ -502,6 +503,33 @@ Deno.test("call(fn) whose fn cancels its own task and returns a Promise: the loo
 
 // ---------------------------------------------------------------------------
 // Swallowed cancellation.
+
+Deno.test("a warning hook that throws does not leave the swallowing task half-settled; the run rejects with the hook's error", () => {
+  const loop = new Loop({
+    clock: new VirtualClock(),
+    onWarning: () => {
+      throw new Error("hook refused");
+    },
+  });
+  let swallower: Task<unknown> | undefined;
+  const error = assertThrows(() =>
+    loop.runSync(function* main() {
+      swallower = yield* spawn(function* swallower() {
+        try {
+          yield* sleep(10);
+        } catch {
+          // swallowed: the loop warns, and the hook throws
+        }
+        return "ignored";
+      });
+      yield* sleep(1);
+      swallower.cancel();
+      yield* sleep(5);
+    })
+  );
+  assertEquals((error as Error).message, "hook refused");
+  assertEquals(swallower!.state, "cancelled");
+});
 
 Deno.test("LoopOptions.onWarning: a task that catches CancelledError and returns is warned about and ends cancelled", () => {
   const warnings: string[] = [];
