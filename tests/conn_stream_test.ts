@@ -12,7 +12,6 @@ import {
   close,
   connect,
   type ConnStream,
-  currentTask,
   gather,
   join,
   Loop,
