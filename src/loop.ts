@@ -368,6 +368,20 @@ export class Loop {
    * deserve a turn of the host event loop.
    */
   #runUntilIdle(main: Task<unknown>, async: boolean): boolean {
+    // While this loop ticks (a polled stream's poll, a task's step), a
+    // stream reporting readiness to another loop must not run that loop's
+    // tasks inside this one; and a task may run a loop of its own (runSync),
+    // so the outer one is put back afterwards.
+    const outerLoop = running.loop;
+    running.loop = this;
+    try {
+      return this.#tickUntilIdle(main, async);
+    } finally {
+      running.loop = outerLoop;
+    }
+  }
+
+  #tickUntilIdle(main: Task<unknown>, async: boolean): boolean {
     let ticks = 0;
     let since = 0;
     while (!main.settled) {
@@ -405,11 +419,9 @@ export class Loop {
 
   #runReady(): void {
     const queue = this.#queue;
-    // A task may run another loop inside its step (runSync): restore the
-    // outer loop's running task afterwards.
+    // Between batches no task runs; inside a nested loop's batch, the outer
+    // loop's task is put back afterwards.
     const outerTask = running.task;
-    const outerLoop = running.loop;
-    running.loop = this;
     try {
       for (let n = queue.size; n > 0; n--) {
         this.#step(queue.shift()!);
@@ -420,7 +432,6 @@ export class Loop {
       queue.trim();
     } finally {
       running.task = outerTask;
-      running.loop = outerLoop;
     }
   }
 

@@ -23,6 +23,7 @@ import {
   SimulatedStream,
   sleep,
   spawn,
+  type Stream,
   VirtualClock,
   WOULD_BLOCK,
   write,
@@ -279,12 +280,20 @@ Deno.test("Selector.wait(timeoutMs, onReady) calls onReady inside the callback t
   assertEquals(calls, ["ready"]);
 });
 
-Deno.test("a push stream that reports readiness from inside another loop's task does not run this loop's tasks there", async () => {
-  // A user stream whose data arrives from a task of a second loop, which
-  // calls back synchronously.
+/**
+ * A user stream whose data is handed over by code outside its loop, which
+ * reports readiness synchronously; `receive` runs a loop that reads it.
+ */
+function handoffStream(): {
+  deliver(text: string): void;
+  receive(): Promise<void>;
+  /** What the receiving task has read so far, as its own code saw it. */
+  received(): string;
+} {
+  let received = "";
   let notify: (() => void) | null = null;
   let data: Uint8Array | null = null;
-  const stream = {
+  const stream: Stream = {
     name: "handoff",
     closed: false,
     watch(_event: string, ready: () => void): void {
@@ -296,31 +305,68 @@ Deno.test("a push stream that reports readiness from inside another loop's task 
       data = null;
       return taken ?? WOULD_BLOCK;
     },
-    tryReadInto(): typeof WOULD_BLOCK {
-      return WOULD_BLOCK;
-    },
-    tryWrite(): typeof WOULD_BLOCK {
-      return WOULD_BLOCK;
-    },
+    tryReadInto: () => WOULD_BLOCK,
+    tryWrite: () => WOULD_BLOCK,
     flushed: () => true,
     close: () => undefined,
   };
-  let received = "";
-  const receiver = new Loop().runUntilComplete(function* main() {
-    const bytes = yield* read(stream);
-    received = new TextDecoder().decode(bytes!);
-  });
-  let seenInsideSender = "not yet";
+  return {
+    deliver(text: string): void {
+      data = new TextEncoder().encode(text);
+      notify!();
+    },
+    receive: () =>
+      new Loop().runUntilComplete(function* receiver() {
+        received = new TextDecoder().decode((yield* read(stream))!);
+      }),
+    received: () => received,
+  };
+}
+
+Deno.test("a push stream that reports readiness from inside another loop's task does not run this loop's tasks there", async () => {
+  const handoff = handoffStream();
+  const receiving = handoff.receive();
   await new Promise((resolve) => setTimeout(resolve, 5));
+  let seenInsideSender = "not yet";
   runSync(function* sender() {
-    data = new TextEncoder().encode("hello");
-    notify!();
+    handoff.deliver("hello");
     // The receiving loop runs later, from its own driver, not in this step.
-    seenInsideSender = received;
+    seenInsideSender = handoff.received();
   });
-  await receiver;
+  await receiving;
   assertEquals(seenInsideSender, "");
-  assertEquals(received, "hello");
+  assertEquals(handoff.received(), "hello");
+});
+
+Deno.test("a push stream that reports readiness from another loop's select phase does not run this loop's tasks there", async () => {
+  const handoff = handoffStream();
+  const receiving = handoff.receive();
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  let seenInsidePoll = "not yet";
+  let polled = false;
+  // The sender's own stream hands the data over from inside poll(), which
+  // the sender loop calls in the select phase of a tick.
+  const trigger: Stream = {
+    name: "trigger",
+    closed: false,
+    poll(): boolean {
+      handoff.deliver("hello");
+      seenInsidePoll = handoff.received();
+      polled = true;
+      return true;
+    },
+    tryRead: () => polled ? null : WOULD_BLOCK,
+    tryReadInto: () => WOULD_BLOCK,
+    tryWrite: () => WOULD_BLOCK,
+    flushed: () => true,
+    close: () => undefined,
+  };
+  runSync(function* sender() {
+    yield* read(trigger);
+  });
+  await receiving;
+  assertEquals(seenInsidePoll, "");
+  assertEquals(handoff.received(), "hello");
 });
 
 Deno.test("Selector.select(timeoutMs) returns nothing after the timeout when nothing is ready", async () => {
