@@ -154,9 +154,9 @@ export class Loop {
   #orphanErrors: unknown[] = [];
   // A second error that reached a task already queued with one: it is
   // thrown at the task's next yield* (operations that would finish inside
-  // the step yield to the loop meanwhile, see #step), or joins its outcome
-  // if the body ends first, so neither error is lost. Rare, so kept here rather than
-  // in a field of every task.
+  // the step yield to the loop meanwhile, see #markRunning), or joins its
+  // outcome if the body ends first, so neither error is lost. Rare, so kept
+  // here rather than in a field of every task.
   #deferred = new Map<Task<unknown>, unknown>();
   // The CancelledError of each live task that cancel() reached: it is
   // delivered once, and reported if the task swallows it. Kept here, not in
@@ -493,9 +493,9 @@ export class Loop {
    * Runs the tasks a socket woke, inside the host callback that reported it
    * (see `Selector.wait`). `#waitOutside` then resumes as usual and finds
    * them done; it throws what this run threw, and gives the host a turn if
-   * this run was busy for long. A stream that reports readiness from inside
-   * some loop's step (a user stream calling back synchronously) leaves the
-   * work to `#drive`, so that loops never run inside each other's steps.
+   * this run was busy for long. A stream that reports readiness while some
+   * loop ticks (a user stream calling back synchronously from a task or a
+   * poll) leaves the work to `#drive`, so loops never run inside each other.
    */
   #runWoken = (): void => {
     const main = this.#main;

@@ -61,9 +61,9 @@ class SpawnInstruction<T> extends Instruction<Task<T>> {
 /**
  * Starts `body` as a child task and returns it at once, without giving up
  * the task's turn; the child starts on a later turn of the loop (like
- * asyncio's `create_task`). Children do not
- * outlive their parent: when the parent ends, children still running are
- * cancelled and awaited, unless spawned with `{ detached: true }`.
+ * asyncio's `create_task`). Children do not outlive their parent: when the
+ * parent ends, children still running are cancelled and awaited, unless
+ * spawned with `{ detached: true }`.
  *
  * @typeParam T What the body returns.
  * @param body A generator object, a zero-argument generator function (which

@@ -228,9 +228,10 @@ export class Thrown {
 }
 
 /**
- * The task whose step a loop is running now, and that loop: set for each
- * step of a batch of ready tasks and restored after the batch, so that
- * nested loops (a `runSync` inside a task) put back the outer ones. An
+ * The task whose step a loop is running now, and that loop. `loop` is set
+ * while a loop ticks, `task` for each step of its batch of ready tasks;
+ * both are put back afterwards, so that a loop nested in a step (a
+ * `runSync` inside a task) restores the outer ones. An
  * operation that needs no wait (`spawn`, `currentTask`, `join` of a settled
  * task) reads it to finish inside the task's own step, without a round
  * trip through the loop, but only while nothing is due to be thrown at the
