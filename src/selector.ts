@@ -192,7 +192,7 @@ export class Selector {
    * made a push stream ready during this wait (after the Promise is
    * resolved). A loop uses it to run the woken task at once rather than a
    * few microtasks later, when the host may already have moved on to other
-   * callbacks: that latency costs an echo server about 5% of its round trips.
+   * callbacks (in the echo benchmark that cost about 3% of the round trips).
    */
   wait(timeoutMs: number, onReady?: () => void): Promise<void> {
     if (this.#pushed.length > 0) return Promise.resolve();
