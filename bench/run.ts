@@ -17,6 +17,7 @@ import {
   toMarkdown,
   toSvg,
 } from "./_report.ts";
+import { benchCancel } from "./cancel.ts";
 import { benchEcho } from "./echo.ts";
 import { benchMemory } from "./memory.ts";
 import { benchSleep } from "./sleep.ts";
@@ -28,6 +29,7 @@ const families: [string, () => Comparison[] | Promise<Comparison[]>][] = [
   ["spawn+join", benchSpawnJoin],
   ["memory", benchMemory],
   ["timers", benchSleep],
+  ["cancel", benchCancel],
   ["echo", benchEcho],
 ];
 
