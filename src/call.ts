@@ -29,13 +29,11 @@ class CallInstruction<T> extends Instruction<T> {
       loop._resumeNow(task, produced);
       return;
     }
-    // fn may have cancelled its own task: then nobody waits for the
-    // Promise, and #settle releases what it brings.
-    if (task.state === "waiting") {
-      this.#waiter = task;
-      this.#loop = loop;
-      loop._callStarted();
-    }
+    // If fn cancelled its own task, the loop undoes this wait once perform
+    // returns; #settle then releases what the Promise brings.
+    this.#waiter = task;
+    this.#loop = loop;
+    loop._callStarted();
     try {
       produced.then(
         (value) => this.#settle(false, value),
@@ -68,7 +66,7 @@ class CallInstruction<T> extends Instruction<T> {
   }
 
   override undo(_task: Task<unknown>, loop: Loop): void {
-    // Interrupted inside fn, before the Promise was waited for: no call to end.
+    // Not waiting (interrupted inside fn, or undone already): no call to end.
     if (this.#waiter === null) return;
     this.#waiter = null;
     loop._callEnded();

@@ -24,11 +24,10 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
 
   perform(task: Task<unknown>, loop: Loop): void {
     const target = this.#target;
+    // Cancelling yourself, or a task whose cancellation reaches back to you
+    // (a parent waiting on a gather you are part of), queues your own
+    // CancelledError; the loop then undoes the wait registered below.
     loop._cancel(target, this.#reason);
-    // Cancelling yourself, or a task whose cancellation cancels you (a
-    // parent waiting on a gather you are part of): your CancelledError is
-    // queued already, and nobody must resume you again.
-    if (task.state !== "waiting") return;
     if (target.settled) {
       loop._resumeNow(task, undefined);
       return;

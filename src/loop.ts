@@ -576,6 +576,14 @@ export class Loop {
       } catch (error) {
         this._throwNow(task, error);
       }
+      if (task.state !== "waiting") {
+        // perform ran code that interrupted this very task (call()'s fn, a
+        // cancel that reaches back to the canceller): it is queued with that
+        // error, and what perform registered after the interrupt's undo is
+        // undone now.
+        instruction.undo(task, this);
+        break;
+      }
       if (!this.#continueCurrent) break;
       task.state = "running";
     }
@@ -774,9 +782,9 @@ export class Loop {
 
   #continueWith(task: Task<unknown>, value: unknown, throwing: boolean): void {
     if (task.state !== "waiting") {
-      // What the instruction ran (call()'s fn) interrupted the task, which
-      // is queued with that error already: a result is dropped (the task
-      // was cancelled), an error is kept for its next yield*.
+      // What the instruction ran interrupted the task (see #step): a result
+      // is dropped (the task was cancelled), an error is kept for its next
+      // yield*.
       if (throwing) this.#interrupt(task, value);
       return;
     }
