@@ -577,11 +577,11 @@ export class Loop {
         this._throwNow(task, error);
       }
       if (task.state !== "waiting") {
-        // perform ran code that interrupted this very task (call()'s fn, a
-        // cancel that reaches back to the canceller): it is queued with that
-        // error, and what perform registered after the interrupt's undo is
-        // undone now.
-        instruction.undo(task, this);
+        // perform queued the task itself (a gather of nothing), or ran code
+        // that interrupted it (call()'s fn, a cancel that reaches back to
+        // the canceller): then it is queued with that error, and what
+        // perform registered after the interrupt's undo is undone now.
+        if (task._slot instanceof Thrown) instruction.undo(task, this);
         break;
       }
       if (!this.#continueCurrent) break;
