@@ -104,6 +104,18 @@ export abstract class Instruction<T = unknown>
     return this as IteratorResult<Instruction, T>;
   }
 
+  /**
+   * Finishes the `yield*` at once with `value`, for an operation that needs
+   * no wait (see `Operation`): returned from `next()` in place of the
+   * instruction itself.
+   * @internal
+   */
+  protected finishNow(value: unknown): IteratorResult<Instruction, T> {
+    this.value = value;
+    this.done = true;
+    return this as IteratorResult<Instruction, T>;
+  }
+
   /** The loop resumes a task with an error: it is thrown at the `yield*`. */
   throw(error: unknown): IteratorResult<Instruction, T> {
     this.done = true;

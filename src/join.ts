@@ -52,10 +52,11 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
     ) {
       return super.next(resumeValue);
     }
-    this.done = true;
-    if (target.state !== "done") throw target._slot;
-    this.value = target._slot;
-    return this as IteratorResult<Instruction, T>;
+    if (target.state !== "done") {
+      this.done = true;
+      throw target._slot;
+    }
+    return this.finishNow(target._slot);
   }
 
   perform(task: Task<unknown>, loop: Loop): void {

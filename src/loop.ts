@@ -641,7 +641,7 @@ export class Loop {
       const observed = this.#notifyObservers(task);
       if (task.state === "failed" && !observed) this.#escalate(task);
       const parent = parentOf(task);
-      const siblingsLeft = this.#tree.unlink(task);
+      const siblingsLeft = this.#tree.unlink(task, parent);
       if (parent === null || siblingsLeft) return;
       const closing = parent._slot;
       if (!(closing instanceof Closing)) return;

@@ -40,9 +40,7 @@ class SpawnInstruction<T> extends Instruction<Task<T>> {
   override next(resumeValue?: unknown): IteratorResult<Instruction, Task<T>> {
     const task = canFinishInStep();
     if (task === null || this.value !== undefined) return super.next(resumeValue);
-    this.value = this.#start(task, running.loop!);
-    this.done = true;
-    return this as IteratorResult<Instruction, Task<T>>;
+    return this.finishNow(this.#start(task, running.loop!));
   }
 
   perform(task: Task<unknown>, loop: Loop): void {
@@ -105,9 +103,7 @@ class CurrentTaskInstruction extends Instruction<Task<unknown>> {
   override next(resumeValue?: unknown): IteratorResult<Instruction, Task<unknown>> {
     const task = canFinishInStep();
     if (task === null || this.value !== undefined) return super.next(resumeValue);
-    this.value = task;
-    this.done = true;
-    return this as IteratorResult<Instruction, Task<unknown>>;
+    return this.finishNow(task);
   }
 
   perform(task: Task<unknown>, loop: Loop): void {

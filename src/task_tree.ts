@@ -164,10 +164,10 @@ export class TaskTree {
   /**
    * Counts a settled `task` out of its parent's children (or the roots),
    * and sheds the dead from that list when they outnumber the live.
+   * `parent` is `parentOf(task)`, which the loop has found already.
    * Returns whether the parent has children left that have not settled.
    */
-  unlink(task: Task<unknown>): boolean {
-    const parent = parentOf(task);
+  unlink(task: Task<unknown>, parent: Task<unknown> | null): boolean {
     const links = parent === null ? this.#roots : parent._links as TaskLinks;
     links.live--;
     if (links.newestChild!._nextSibling === task) {
