@@ -1,5 +1,5 @@
 /**
- * The event loop: a ready queue of tasks, a timer heap and a selector, and
+ * The event loop: a ready queue of tasks, a timer queue and a selector, and
  * the run loop that drives them.
  *
  * One turn of the loop ("tick") has three phases, in this order:
@@ -44,7 +44,7 @@ import {
   type TaskObserver,
   Thrown,
 } from "./task.ts";
-import { type Timer, TimerHeap } from "./timers.ts";
+import { type Timer, TimerQueue } from "./timers.ts";
 
 /** Options for `new Loop(options)` and `run(body, options)`. */
 export interface LoopOptions {
@@ -139,7 +139,7 @@ export class Loop {
   readonly selector: Selector = new Selector();
 
   #queue = new RunQueue<Task<unknown>>();
-  #timers = new TimerHeap();
+  #timers = new TimerQueue();
   #nextId = 1;
   // Set by an instruction that resumes the current task at once, so the
   // step continues it without a trip through the queue.

@@ -15,20 +15,20 @@ class SleepInstruction extends Instruction<void> implements Timer {
   override done = false;
   deadline = 0;
   armed = false;
-  readonly #ms: number;
+  readonly delay: number;
   #waiter: Task<unknown> | null = null;
 
   constructor(ms: number) {
     super();
-    this.#ms = ms;
+    this.delay = ms;
   }
 
   perform(task: Task<unknown>, loop: Loop): void {
     // An infinite sleep arms no timer: only cancellation can end it, and a
     // deadlock report can name it.
-    if (this.#ms === Infinity) return;
+    if (this.delay === Infinity) return;
     this.#waiter = task;
-    this.deadline = loop.time() + this.#ms;
+    this.deadline = loop.time() + this.delay;
     loop._addTimer(this);
   }
 
@@ -45,7 +45,7 @@ class SleepInstruction extends Instruction<void> implements Timer {
 
   describe(): string {
     // Not armed: yielded without `*` (or already fired), so it has no deadline.
-    return this.armed ? `sleep(${this.#ms}) until t=${this.deadline} ms` : `sleep(${this.#ms})`;
+    return this.armed ? `sleep(${this.delay}) until t=${this.deadline} ms` : `sleep(${this.delay})`;
   }
 }
 

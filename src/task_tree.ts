@@ -229,13 +229,23 @@ function unlinkOldest(links: TaskLinks): void {
  * a settled task kept by user code does not keep its siblings alive.
  */
 function shedDead(links: TaskLinks): void {
-  const kept: Task<unknown>[] = [];
-  for (const task of listed(links)) {
-    if (task.settled) task._nextSibling = null;
-    else kept.push(task);
+  // Relinked in place, in one walk: this runs on lists of 100k children,
+  // where copying them into arrays would cost more than the walk.
+  const oldest = links.newestChild!._nextSibling!;
+  // The oldest child has not settled, so the kept list starts with it.
+  let lastKept = oldest;
+  let task = oldest._nextSibling!;
+  while (task !== oldest) {
+    const next = task._nextSibling!;
+    if (task.settled) {
+      task._nextSibling = null;
+    } else {
+      lastKept._nextSibling = task;
+      lastKept = task;
+    }
+    task = next;
   }
-  // The oldest child has not settled, so at least one is kept.
-  for (let i = 0; i < kept.length; i++) kept[i]._nextSibling = kept[(i + 1) % kept.length];
-  links.newestChild = kept[kept.length - 1];
+  lastKept._nextSibling = oldest;
+  links.newestChild = lastKept;
   links.dead = 0;
 }

@@ -18,7 +18,7 @@ class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserve
   override done = false;
   deadline = 0;
   armed = false;
-  readonly #ms: number;
+  readonly delay: number;
   readonly #iter: Iterator<unknown, T, unknown>;
   readonly #name: NameSource;
   #child: Task<unknown> | null = null;
@@ -27,7 +27,7 @@ class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserve
 
   constructor(ms: number, iter: Iterator<unknown, T, unknown>, name: NameSource) {
     super();
-    this.#ms = ms;
+    this.delay = ms;
     this.#iter = iter;
     this.#name = name;
   }
@@ -37,15 +37,15 @@ class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserve
     this.#child = child;
     this.#waiter = task;
     addObserver(child, this);
-    if (this.#ms !== Infinity) {
-      this.deadline = loop.time() + this.#ms;
+    if (this.delay !== Infinity) {
+      this.deadline = loop.time() + this.delay;
       loop._addTimer(this);
     }
   }
 
   fire(loop: Loop): void {
     this.#timedOut = true;
-    loop._cancel(this.#child!, `timeout of ${this.#ms} ms`);
+    loop._cancel(this.#child!, `timeout of ${this.delay} ms`);
   }
 
   taskSettled(child: Task<unknown>, loop: Loop): void {
@@ -56,12 +56,12 @@ class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserve
     if (this.#timedOut) {
       loop._enqueueThrow(
         waiter,
-        new TimeoutError(`Task "${child.name}" did not finish within ${this.#ms} ms`, this.#ms),
+        new TimeoutError(`Task "${child.name}" did not finish within ${this.delay} ms`, this.delay),
       );
       // The body failed instead of ending cancelled (its cleanup threw):
       // reported after the TimeoutError, as an unjoined failure is.
       if (child.state === "failed") {
-        loop._reportFailure(child, `while cancelled by its timeout of ${this.#ms} ms`);
+        loop._reportFailure(child, `while cancelled by its timeout of ${this.delay} ms`);
       }
     } else {
       resumeWithOutcome(loop, waiter, child);
@@ -78,7 +78,7 @@ class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserve
   }
 
   describe(): string {
-    return `task "${this.#child?.name}" with a timeout of ${this.#ms} ms`;
+    return `task "${this.#child?.name}" with a timeout of ${this.delay} ms`;
   }
 }
 

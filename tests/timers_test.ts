@@ -1,0 +1,169 @@
+// The timer queue against a plain model: whatever mix of delays, clock
+// steps and cancellations, timers come out in (deadline, arming order).
+
+import { assertEquals } from "@std/assert";
+import { type Timer, TimerQueue } from "../src/timers.ts";
+
+/** A timer that records its arming number; the queue never calls fire here. */
+class TestTimer implements Timer {
+  deadline = 0;
+  armed = false;
+  readonly delay: number;
+  readonly id: number;
+
+  constructor(id: number, delay: number) {
+    this.id = id;
+    this.delay = delay;
+  }
+
+  fire(): void {
+    throw new Error("the queue itself never fires a timer");
+  }
+}
+
+/** A small deterministic pseudo-random generator (xorshift32). */
+function randomSource(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+}
+
+/** The model: every armed timer, sorted by (deadline, arming number) on demand. */
+function modelOrder(armed: Set<TestTimer>): TestTimer[] {
+  return [...armed].sort((a, b) => a.deadline - b.deadline || a.id - b.id);
+}
+
+interface Scenario {
+  seed: number;
+  timers: number;
+  delay: (random: () => number) => number;
+  /** Clock step between arming timers; negative steps break the Clock contract. */
+  step: (random: () => number) => number;
+  cancelShare: number;
+  /** Chance, after each timer armed, of popping what is due. */
+  drainShare: number;
+}
+
+/**
+ * Arms timers while the clock moves and some are cancelled, popping what is
+ * due now and then; then drains. Returns the ids in popping order and the
+ * ids the model says, in the same order.
+ */
+function runScenario(scenario: Scenario): { popped: number[]; expected: number[] } {
+  const random = randomSource(scenario.seed);
+  const queue = new TimerQueue();
+  const armed = new Set<TestTimer>();
+  const popped: number[] = [];
+  const expected: number[] = [];
+  let now = 0;
+  const drainDue = (): void => {
+    const due = modelOrder(armed).filter((timer) => timer.deadline <= now);
+    for (const timer of due) {
+      armed.delete(timer);
+      expected.push(timer.id);
+    }
+    for (let timer = queue.popDue(now); timer !== undefined; timer = queue.popDue(now)) {
+      popped.push((timer as TestTimer).id);
+    }
+  };
+  for (let id = 0; id < scenario.timers; id++) {
+    now += scenario.step(random);
+    const timer = new TestTimer(id, scenario.delay(random));
+    timer.deadline = now + timer.delay;
+    queue.push(timer);
+    armed.add(timer);
+    if (random() < scenario.cancelShare) {
+      const victims = [...armed];
+      const victim = victims[Math.floor(random() * victims.length)];
+      queue.remove(victim);
+      armed.delete(victim);
+    }
+    if (random() < scenario.drainShare) drainDue();
+    assertEquals(queue.size, armed.size);
+  }
+  // Nothing is armed from here on: the model's order is fixed.
+  for (const timer of modelOrder(armed)) {
+    assertEquals(queue.nextDeadline(), timer.deadline);
+    now = timer.deadline;
+    expected.push(timer.id);
+    popped.push((queue.popDue(now) as TestTimer).id);
+  }
+  assertEquals(queue.nextDeadline(), Infinity);
+  assertEquals(queue.size, 0);
+  return { popped, expected };
+}
+
+Deno.test("TimerQueue: a few delays in use fire in deadline order, ties in arming order", () => {
+  const { popped, expected } = runScenario({
+    seed: 1,
+    timers: 3000,
+    delay: (random) => [10, 250, 1000][Math.floor(random() * 3)],
+    step: (random) => (random() < 0.5 ? 0 : random() * 5),
+    cancelShare: 0,
+    drainShare: 0.05,
+  });
+  assertEquals(popped.length, 3000);
+  assertEquals(popped, expected);
+});
+
+Deno.test("TimerQueue: more distinct delays than it keeps lanes for still fire in order", () => {
+  const { popped, expected } = runScenario({
+    seed: 2,
+    timers: 8000,
+    // Whole milliseconds and a clock that often stands still: many ties,
+    // between lanes and among the timers that found no lane.
+    delay: (random) => Math.floor(random() * 6000),
+    step: (random) => (random() < 0.9 ? 0 : 1),
+    cancelShare: 0,
+    // All armed at once: more delays in use than MAX_LANES (4096).
+    drainShare: 0,
+  });
+  assertEquals(popped.length, 8000);
+  assertEquals(popped, expected);
+});
+
+Deno.test("TimerQueue: cancelled timers never come out, and compaction keeps the order", () => {
+  const { popped, expected } = runScenario({
+    seed: 3,
+    timers: 4000,
+    delay: (random) => (random() < 0.5 ? 100 : Math.floor(random() * 50)),
+    step: () => 0.5,
+    // More than half of the queue cancelled makes it compact several times.
+    cancelShare: 0.6,
+    drainShare: 0.05,
+  });
+  assertEquals(popped, expected);
+});
+
+Deno.test("TimerQueue: a clock that goes back does not break the order", () => {
+  const { popped, expected } = runScenario({
+    seed: 4,
+    timers: 2000,
+    delay: (random) => [5, 50][Math.floor(random() * 2)],
+    step: (random) => random() * 4 - 2,
+    cancelShare: 0.1,
+    drainShare: 0.05,
+  });
+  assertEquals(popped, expected);
+});
+
+Deno.test("TimerQueue: nextDeadline skips cancelled timers at the front", () => {
+  const queue = new TimerQueue();
+  const timers = [10, 10, 20].map((delay, id) => new TestTimer(id, delay));
+  for (const timer of timers) {
+    timer.deadline = timer.delay;
+    queue.push(timer);
+  }
+  queue.remove(timers[0]);
+  assertEquals(queue.nextDeadline(), 10);
+  queue.remove(timers[1]);
+  assertEquals(queue.nextDeadline(), 20);
+  assertEquals(queue.popDue(15), undefined);
+  assertEquals(queue.popDue(20), timers[2]);
+  assertEquals(timers[2].armed, false);
+  assertEquals(queue.size, 0);
+});
