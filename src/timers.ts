@@ -49,21 +49,32 @@ const INITIAL_CAPACITY = 64;
 const MAX_LANES = 4096;
 // Below this many cancelled entries a compaction is not worth its cost.
 const MIN_DEAD_FOR_COMPACTION = 64;
+// Up to this many queued timers, all go to the plain heap.
+const SMALL_QUEUE = 64;
 // A lane gives back the slots of fired timers once this many have piled up
 // at its front (and they are at least half the lane).
 const MIN_SPENT_FOR_SHIFT = 1024;
+// An emptied lane keeps up to this many slots for the next timers of its
+// delay (a periodic task re-arms as soon as it fires); a burst's go back.
+const MAX_IDLE_SLOTS = 16;
 
 /**
  * The timers armed with one delay, in arming order (which is deadline
- * order), from `head` on. Fired and dropped entries before `head` are
- * released in bulk.
+ * order), in slots `head` to `tail`. A lane that empties stays, idle, for
+ * the next timer of its delay, so that a periodic task does not open a
+ * lane every time it sleeps.
  */
 class Lane {
   readonly delay: number;
-  timers: Timer[] = [];
+  // Slots outside head…tail are null: a fired timer may hold a task and
+  // its result, which the queue must not keep alive.
+  timers: (Timer | null)[] = [];
   /** The arming order of each timer, to break ties between lanes. */
   orders: number[] = [];
   head = 0;
+  tail = 0;
+  /** Whether the lane is in the lane heap: whether it holds timers. */
+  queued = false;
   #lastDeadline = -Infinity;
 
   constructor(delay: number) {
@@ -71,12 +82,12 @@ class Lane {
   }
 
   get empty(): boolean {
-    return this.head === this.timers.length;
+    return this.head === this.tail;
   }
 
   /** The first timer, by which the lane is keyed. */
   get first(): Timer {
-    return this.timers[this.head];
+    return this.timers[this.head]!;
   }
 
   /** The first timer's arming order: the tie-breaker of the lane's key. */
@@ -91,22 +102,29 @@ class Lane {
   append(timer: Timer, order: number): boolean {
     if (timer.deadline < this.#lastDeadline) return false;
     this.#lastDeadline = timer.deadline;
-    this.timers.push(timer);
-    this.orders.push(order);
+    const tail = this.tail++;
+    if (tail === this.timers.length) {
+      this.timers.push(timer);
+      this.orders.push(order);
+    } else {
+      this.timers[tail] = timer;
+      this.orders[tail] = order;
+    }
     return true;
   }
 
   /** Removes and returns the first timer. */
   shift(): Timer {
-    const timer = this.timers[this.head];
-    this.head++;
+    const head = this.head;
+    const timer = this.timers[head]!;
+    this.timers[head] = null;
+    this.head = head + 1;
     if (this.empty) {
-      this.timers.length = 0;
-      this.orders.length = 0;
-      this.head = 0;
-    } else if (this.head >= MIN_SPENT_FOR_SHIFT && 2 * this.head >= this.timers.length) {
+      this.#reset();
+    } else if (this.head >= MIN_SPENT_FOR_SHIFT && 2 * this.head >= this.tail) {
       this.timers.splice(0, this.head);
       this.orders.splice(0, this.head);
+      this.tail -= this.head;
       this.head = 0;
     }
     return timer;
@@ -117,17 +135,35 @@ class Lane {
     const timers = this.timers;
     const orders = this.orders;
     let kept = 0;
-    for (let i = this.head; i < timers.length; i++) {
-      if (!timers[i].armed) continue;
-      timers[kept] = timers[i];
+    for (let i = this.head; i < this.tail; i++) {
+      const timer = timers[i]!;
+      if (!timer.armed) continue;
+      timers[kept] = timer;
       orders[kept] = orders[i];
       kept++;
     }
-    const dropped = timers.length - this.head - kept;
+    const dropped = this.tail - this.head - kept;
     timers.length = kept;
     orders.length = kept;
     this.head = 0;
+    this.tail = kept;
     return dropped;
+  }
+
+  /** Drops every timer. */
+  clear(): void {
+    for (let i = this.head; i < this.tail; i++) this.timers[i] = null;
+    this.#reset();
+  }
+
+  /** Starts over, empty, keeping a few slots for the next timers. */
+  #reset(): void {
+    this.head = 0;
+    this.tail = 0;
+    if (this.timers.length > MAX_IDLE_SLOTS) {
+      this.timers.length = 0;
+      this.orders.length = 0;
+    }
   }
 }
 
@@ -143,10 +179,6 @@ class KeyedHeap<T> {
   // (children of i: 4i+1 … 4i+4).
   readonly entries: T[] = [];
   #keys = new Float64Array(2 * INITIAL_CAPACITY);
-
-  get length(): number {
-    return this.entries.length;
-  }
 
   /** The top entry's deadline; the heap must not be empty. */
   get topDeadline(): number {
@@ -172,7 +204,20 @@ class KeyedHeap<T> {
     const last = entries.pop()!;
     if (lastIndex > 0) {
       this.#siftDown(0, last, this.#keys[2 * lastIndex], this.#keys[2 * lastIndex + 1]);
+    } else {
+      this.#shrink();
     }
+  }
+
+  /** Removes every entry. */
+  clear(): void {
+    const entries = this.entries;
+    // Setting an array's length is a runtime call in V8, dearer than the
+    // few pops that usually empty a heap cleared because all its timers
+    // were cancelled (one timeout whose body finished).
+    if (entries.length > 8) entries.length = 0;
+    else while (entries.length > 0) entries.pop();
+    this.#shrink();
   }
 
   /** Gives the top entry a new key that sorts no earlier than its old one. */
@@ -188,6 +233,7 @@ class KeyedHeap<T> {
       if (keep(entries[i])) this.#move(i, kept++);
     }
     entries.length = kept;
+    if (kept === 0) this.#shrink();
     for (let i = (kept - 2) >> 2; i >= 0; i--) {
       this.#siftDown(i, entries[i], this.#keys[2 * i], this.#keys[2 * i + 1]);
     }
@@ -242,16 +288,27 @@ class KeyedHeap<T> {
     keys.set(this.#keys);
     this.#keys = keys;
   }
+
+  /** Once empty, gives back the keys of a burst. */
+  #shrink(): void {
+    if (this.#keys.length > 2 * INITIAL_CAPACITY) {
+      this.#keys = new Float64Array(2 * INITIAL_CAPACITY);
+    }
+  }
 }
 
 /** The armed timers of one loop: lanes by delay, and a heap for the rest. */
 export class TimerQueue {
-  // Invariant: a lane is in #lanes and #laneHeap exactly while it holds
-  // entries (armed or cancelled), keyed by its first entry. A timer whose
-  // delay has no lane while MAX_LANES are open goes to #others instead.
+  // Invariant: the lanes that hold timers (armed or cancelled) are in
+  // #laneHeap, keyed by their first timer, and marked queued; the others
+  // are idle. Every lane is in #lanes, under its delay. A timer no lane can
+  // take is in #others.
   #lanes = new Map<number, Lane>();
   #laneHeap = new KeyedHeap<Lane>();
   #others = new KeyedHeap<Timer>();
+  // The lane last armed, found without a Map lookup when the next timer
+  // has the same delay (a task sleeping in a loop).
+  #lastLane: Lane | null = null;
   #nextOrder = 0;
   #entries = 0;
   // Cancelled timers still queued.
@@ -267,27 +324,43 @@ export class TimerQueue {
     this.#dropDeadFronts();
     const lanes = this.#laneHeap;
     const others = this.#others;
-    if (lanes.length === 0) return others.length === 0 ? Infinity : others.topDeadline;
-    if (others.length === 0) return lanes.topDeadline;
+    if (others.entries.length === 0) {
+      return lanes.entries.length === 0 ? Infinity : lanes.topDeadline;
+    }
+    if (lanes.entries.length === 0) return others.topDeadline;
     return Math.min(lanes.topDeadline, others.topDeadline);
   }
 
   /**
-   * Arms `timer`, whose `deadline` must be set. O(1) when its lane has
+   * Arms `timer`, whose `deadline` must be set. O(1) when its lane holds
    * timers already, else O(log n).
    */
   push(timer: Timer): void {
     timer.armed = true;
     this.#entries++;
     const order = this.#nextOrder++;
-    const lane = this.#lanes.get(timer.delay);
-    if (lane !== undefined && lane.append(timer, order)) return;
-    if (lane === undefined && this.#lanes.size < MAX_LANES) {
-      this.#openLane(timer, order);
+    if (this.#entries <= SMALL_QUEUE) {
+      // A few timers are cheapest in a plain heap, which stays in cache;
+      // lanes pay for their bookkeeping only once many are armed.
+      this.#others.push(timer, timer.deadline, order);
       return;
     }
-    // No lane can take it in order: too many delays are in use, or the
-    // clock went back (against the Clock contract).
+    const lane = this.#laneFor(timer.delay);
+    if (lane !== undefined) {
+      if (lane.append(timer, order)) {
+        if (!lane.queued) this.#queueLane(lane);
+        return;
+      }
+      // The clock went back (against the Clock contract): the lane cannot
+      // take this timer in order.
+    } else if (this.#hasRoomForLane()) {
+      const opened = new Lane(timer.delay);
+      opened.append(timer, order);
+      this.#lanes.set(opened.delay, opened);
+      this.#lastLane = opened;
+      this.#queueLane(opened);
+      return;
+    }
     this.#others.push(timer, timer.deadline, order);
   }
 
@@ -296,7 +369,13 @@ export class TimerQueue {
     if (!timer.armed) return;
     timer.armed = false;
     this.#dead++;
-    if (this.#dead >= MIN_DEAD_FOR_COMPACTION && this.#dead > this.#entries - this.#dead) {
+    if (this.#dead === this.#entries) {
+      // Every entry is cancelled: let go of them all now, not at their
+      // deadlines (a cancelled hour-long timeout holds its task).
+      this.#clear();
+    } else if (
+      this.#dead >= MIN_DEAD_FOR_COMPACTION && this.#dead > this.#entries - this.#dead
+    ) {
       this.#compact();
     }
   }
@@ -312,22 +391,27 @@ export class TimerQueue {
   #takeEarliestIfDue(now: number): Timer | undefined {
     const lanes = this.#laneHeap;
     const others = this.#others;
-    if (lanes.length > 0 && (others.length === 0 || lanes.topBefore(others))) {
-      return lanes.topDeadline > now ? undefined : this.#shiftLaneTop();
-    }
-    if (others.length === 0 || others.topDeadline > now) return undefined;
+    let fromLanes = lanes.entries.length > 0;
+    if (fromLanes && others.entries.length > 0) fromLanes = lanes.topBefore(others);
+    if (fromLanes) return lanes.topDeadline > now ? undefined : this.#shiftLaneTop();
+    if (others.entries.length === 0 || others.topDeadline > now) return undefined;
     return this.#popOthersTop();
   }
 
   /** Drops cancelled timers from the front of the lanes and the heap. */
   #dropDeadFronts(): void {
-    const lanes = this.#laneHeap;
-    while (lanes.length > 0 && !lanes.entries[0].first.armed) {
+    const lanes = this.#laneHeap.entries;
+    while (lanes.length > 0 && !lanes[0].first.armed) {
       this.#shiftLaneTop();
       this.#dead--;
     }
-    const others = this.#others;
-    while (others.length > 0 && !others.entries[0].armed) {
+    // Most programs never fill #others: skip it then.
+    if (this.#others.entries.length > 0) this.#dropDeadOthers();
+  }
+
+  #dropDeadOthers(): void {
+    const others = this.#others.entries;
+    while (others.length > 0 && !others[0].armed) {
       this.#popOthersTop();
       this.#dead--;
     }
@@ -340,7 +424,7 @@ export class TimerQueue {
     const timer = lane.shift();
     this.#entries--;
     if (lane.empty) {
-      this.#lanes.delete(lane.delay);
+      lane.queued = false;
       lanes.pop();
     } else {
       lanes.rekeyTop(lane.first.deadline, lane.firstOrder);
@@ -355,26 +439,65 @@ export class TimerQueue {
     return timer;
   }
 
-  #openLane(timer: Timer, order: number): void {
-    const lane = new Lane(timer.delay);
-    lane.append(timer, order);
-    this.#lanes.set(lane.delay, lane);
-    this.#laneHeap.push(lane, timer.deadline, order);
+  #laneFor(delay: number): Lane | undefined {
+    const last = this.#lastLane;
+    if (last !== null && last.delay === delay) return last;
+    const lane = this.#lanes.get(delay);
+    if (lane !== undefined) this.#lastLane = lane;
+    return lane;
   }
 
-  /** Drops every cancelled timer, and the lanes left empty. O(n). */
-  #compact(): void {
-    for (const lane of this.#laneHeap.entries) this.#entries -= lane.compact();
-    this.#laneHeap.filter((lane) => !lane.empty);
+  #queueLane(lane: Lane): void {
+    lane.queued = true;
+    this.#laneHeap.push(lane, lane.first.deadline, lane.firstOrder);
+  }
+
+  /**
+   * Whether a new delay may open a lane. When MAX_LANES are open, idle
+   * lanes are dropped, but only when they are at least half of them: each
+   * such pass is O(MAX_LANES) and makes room for MAX_LANES / 2 new delays.
+   */
+  #hasRoomForLane(): boolean {
+    if (this.#lanes.size < MAX_LANES) return true;
+    if (this.#lanes.size - this.#laneHeap.entries.length < MAX_LANES / 2) return false;
+    this.#dropIdleLanes();
+    return true;
+  }
+
+  #dropIdleLanes(): void {
+    this.#lastLane = null;
     for (const [delay, lane] of this.#lanes) {
-      if (lane.empty) this.#lanes.delete(delay);
+      if (!lane.queued) this.#lanes.delete(delay);
+    }
+  }
+
+  /** Drops every cancelled timer, and the idle lanes. O(n). */
+  #compact(): void {
+    const lanes = this.#laneHeap;
+    for (const lane of lanes.entries) {
+      this.#entries -= lane.compact();
+      if (lane.empty) lane.queued = false;
     }
     // A lane's first timer may have changed: key the lanes afresh.
-    const kept = this.#laneHeap.entries.splice(0);
-    for (const lane of kept) this.#laneHeap.push(lane, lane.first.deadline, lane.firstOrder);
-    const before = this.#others.length;
+    const kept = lanes.entries.filter((lane) => lane.queued);
+    lanes.clear();
+    for (const lane of kept) lanes.push(lane, lane.first.deadline, lane.firstOrder);
+    this.#dropIdleLanes();
+    const before = this.#others.entries.length;
     this.#others.filter((timer) => timer.armed);
-    this.#entries -= before - this.#others.length;
+    this.#entries -= before - this.#others.entries.length;
+    this.#dead = 0;
+  }
+
+  /** Drops every entry: all are cancelled. */
+  #clear(): void {
+    for (const lane of this.#laneHeap.entries) {
+      lane.clear();
+      lane.queued = false;
+    }
+    this.#laneHeap.clear();
+    this.#others.clear();
+    this.#entries = 0;
     this.#dead = 0;
   }
 }

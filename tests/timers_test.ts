@@ -167,3 +167,21 @@ Deno.test("TimerQueue: nextDeadline skips cancelled timers at the front", () => 
   assertEquals(timers[2].armed, false);
   assertEquals(queue.size, 0);
 });
+
+Deno.test("TimerQueue keeps no fired timer reachable, nor any when all are cancelled", async () => {
+  // Reachability needs the garbage collector on call: a process of its own.
+  const script = new URL("_timer_retention.ts", import.meta.url).pathname;
+  const command = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--v8-flags=--expose-gc", script],
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const { code, stdout, stderr } = await command.output();
+  assertEquals(code, 0, new TextDecoder().decode(stderr));
+  assertEquals(JSON.parse(new TextDecoder().decode(stdout)), {
+    size: 1000,
+    firedAlive: 0,
+    idleSize: 0,
+    cancelledAlive: 0,
+  });
+});
