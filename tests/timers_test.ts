@@ -185,3 +185,61 @@ Deno.test("TimerQueue keeps no fired timer reachable, nor any when all are cance
     cancelledAlive: 0,
   });
 });
+
+Deno.test("TimerQueue: one long-lived lane gives back its spent slots and keeps the order", () => {
+  const { popped, expected } = runScenario({
+    seed: 5,
+    timers: 6000,
+    // One delay, about a thousand timers armed at any time: the lane never
+    // empties, so it must shed the slots of fired timers as it goes.
+    delay: () => 100,
+    step: () => 0.1,
+    cancelShare: 0.05,
+    drainShare: 0.2,
+  });
+  assertEquals(popped, expected);
+});
+
+/** Arms `timers` at time `now`, pops them all, and checks the order. */
+function armAndDrain(queue: TimerQueue, timers: TestTimer[], now: number): void {
+  for (const timer of timers) {
+    timer.deadline = now + timer.delay;
+    queue.push(timer);
+  }
+  assertEquals(queue.size, timers.length);
+  const expected = modelOrder(new Set(timers)).map((timer) => timer.id);
+  const popped: number[] = [];
+  for (let timer = queue.popDue(Infinity); timer !== undefined; timer = queue.popDue(Infinity)) {
+    popped.push((timer as TestTimer).id);
+  }
+  assertEquals(popped, expected);
+  assertEquals(queue.size, 0);
+}
+
+Deno.test("TimerQueue: new delays find room again once the lanes of old ones are idle", () => {
+  const queue = new TimerQueue();
+  // More delays than MAX_LANES (4096), twice, all different: the second
+  // round opens lanes only after dropping the first round's idle ones.
+  for (let round = 0; round < 2; round++) {
+    const timers = Array.from(
+      { length: 4500 },
+      (_, i) => new TestTimer(round * 10_000 + i, round * 10_000 + (i * 7919) % 4500 + 1),
+    );
+    armAndDrain(queue, timers, round * 100_000);
+  }
+});
+
+Deno.test("TimerQueue: cancelling every timer empties it at once, lanes included", () => {
+  const queue = new TimerQueue();
+  const timers = Array.from({ length: 200 }, (_, i) => new TestTimer(i, 10 * (i % 3 + 1)));
+  for (const timer of timers) {
+    timer.deadline = timer.delay;
+    queue.push(timer);
+  }
+  for (const timer of timers) queue.remove(timer);
+  queue.remove(timers[0]);
+  assertEquals(queue.size, 0);
+  assertEquals(queue.nextDeadline(), Infinity);
+  // The lanes it emptied take new timers in order.
+  armAndDrain(queue, Array.from({ length: 200 }, (_, i) => new TestTimer(1000 + i, 10)), 50);
+});
