@@ -383,19 +383,18 @@ export class TimerQueue {
   /** Removes and returns the earliest timer if due at `now`, else `undefined`. */
   popDue(now: number): Timer | undefined {
     this.#dropDeadFronts();
-    const timer = this.#takeEarliestIfDue(now);
-    if (timer !== undefined) timer.armed = false;
-    return timer;
-  }
-
-  #takeEarliestIfDue(now: number): Timer | undefined {
     const lanes = this.#laneHeap;
     const others = this.#others;
-    let fromLanes = lanes.entries.length > 0;
-    if (fromLanes && others.entries.length > 0) fromLanes = lanes.topBefore(others);
-    if (fromLanes) return lanes.topDeadline > now ? undefined : this.#shiftLaneTop();
-    if (others.entries.length === 0 || others.topDeadline > now) return undefined;
-    return this.#popOthersTop();
+    let timer: Timer;
+    if (lanes.entries.length > 0 && (others.entries.length === 0 || lanes.topBefore(others))) {
+      if (lanes.topDeadline > now) return undefined;
+      timer = this.#shiftLaneTop();
+    } else {
+      if (others.entries.length === 0 || others.topDeadline > now) return undefined;
+      timer = this.#popOthersTop();
+    }
+    timer.armed = false;
+    return timer;
   }
 
   /** Drops cancelled timers from the front of the lanes and the heap. */
