@@ -147,6 +147,7 @@ class Lane {
     orders.length = kept;
     this.head = 0;
     this.tail = kept;
+    this.#lastDeadline = kept > 0 ? timers[kept - 1]!.deadline : -Infinity;
     return dropped;
   }
 
@@ -160,6 +161,8 @@ class Lane {
   #reset(): void {
     this.head = 0;
     this.tail = 0;
+    // An empty lane takes any deadline in order.
+    this.#lastDeadline = -Infinity;
     if (this.timers.length > MAX_IDLE_SLOTS) {
       this.timers.length = 0;
       this.orders.length = 0;
@@ -204,9 +207,9 @@ class KeyedHeap<T> {
     const last = entries.pop()!;
     if (lastIndex > 0) {
       this.#siftDown(0, last, this.#keys[2 * lastIndex], this.#keys[2 * lastIndex + 1]);
-    } else {
-      this.#shrink();
     }
+    const keys = this.#keys.length;
+    if (keys > 2 * INITIAL_CAPACITY && 8 * lastIndex <= keys) this.#shrink();
   }
 
   /** Removes every entry. */
@@ -233,7 +236,7 @@ class KeyedHeap<T> {
       if (keep(entries[i])) this.#move(i, kept++);
     }
     entries.length = kept;
-    if (kept === 0) this.#shrink();
+    this.#shrink();
     for (let i = (kept - 2) >> 2; i >= 0; i--) {
       this.#siftDown(i, entries[i], this.#keys[2 * i], this.#keys[2 * i + 1]);
     }
@@ -289,11 +292,21 @@ class KeyedHeap<T> {
     this.#keys = keys;
   }
 
-  /** Once empty, gives back the keys of a burst. */
+  /**
+   * Gives back the keys of a burst: halves them while a quarter or less is
+   * used (not half, so that a heap swinging around one size does not copy
+   * its keys back and forth).
+   */
   #shrink(): void {
-    if (this.#keys.length > 2 * INITIAL_CAPACITY) {
-      this.#keys = new Float64Array(2 * INITIAL_CAPACITY);
-    }
+    const used = 2 * this.entries.length;
+    let size = this.#keys.length;
+    while (size > 2 * INITIAL_CAPACITY && 4 * used <= size) size /= 2;
+    if (size < this.#keys.length) this.#keys = this.#keys.slice(0, size);
+  }
+
+  /** How many entries the keys have room for (for tests of shrinking). */
+  get capacity(): number {
+    return this.#keys.length / 2;
   }
 }
 
@@ -317,6 +330,19 @@ export class TimerQueue {
   /** How many timers are armed (cancelled ones are not counted). */
   get size(): number {
     return this.#entries - this.#dead;
+  }
+
+  /**
+   * What the queue holds on to: timers queued, cancelled ones included;
+   * room in both heaps' keys; lanes open (for tests of what is let go).
+   * @internal
+   */
+  get footprint(): { queued: number; heapCapacity: number; lanes: number } {
+    return {
+      queued: this.#entries,
+      heapCapacity: this.#laneHeap.capacity + this.#others.capacity,
+      lanes: this.#lanes.size,
+    };
   }
 
   /** The earliest live deadline, or `Infinity` when none. */
@@ -369,15 +395,10 @@ export class TimerQueue {
     if (!timer.armed) return;
     timer.armed = false;
     this.#dead++;
-    if (this.#dead === this.#entries) {
-      // Every entry is cancelled: let go of them all now, not at their
-      // deadlines (a cancelled hour-long timeout holds its task).
-      this.#clear();
-    } else if (
-      this.#dead >= MIN_DEAD_FOR_COMPACTION && this.#dead > this.#entries - this.#dead
-    ) {
-      this.#compact();
-    }
+    // Every entry cancelled: let go of them all now, not at their deadlines
+    // (a cancelled hour-long timeout holds its task). Else compact when the
+    // cancelled outnumber the live.
+    this.#shedDead();
   }
 
   /** Removes and returns the earliest timer if due at `now`, else `undefined`. */
@@ -394,7 +415,20 @@ export class TimerQueue {
       timer = this.#popOthersTop();
     }
     timer.armed = false;
+    // Firing shrinks the live count too: cancelled timers left behind
+    // must not outnumber the live ones any more than after a remove.
+    if (this.#dead > 0) this.#shedDead();
     return timer;
+  }
+
+  #shedDead(): void {
+    if (this.#dead === this.#entries) {
+      this.#clear();
+    } else if (
+      this.#dead >= MIN_DEAD_FOR_COMPACTION && this.#dead > this.#entries - this.#dead
+    ) {
+      this.#compact();
+    }
   }
 
   /** Drops cancelled timers from the front of the lanes and the heap. */

@@ -1,7 +1,7 @@
 // The timer queue against a plain model: whatever mix of delays, clock
 // steps and cancellations, timers come out in (deadline, arming order).
 
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { type Timer, TimerQueue } from "../src/timers.ts";
 
 /** A timer that records its arming number; the queue never calls fire here. */
@@ -242,4 +242,45 @@ Deno.test("TimerQueue: cancelling every timer empties it at once, lanes included
   assertEquals(queue.nextDeadline(), Infinity);
   // The lanes it emptied take new timers in order.
   armAndDrain(queue, Array.from({ length: 200 }, (_, i) => new TestTimer(1000 + i, 10)), 50);
+});
+
+Deno.test("TimerQueue gives back what a burst took once it has drained, while one timer stays", () => {
+  const queue = new TimerQueue();
+  const staying = new TestTimer(0, 1_000_000);
+  staying.deadline = staying.delay;
+  queue.push(staying);
+  // 100k timers with distinct delays: more than the lanes can take, so most
+  // go to the plain heap, whose keys grow to hold them.
+  const burst = Array.from({ length: 100_000 }, (_, i) => new TestTimer(i + 1, i + 1));
+  for (const timer of burst) {
+    timer.deadline = timer.delay;
+    queue.push(timer);
+  }
+  const peak = queue.footprint.heapCapacity;
+  assert(peak >= 90_000, `capacity ${peak} at the peak`);
+  for (let i = 0; i < burst.length; i++) assertEquals(queue.popDue(500_000), burst[i]);
+  assertEquals(queue.size, 1);
+  const after = queue.footprint.heapCapacity;
+  assert(after <= 4 * 64, `capacity ${after} after the burst drained, ${peak} at the peak`);
+  assertEquals(queue.popDue(1_000_000), staying);
+});
+
+Deno.test("TimerQueue drops cancelled timers once the fired ones leave them outnumbering the live", () => {
+  const queue = new TimerQueue();
+  // 100 short timers and 99 hour-long ones, of which all the long ones are
+  // cancelled: too few to compact while the short ones are armed.
+  const short = Array.from({ length: 100 }, (_, i) => new TestTimer(i, 10));
+  const long = Array.from({ length: 99 }, (_, i) => new TestTimer(100 + i, 3_600_000));
+  for (const timer of [...short, ...long]) {
+    timer.deadline = timer.delay;
+    queue.push(timer);
+  }
+  for (const timer of long) queue.remove(timer);
+  for (const timer of short.slice(0, 99)) assertEquals(queue.popDue(10), timer);
+  // One live timer is left: the 99 cancelled ones must be gone already, not
+  // held until their deadline an hour away.
+  assertEquals(queue.size, 1);
+  assertEquals(queue.footprint.queued, 1);
+  assertEquals(queue.popDue(10), short[99]);
+  assertEquals(queue.footprint.queued, 0);
 });
