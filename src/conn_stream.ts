@@ -77,6 +77,9 @@ export class ConnStream implements Stream {
   #writing: Promise<void> | null = null;
   #writeError: unknown = null;
   #writeNotify: (() => void) | null = null;
+  // The write in flight and how far it got.
+  #pending: Uint8Array | null = null;
+  #pendingOffset = 0;
   #closed = false;
 
   /**
@@ -210,13 +213,25 @@ export class ConnStream implements Stream {
 
   /** Writes `data` from `offset` on, continuing after partial writes. */
   #writeFrom(data: Uint8Array, offset: number): Promise<void> {
+    this.#pending = data;
+    this.#pendingOffset = offset;
     const rest = offset === 0 ? data : data.subarray(offset);
-    return this.conn.write(rest).then(
-      (n) =>
-        offset + n < data.length ? this.#writeFrom(data, offset + n) : this.#writeSettled(null),
-      (error) => this.#writeSettled(error),
-    );
+    // Handlers bound once per stream, not two closures per write.
+    return this.conn.write(rest).then(this.#onWritten, this.#onWriteError);
   }
+
+  #onWritten = (n: number): Promise<void> | void => {
+    const data = this.#pending!;
+    const offset = this.#pendingOffset + n;
+    if (offset < data.length) return this.#writeFrom(data, offset);
+    this.#pending = null;
+    this.#writeSettled(null);
+  };
+
+  #onWriteError = (error: unknown): void => {
+    this.#pending = null;
+    this.#writeSettled(error);
+  };
 
   #writeSettled(error: unknown): void {
     if (error !== null && !this.#closed) this.#writeError = error;

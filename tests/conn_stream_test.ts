@@ -11,7 +11,7 @@ import {
   cancel,
   close,
   connect,
-  type ConnStream,
+  ConnStream,
   gather,
   join,
   Loop,
@@ -387,4 +387,57 @@ Deno.test("Loop: runSync refuses to wait on a socket, naming what it waits for",
     // Let the pending accept settle once the listener closes.
     await Promise.resolve();
   });
+});
+
+/**
+ * A stand-in for a `Deno.Conn` whose writes take at most `maxPerWrite`
+ * bytes and whose write number `failAt` (counting from 1) rejects.
+ */
+function trickleConn(maxPerWrite: number, failAt = Infinity): {
+  conn: Deno.Conn;
+  written: number[];
+} {
+  const written: number[] = [];
+  let writes = 0;
+  const conn = {
+    write(data: Uint8Array): Promise<number> {
+      writes++;
+      if (writes === failAt) return Promise.reject(new Deno.errors.BrokenPipe("peer went away"));
+      const n = Math.min(maxPerWrite, data.length);
+      written.push(...data.subarray(0, n));
+      return Promise.resolve(n);
+    },
+    close(): void {},
+  } as unknown as Deno.Conn;
+  return { conn, written };
+}
+
+Deno.test("ConnStream: a write the connection takes a few bytes at a time is continued until all is out", async () => {
+  const { conn, written } = trickleConn(3);
+  const stream = new ConnStream(conn, { name: "trickle" });
+  const bytes = Uint8Array.from({ length: 20 }, (_, i) => i);
+  const count = await run(function* main() {
+    const first = yield* write(stream, bytes);
+    const second = yield* write(stream, "ok");
+    yield* close(stream);
+    return first + second;
+  });
+  assertEquals(count, 22);
+  assertEquals(written, [...bytes, ...new TextEncoder().encode("ok")]);
+});
+
+Deno.test("ConnStream: a write that fails part way throws the connection's error into the writer", async () => {
+  const { conn, written } = trickleConn(3, 2);
+  const stream = new ConnStream(conn, { name: "broken" });
+  const error = await assertRejects(() =>
+    run(function* main() {
+      try {
+        yield* write(stream, "0123456789");
+      } finally {
+        yield* close(stream);
+      }
+    })
+  );
+  assertInstanceOf(error, Deno.errors.BrokenPipe);
+  assertEquals(written.length, 3, "the first write went out, the second failed");
 });
