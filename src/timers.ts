@@ -10,14 +10,16 @@
  * use few distinct delays (a timeout per connection, a retry interval), so
  * that heap stays small and cache-resident; a single heap of all timers
  * would pay a cache miss at every level of each removal once it holds
- * thousands of timers. Timers that no lane can take in order (more than
- * MAX_LANES delays in use at once, or a clock that went back) go to one
- * heap of their own, as every timer did before; the earliest of the two
- * heaps' tops fires first.
+ * thousands of timers. A small queue (up to SMALL_QUEUE timers) needs no
+ * lanes, and timers that no lane can take in order (more than MAX_LANES
+ * delays in use at once, or a clock that went back) cannot have one: these
+ * go to a plain heap of timers. The earlier of the two heaps' tops fires
+ * first.
  *
  * Cancelling is lazy: a cancelled timer is marked and skipped when it
- * reaches the front of its lane. So that cancelled timers cannot pile up,
- * every lane is compacted whenever they outnumber the live ones; each
+ * reaches the front. So that cancelled timers cannot pile up, the queue is
+ * compacted whenever they outnumber the live ones (after a cancellation or
+ * a firing), and emptied at once when nothing live is left; each
  * compaction is O(n) and is paid for by the n/2 cancellations before it.
  *
  * @module
