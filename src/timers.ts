@@ -45,9 +45,9 @@ export interface Timer {
 }
 
 const INITIAL_CAPACITY = 64;
-// More delays in use at once than this, and timers with a delay that has
-// no lane yet go to one heap: a lane per timer would cost more than it
-// saves.
+// At most this many lanes are open (idle ones included); a timer whose
+// delay has none then goes to the plain heap. With that many delays in
+// use, most lanes would hold one timer and cost more than they save.
 const MAX_LANES = 4096;
 // Below this many cancelled entries a compaction is not worth its cost.
 const MIN_DEAD_FOR_COMPACTION = 64;
@@ -57,7 +57,8 @@ const SMALL_QUEUE = 64;
 // at its front (and they are at least half the lane).
 const MIN_SPENT_FOR_SHIFT = 1024;
 // An emptied lane keeps up to this many slots for the next timers of its
-// delay (a periodic task re-arms as soon as it fires); a burst's go back.
+// delay (a periodic task re-arms as soon as it fires); a burst's slots go
+// back.
 const MAX_IDLE_SLOTS = 16;
 
 /**
