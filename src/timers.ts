@@ -76,8 +76,6 @@ class Lane {
   orders: number[] = [];
   head = 0;
   tail = 0;
-  /** Whether the lane is in the lane heap: whether it holds timers. */
-  queued = false;
   #lastDeadline = -Infinity;
 
   constructor(delay: number) {
@@ -316,8 +314,7 @@ class KeyedHeap<T> {
 /** The armed timers of one loop: lanes by delay, and a heap for the rest. */
 export class TimerQueue {
   // Invariant: the lanes that hold timers (armed or cancelled) are in
-  // #laneHeap, keyed by their first timer, and marked queued; the others
-  // are idle. Every lane is in #lanes, under its delay. A timer no lane can
+  // #laneHeap, keyed by their first timer; the empty ones are idle. Every lane is in #lanes, under its delay. A timer no lane can
   // take is in #others.
   #lanes = new Map<number, Lane>();
   #laneHeap = new KeyedHeap<Lane>();
@@ -376,8 +373,9 @@ export class TimerQueue {
     }
     const lane = this.#laneFor(timer.delay);
     if (lane !== undefined) {
+      const idle = lane.empty;
       if (lane.append(timer, order)) {
-        if (!lane.queued) this.#queueLane(lane);
+        if (idle) this.#queueLane(lane);
         return;
       }
       // The clock went back (against the Clock contract): the lane cannot
@@ -460,7 +458,6 @@ export class TimerQueue {
     const timer = lane.shift();
     this.#entries--;
     if (lane.empty) {
-      lane.queued = false;
       lanes.pop();
     } else {
       lanes.rekeyTop(lane.first.deadline, lane.firstOrder);
@@ -484,7 +481,6 @@ export class TimerQueue {
   }
 
   #queueLane(lane: Lane): void {
-    lane.queued = true;
     this.#laneHeap.push(lane, lane.first.deadline, lane.firstOrder);
   }
 
@@ -503,19 +499,16 @@ export class TimerQueue {
   #dropIdleLanes(): void {
     this.#lastLane = null;
     for (const [delay, lane] of this.#lanes) {
-      if (!lane.queued) this.#lanes.delete(delay);
+      if (lane.empty) this.#lanes.delete(delay);
     }
   }
 
   /** Drops every cancelled timer, and the idle lanes. O(n). */
   #compact(): void {
     const lanes = this.#laneHeap;
-    for (const lane of lanes.entries) {
-      this.#entries -= lane.compact();
-      if (lane.empty) lane.queued = false;
-    }
+    for (const lane of lanes.entries) this.#entries -= lane.compact();
     // A lane's first timer may have changed: key the lanes afresh.
-    const kept = lanes.entries.filter((lane) => lane.queued);
+    const kept = lanes.entries.filter((lane) => !lane.empty);
     lanes.clear();
     for (const lane of kept) lanes.push(lane, lane.first.deadline, lane.firstOrder);
     this.#dropIdleLanes();
@@ -527,10 +520,7 @@ export class TimerQueue {
 
   /** Drops every entry: all are cancelled. */
   #clear(): void {
-    for (const lane of this.#laneHeap.entries) {
-      lane.clear();
-      lane.queued = false;
-    }
+    for (const lane of this.#laneHeap.entries) lane.clear();
     this.#laneHeap.clear();
     this.#others.clear();
     this.#entries = 0;
