@@ -8,7 +8,7 @@
 import { describeValue, isThenable } from "./_body.ts";
 import { InvalidInstructionError } from "./errors.ts";
 import { Instruction } from "./instruction.ts";
-import type { Task } from "./task.ts";
+import { Task } from "./task.ts";
 
 /** Builds the error thrown into `task` for yielding `yielded`. */
 export function invalidInstructionError(
@@ -52,4 +52,16 @@ function isOperation(value: unknown): boolean {
 
 function isGenerator(value: unknown): boolean {
   return Object.prototype.toString.call(value) === "[object Generator]";
+}
+
+/**
+ * Throws a TypeError unless `value` is a Task. `join(op)` and `cancel(op)`
+ * on anything else would otherwise fail far from the slip, or wait forever.
+ */
+export function checkTask(value: unknown, where: string): asserts value is Task<unknown> {
+  if (value instanceof Task) return;
+  const hint = value instanceof Instruction || isOperation(value)
+    ? "; did you forget `yield*` before `spawn(...)`? `yield* spawn(body)` evaluates to the Task"
+    : "; pass the Task that `yield* spawn(body)` returned";
+  throw new TypeError(`${where} expected a Task, but got ${describeValue(value)}${hint}`);
 }

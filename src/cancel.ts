@@ -4,6 +4,7 @@
  * @module
  */
 
+import { checkTask } from "./_invalid.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { Task, TaskObserver } from "./task.ts";
@@ -85,5 +86,6 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
  * ```
  */
 export function cancel(task: Task<unknown>, reason?: unknown): Operation<void> {
+  checkTask(task, "cancel()");
   return new CancelInstruction(task, reason);
 }

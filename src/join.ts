@@ -4,6 +4,7 @@
  * @module
  */
 
+import { checkTask } from "./_invalid.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import { canFinishInStep, loopOf, running, type Task, type TaskObserver } from "./task.ts";
@@ -126,5 +127,6 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
  * ```
  */
 export function join<T>(task: Task<T>): Operation<T> {
+  checkTask(task, "join()");
   return new JoinInstruction(task);
 }

@@ -595,6 +595,38 @@ Deno.test("join() of yourself is a clear error thrown into the task, which goes 
   assertEquals(result.others, "bystander ok");
 });
 
+Deno.test("join() and cancel() of something that is not a Task: a TypeError at the call, with the likely slip", () => {
+  function* worker(): Operation<number> {
+    yield* sleep(5);
+    return 1;
+  }
+  const result = virtualLoop().runSync(function* main() {
+    // The slip: `spawn(worker)` without `yield*` is the operation, not the Task.
+    const forgot = spawn(worker) as unknown as Task<number>;
+    return [
+      yield* caught(() => join(forgot)),
+      yield* caught(() => cancel(forgot)),
+      yield* caught(() => join(undefined as unknown as Task<number>)),
+      yield* caught(() => cancel(null as unknown as Task<number>)),
+    ];
+  });
+  const [joinOp, cancelOp, joinUndefined, cancelNull] = result.map((error) => {
+    assertInstanceOf(error, TypeError);
+    return error;
+  });
+  assertEquals(
+    joinOp.message,
+    "join() expected a Task, but got an object of class SpawnInstruction; did you forget `yield*` before `spawn(...)`? `yield* spawn(body)` evaluates to the Task",
+  );
+  assertStringIncludes(cancelOp.message, "cancel() expected a Task");
+  assertStringIncludes(cancelOp.message, "did you forget `yield*`");
+  assertEquals(
+    joinUndefined.message,
+    "join() expected a Task, but got undefined; pass the Task that `yield* spawn(body)` returned",
+  );
+  assertStringIncludes(cancelNull.message, "cancel() expected a Task, but got null");
+});
+
 Deno.test("join() of a task of another Loop is a clear error; both loops stay usable", () => {
   const otherLoop = new Loop();
   const foreign = otherLoop.spawn(function* foreign() {
