@@ -610,9 +610,13 @@ export class Loop {
     }
     const cancelError = this.#cancelled.size > 0 ? this.#cancelled.get(task) : undefined;
     if (!threw && cancelError !== undefined) {
-      this.#warn(
-        `Task "${task.name}" caught its CancelledError and returned normally; it is reported as cancelled and its result is discarded. Re-throw CancelledError after cleanup.`,
-      );
+      // A task that cancelled itself (or stopped the loop) and returned before
+      // its next yield* never saw the error: there is nothing to scold.
+      if (!isUndelivered(task, cancelError)) {
+        this.#warn(
+          `Task "${task.name}" caught its CancelledError and returned normally; it is reported as cancelled and its result is discarded. Re-throw CancelledError after cleanup.`,
+        );
+      }
       threw = true;
       value = cancelError;
     }
@@ -844,6 +848,12 @@ export class Loop {
 }
 
 /** Resumes `task` with `error` thrown at its `yield*`. */
+/** Whether `error` still waits in `task`'s slot, never thrown into its body. */
+function isUndelivered(task: Task<unknown>, error: unknown): boolean {
+  const slot = task._slot;
+  return slot instanceof Thrown && slot.error === error;
+}
+
 function throwInto(
   task: Task<unknown>,
   error: unknown,

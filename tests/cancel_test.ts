@@ -580,6 +580,30 @@ Deno.test("LoopOptions.onWarning: not called when the task re-throws CancelledEr
   assertEquals(warnings, []);
 });
 
+Deno.test("LoopOptions.onWarning: not called for a task that cancels itself and returns before its next yield*", () => {
+  const warnings: string[] = [];
+  const loop = virtualLoop({ onWarning: (message) => warnings.push(message) });
+  const outcome = loop.runSync(function* main() {
+    const quitter = yield* spawn(function* quitter(): Operation<string> {
+      const me = yield* currentTask();
+      me.cancel("done early");
+      return "bye"; // it never saw the CancelledError
+    });
+    return yield* joinError(quitter);
+  });
+  assertInstanceOf(outcome, CancelledError);
+  assertEquals(outcome.reason, "done early");
+  assertThrows(
+    () =>
+      loop.runSync(function* main() {
+        loop.stop("user typed quit");
+        return "bye";
+      }),
+    CancelledError,
+  );
+  assertEquals(warnings, []);
+});
+
 Deno.test("LoopOptions.onWarning: a task that swallows cancellation and throws something else fails with it", () => {
   const warnings: string[] = [];
   const loop = virtualLoop({ onWarning: (message) => warnings.push(message) });
