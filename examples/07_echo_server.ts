@@ -28,6 +28,19 @@ export interface EchoStats {
   connections: number;
   /** Bytes echoed back. */
   bytes: number;
+  /** Connections that ended with a network error (the client vanished). */
+  lost: number;
+}
+
+/**
+ * Whether `error` says the peer went away (a reset, a broken pipe). Such an
+ * error ends that one connection; anything else is a bug worth failing for.
+ */
+function isConnectionLost(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.ConnectionAborted ||
+    error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.UnexpectedEof;
 }
 
 /** Echoes everything read from `stream` back to it until end of stream. */
@@ -42,6 +55,11 @@ export function* echoConnection(stream: ConnStream, stats: EchoStats): Operation
       yield* write(stream, buffer.subarray(0, n));
       stats.bytes += n;
     }
+  } catch (error) {
+    // Unjoined, a failing connection task would fail the server with it:
+    // one rude client must not take the others down.
+    if (!isConnectionLost(error)) throw error;
+    stats.lost++;
   } finally {
     yield* close(stream);
   }
@@ -64,7 +82,7 @@ if (import.meta.main) {
   const port = Number(Deno.args[0] ?? 8007);
   const listener = Deno.listen({ hostname: "127.0.0.1", port });
   console.log(`echo server listening on 127.0.0.1:${listener.addr.port} (Ctrl-C stops it)`);
-  const stats: EchoStats = { connections: 0, bytes: 0 };
+  const stats: EchoStats = { connections: 0, bytes: 0, lost: 0 };
   const loop = new Loop();
   // Ctrl-C cancels the server task; its connection tasks close their sockets.
   Deno.addSignalListener("SIGINT", () => loop.stop("SIGINT"));
@@ -75,6 +93,8 @@ if (import.meta.main) {
   } finally {
     listener.close();
   }
-  console.log(`stopped after ${stats.connections} connections, ${stats.bytes} bytes echoed`);
+  console.log(
+    `stopped after ${stats.connections} connections (${stats.lost} lost), ${stats.bytes} bytes echoed`,
+  );
   Deno.exit(0);
 }

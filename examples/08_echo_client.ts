@@ -102,7 +102,7 @@ export function* demo(
   clients: number,
   messages: number,
 ): Operation<{ client: ClientStats; server: EchoStats }> {
-  const server: EchoStats = { connections: 0, bytes: 0 };
+  const server: EchoStats = { connections: 0, bytes: 0, lost: 0 };
   const serving = yield* spawn(echoServer(listener, server), { name: "echo server" });
   const client = yield* echoClients({ port: listener.addr.port, clients, messages });
   serving.cancel("the clients are done");

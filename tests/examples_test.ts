@@ -127,3 +127,41 @@ Deno.test("examples/08_echo_client.ts --with-server: the demo verifies every byt
   assertMatch(output, /messages {9}10000 \(every byte checked\)/);
   assertMatch(output, /round trips\/s {4}[\d,]+/);
 });
+
+Deno.test("examples/07_echo_server.ts: a client that resets its connection ends only that connection", async () => {
+  const { echoServer } = await import("../examples/07_echo_server.ts");
+  const { CancelledError, Loop } = await import("../mod.ts");
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  const stats = { connections: 0, bytes: 0, lost: 0 };
+  const loop = new Loop();
+  let ended = false;
+  const serving = loop.runUntilComplete(echoServer(listener, stats))
+    .catch((error) => error)
+    .finally(() => ended = true);
+  let polite: Deno.Conn | undefined;
+  try {
+    // Sends more than it ever reads, then closes with the echo unread: the
+    // kernel answers the server's further writes with a reset.
+    const rude = await Deno.connect({ hostname: "127.0.0.1", port });
+    for (let i = 0; i < 4; i++) await rude.write(new Uint8Array(256 * 1024));
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    rude.close();
+    while (!ended && stats.lost === 0 && stats.bytes < 1024 * 1024) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    polite = await Deno.connect({ hostname: "127.0.0.1", port });
+    await polite.write(new TextEncoder().encode("still serving"));
+    const reply = new Uint8Array(64);
+    // A server that failed would leave this client unanswered: race them.
+    const n = await Promise.race([polite.read(reply), serving.then(() => -1)]);
+    assertEquals(new TextDecoder().decode(reply.subarray(0, n ?? 0)), "still serving");
+  } finally {
+    polite?.close();
+    loop.stop("test over");
+    assert((await serving) instanceof CancelledError, "the server ended only when stopped");
+    listener.close();
+  }
+  assertEquals(stats.connections, 2);
+  assertEquals(stats.lost, 1, "the reset connection was counted as lost");
+});
