@@ -84,7 +84,11 @@ class Closing extends Instruction {
   perform(): void {}
 
   describe(): string {
-    return "its children to finish their cleanup";
+    const waiting = "its children to finish their cleanup";
+    // The error that started the shutdown is what a reader of a deadlock
+    // report needs most.
+    if (!this.threw || this.outcome instanceof CancelledError) return waiting;
+    return `${waiting} (its body threw ${describeError(this.outcome)})`;
   }
 }
 
@@ -248,7 +252,9 @@ export class Loop {
    * @returns Its return value.
    * @throws Its error; `DeadlockError` when nothing can make progress. Before
    * a run rejects for a reason of the loop's own (deadlock, stall), its main
-   * task is cancelled and the cleanup that can run does.
+   * task is cancelled and the cleanup that can run does. If the run was
+   * already failing then (the body threw, and a cleanup hung), that error is
+   * the rejection's `cause`.
    */
   async runUntilComplete<T>(body: TaskBody<T>): Promise<T> {
     const main = this.#startRun(body);
@@ -257,7 +263,7 @@ export class Loop {
         await this.#drive(main);
       } catch (error) {
         await this.#unwind(main);
-        throw error;
+        throw this.#withRunErrors(error, main);
       }
       return this.#outcome(main) as T;
     } finally {
@@ -272,7 +278,9 @@ export class Loop {
    * @param body The main task's body.
    * @returns Its return value.
    * @throws Its error; `DeadlockError`; or an `Error` naming what the
-   * program waits for when it would have to wait for real time or I/O.
+   * program waits for when it would have to wait for real time or I/O. As
+   * with `runUntilComplete`, an error the run was already failing with is
+   * the `cause` of the last two.
    */
   runSync<T>(body: TaskBody<T>): T {
     const main = this.#startRun(body);
@@ -281,7 +289,7 @@ export class Loop {
         this.#driveSync(main);
       } catch (error) {
         this.#unwindSync(main);
-        throw error;
+        throw this.#withRunErrors(error, main);
       }
       return this.#outcome(main) as T;
     } finally {
@@ -510,6 +518,33 @@ export class Loop {
   /** Whether something outside the loop (a socket, a Promise) may wake a task. */
   #hasOutside(): boolean {
     return this.#pendingCalls > 0 || this.selector.watching;
+  }
+
+  /**
+   * The run failed for a reason of the loop's own (deadlock, stall, a wait
+   * runSync cannot do), maybe while it was already failing: main's body had
+   * thrown, or unjoined root tasks had failed. Those errors caused the
+   * situation; they become the loop error's `cause` rather than vanish.
+   */
+  #withRunErrors(error: unknown, main: Task<unknown>): unknown {
+    const errors = this.#orphanErrors;
+    this.#orphanErrors = [];
+    const own = main._slot instanceof Closing
+      ? (main._slot.threw ? main._slot.outcome : undefined)
+      : (main.state === "failed" ? main._slot : undefined);
+    if (own !== undefined && !(own instanceof CancelledError)) errors.unshift(own);
+    if (errors.length === 0) return error;
+    const cause = errors.length === 1 ? errors[0] : new AggregateError(
+      errors,
+      `The run was already failing with ${errors.length} errors: ${
+        errors.map(describeError).join("; ")
+      }`,
+    );
+    if (error instanceof Error && error.cause === undefined) {
+      error.cause = cause;
+      return error;
+    }
+    return new AggregateError([error, ...errors], `The run failed: ${describeError(error)}`);
   }
 
   #outcome(main: Task<unknown>): unknown {

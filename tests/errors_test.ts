@@ -22,6 +22,7 @@ import {
   InvalidInstructionError,
   join,
   Loop,
+  type LoopOptions,
   type Operation,
   race,
   run,
@@ -36,8 +37,8 @@ import {
   yieldNow,
 } from "../mod.ts";
 
-function virtualLoop(): Loop {
-  return new Loop({ clock: new VirtualClock() });
+function virtualLoop(options: LoopOptions = {}): Loop {
+  return new Loop({ clock: new VirtualClock(), ...options });
 }
 
 /** Runs `turns` turns, then records that it finished: proof the loop went on. */
@@ -786,6 +787,82 @@ Deno.test("DeadlockError: a cleanup that blocks again still ends the run with th
   );
   assertStringIncludes(error.message, 'task "main" waits for nothing');
   assertEquals(loop.running, false);
+});
+
+/** Spawns a child whose cleanup never ends, then fails with `error`. */
+function* failWhileACleanupHangs(error: Error): Operation<never> {
+  yield* spawn(function* holder() {
+    try {
+      yield* suspend();
+    } finally {
+      yield* suspend(); // a stuck close, say
+    }
+  });
+  yield* yieldNow();
+  throw error;
+}
+
+Deno.test("DeadlockError: the error that started the shutdown is its cause and is named in its message", async () => {
+  const boom = new Error("boom: the real cause");
+  const sync = assertThrows(
+    () => virtualLoop().runSync(failWhileACleanupHangs(boom)),
+    DeadlockError,
+  );
+  const async = await assertRejects(
+    () => virtualLoop().runUntilComplete(failWhileACleanupHangs(boom)),
+    DeadlockError,
+  );
+  for (const error of [sync, async]) {
+    assertStrictEquals(error.cause, boom);
+    assertStringIncludes(
+      error.message,
+      "waits for its children to finish their cleanup (its body threw Error: boom: the real cause)",
+    );
+  }
+});
+
+Deno.test("runSync() refusing to wait for real time keeps the body's error as its cause", () => {
+  const boom = new Error("boom: the real cause");
+  const error = assertThrows(() =>
+    new Loop().runSync(function* main() {
+      yield* spawn(function* lingering() {
+        try {
+          yield* suspend();
+        } finally {
+          yield* sleep(5); // a graceful close with a linger
+        }
+      });
+      yield* yieldNow();
+      throw boom;
+    }), Error);
+  assertMatch(error.message, /^Cannot finish with runSync\(\)/);
+  assertStrictEquals(error.cause, boom);
+});
+
+Deno.test("DeadlockError: an error the run was already carrying (a throwing warning hook) is its cause", () => {
+  const hookError = new Error("the hook failed");
+  const loop = virtualLoop({
+    onWarning: () => {
+      throw hookError;
+    },
+  });
+  const error = assertThrows(
+    () =>
+      loop.runSync(function* main() {
+        const stubborn = yield* spawn(function* stubborn() {
+          try {
+            yield* suspend();
+          } catch {
+            return "swallowed"; // warned about: the hook throws
+          }
+        });
+        yield* yieldNow();
+        yield* cancel(stubborn);
+        yield* suspend();
+      }),
+    DeadlockError,
+  );
+  assertStrictEquals(error.cause, hookError);
 });
 
 Deno.test("DeadlockError: a cancelled task that keeps waiting is listed as cancelled, still running", () => {
