@@ -89,6 +89,10 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
       if (!child.settled) removeObserver(child, this);
     }
     this.cancelUnsettled(loop, "the waiting task was interrupted");
+    // Failures the group recorded but would only have delivered at its end.
+    for (const failed of this.undelivered()) {
+      loop._reportFailure(failed, `before its ${this.#where}'s waiting task was interrupted`);
+    }
   }
 
   /** Cancels every child that has not settled. */
@@ -96,6 +100,14 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     for (const child of this.tasks) {
       if (!child.settled) loop._cancel(child, reason);
     }
+  }
+
+  /**
+   * Children that failed and whose error the group holds for its outcome
+   * (or reports after it): nobody will see them once the waiter is gone.
+   */
+  protected undelivered(): Task<unknown>[] {
+    return this.lateFailures;
   }
 
   /** Records a settled child (index in input order). */

@@ -30,6 +30,13 @@ class GatherInstruction<T> extends GroupInstruction<T[]> {
     }
   }
 
+  protected override undelivered(): Task<unknown>[] {
+    const failedFirst = this.tasks.find((task) =>
+      task.state === "failed" && task._slot === this.#error
+    );
+    return failedFirst === undefined ? this.lateFailures : [failedFirst, ...this.lateFailures];
+  }
+
   protected finish(waiter: Task<unknown>, loop: Loop): void {
     if (this.#error !== NO_ERROR) loop._enqueueThrow(waiter, this.#error);
     else loop._enqueue(waiter, this.#results);

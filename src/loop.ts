@@ -738,8 +738,11 @@ export class Loop {
       case "waiting": {
         const wait = task._slot as Instruction;
         if (wait instanceof Closing) return;
-        wait.undo(task, this);
+        // Queued with its error first: a failure the undo reports to this
+        // task (a group's child) then waits for its next yield*, instead of
+        // being overwritten by the error queued here.
         this._enqueueThrow(task, error);
+        wait.undo(task, this);
         return;
       }
       default:

@@ -26,6 +26,11 @@ class RaceInstruction<T> extends GroupInstruction<T> {
     this.cancelUnsettled(loop, `task "${child.name}" won the race`);
   }
 
+  protected override undelivered(): Task<unknown>[] {
+    const winner = this.#winner;
+    return winner?.state === "failed" ? [winner, ...this.lateFailures] : this.lateFailures;
+  }
+
   protected finish(waiter: Task<unknown>, loop: Loop): void {
     resumeWithOutcome(loop, waiter, this.#winner!);
   }

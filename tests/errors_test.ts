@@ -290,6 +290,40 @@ Deno.test("TaskFailedError: a child whose cleanup fails after its gather was int
   assertEquals(loop.time(), 11);
 });
 
+for (const group of [gather, race]) {
+  Deno.test(`TaskFailedError: a ${group.name}() child that failed before the waiting task was interrupted is reported`, () => {
+    const loop = virtualLoop();
+    const error = loop.runSync(function* main() {
+      const grouping = yield* spawn(function* grouper() {
+        yield* group([
+          function* failing(): Operation<never> {
+            yield* sleep(5);
+            throw new Error("boom: child failed");
+          },
+          function* slowCleanup(): Operation<void> {
+            try {
+              yield* sleep(1_000);
+            } finally {
+              yield* sleep(10); // the group waits for this until t=15
+            }
+          },
+        ]);
+      });
+      yield* sleep(7); // "failing" failed at t=5: the group holds its error
+      grouping.cancel("shutting down");
+      return yield* caught(() => join(grouping));
+    });
+    // Not dropped with the abandoned group: reported to the grouping task.
+    assertInstanceOf(error, TaskFailedError);
+    assertEquals(error.taskName, "failing");
+    assertStringIncludes(
+      error.message,
+      `before its ${group.name}()'s waiting task was interrupted`,
+    );
+    assertStringIncludes(error.message, "boom: child failed");
+  });
+}
+
 Deno.test("TaskFailedError: a body whose cleanup fails after its timeout's waiter was interrupted is reported", () => {
   const loop = virtualLoop();
   const error = loop.runSync(function* main() {
