@@ -16,6 +16,9 @@ class CallInstruction<T> extends Instruction<T> {
   readonly #disposeLate: ((value: T) => void) | undefined;
   #waiter: Task<unknown> | null = null;
   #loop: Loop | null = null;
+  // A disposable value handed to the waiter but not yet taken: if the waiter
+  // is cancelled while queued with it, it is released rather than leaked.
+  #handedOver: { value: T } | null = null;
 
   constructor(fn: () => T | PromiseLike<T>, disposeLate?: (value: T) => void) {
     super();
@@ -61,8 +64,28 @@ class CallInstruction<T> extends Instruction<T> {
     this.#waiter = null;
     const loop = this.#loop!;
     if (failed) loop._enqueueThrow(waiter, outcome);
-    else loop._enqueue(waiter, outcome);
+    else {
+      if (this.#disposeLate !== undefined) this.#handedOver = { value: outcome as T };
+      loop._enqueue(waiter, outcome);
+    }
     loop._callEnded();
+  }
+
+  override next(resumeValue?: unknown): IteratorResult<Instruction, T> {
+    // Resumed with the value: the task owns it now.
+    if (this.value === this) this.#handedOver = null;
+    return super.next(resumeValue);
+  }
+
+  override throw(error: unknown): IteratorResult<Instruction, T> {
+    // Resumed with an error although the value had arrived (the task was
+    // cancelled while queued with it): nobody else will ever release it.
+    const handedOver = this.#handedOver;
+    if (handedOver !== null) {
+      this.#handedOver = null;
+      this.#disposeLate!(handedOver.value);
+    }
+    return super.throw(error);
   }
 
   override undo(_task: Task<unknown>, loop: Loop): void {

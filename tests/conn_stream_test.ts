@@ -338,6 +338,29 @@ Deno.test("connect() to a closed port throws ConnectionRefused into the task", a
   assertInstanceOf(error, Deno.errors.ConnectionRefused);
 });
 
+Deno.test("connect(): a task cancelled after its connection arrived, before it ran, leaks no connection", async () => {
+  // The sanitizer is the assertion: an unclosed connection fails this test.
+  const accepted = await withListener(async (listener) => {
+    const accepting = listener.accept();
+    const state = await run(function* main() {
+      const connector = yield* spawn(function* connector() {
+        const stream = yield* connect({ hostname: HOST, port: listener.addr.port });
+        yield* close(stream); // not reached: cancelled before it resumes
+      });
+      yield* yieldNow(); // the connector starts and waits in connect()
+      // Wait until the connection arrived and the connector is queued with it.
+      while (connector.state === "waiting") yield* yieldNow();
+      const queued = connector.state;
+      connector.cancel("not needed after all");
+      yield* cancel(connector);
+      return queued;
+    });
+    assertEquals(state, "ready");
+    return await accepting;
+  });
+  accepted.close();
+});
+
 Deno.test("ConnStream: large writes complete fully in both directions at once", async () => {
   const size = 8 * 1024 * 1024;
   const payload = new Uint8Array(size).map((_, i) => i * 7);
