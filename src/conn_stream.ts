@@ -242,7 +242,8 @@ export class ConnStream implements Stream {
   }
 }
 
-function describeAddr(addr: Deno.Addr): string {
+/** "host:port" or the socket path, for names and messages. */
+export function describeAddr(addr: Deno.Addr): string {
   if (addr.transport === "tcp" || addr.transport === "udp") {
     return `${addr.hostname}:${addr.port}`;
   }

@@ -1,0 +1,202 @@
+// Regression tests for the I/O review: accept() and its listener, connect(),
+// cancelled writes, and bad arguments to write() and ConnStream.
+import {
+  assertEquals,
+  assertInstanceOf,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
+import {
+  accept,
+  CancelledError,
+  close,
+  connect,
+  join,
+  Loop,
+  type Operation,
+  read,
+  run,
+  sleep,
+  spawn,
+  timeout,
+  TimeoutError,
+  write,
+} from "../mod.ts";
+
+const HOST = "127.0.0.1";
+const decode = (bytes: Uint8Array | null): string | null =>
+  bytes === null ? null : new TextDecoder().decode(bytes);
+
+/**
+ * Runs `body` with a fresh listener on 127.0.0.1. The tests close it with
+ * `close(listener)`; this closes it too if a test failed before that, so a
+ * failure is reported rather than left waiting on the listener.
+ */
+async function withListener<T>(body: (listener: Deno.TcpListener) => Promise<T>): Promise<T> {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  try {
+    return await body(listener);
+  } finally {
+    try {
+      listener.close();
+    } catch {
+      // Closed by the test already.
+    }
+  }
+}
+
+/**
+ * Only bounds a hang, so that a dropped client fails the test instead of
+ * stalling it; nothing waits this long when the code works.
+ */
+const GUARD_MS = 5_000;
+
+/** Whether `operation` throws a TimeoutError within `ms`. */
+function* timesOut(ms: number, operation: Operation<unknown>): Operation<boolean> {
+  try {
+    yield* timeout(ms, operation);
+    return false;
+  } catch (error) {
+    if (error instanceof TimeoutError) return true;
+    throw error;
+  }
+}
+
+Deno.test("accept(): after an accept() cancelled by timeout(), the next accept() gets the next client", async () => {
+  const [timedOut, greeting] = await withListener((listener) =>
+    run(function* main() {
+      // No client exists yet: this accept() is cancelled for sure.
+      const timedOut = yield* timesOut(10, accept(listener));
+      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+      const server = yield* timeout(GUARD_MS, accept(listener));
+      yield* write(server, "hello");
+      const greeting = decode(yield* read(client));
+      yield* close(server);
+      yield* close(client);
+      yield* close(listener);
+      return [timedOut, greeting];
+    })
+  );
+  assertEquals([timedOut, greeting], [true, "hello"]);
+});
+
+Deno.test("accept(): a client that connects while nobody accepts is kept for the next accept()", async () => {
+  const received = await withListener((listener) =>
+    run(function* main() {
+      yield* timesOut(10, accept(listener));
+      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+      yield* write(client, "early");
+      // Gives the host's pending accept time to bring the connection in
+      // while no task accepts; the next accept() must get it either way.
+      yield* sleep(20);
+      const server = yield* timeout(GUARD_MS, accept(listener));
+      const received = decode(yield* read(server));
+      yield* close(server);
+      yield* close(client);
+      yield* close(listener);
+      return received;
+    })
+  );
+  assertEquals(received, "early");
+});
+
+Deno.test("accept(): a server stopped while it accepts can accept again on the same listener in a new run", async () => {
+  const greeting = await withListener(async (listener) => {
+    const first = new Loop();
+    const stopped = first.runUntilComplete(function* server() {
+      yield* accept(listener);
+    });
+    setTimeout(() => first.stop("restart"), 10);
+    await assertRejects(() => stopped, CancelledError);
+    return await run(function* restarted() {
+      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+      const server = yield* timeout(GUARD_MS, accept(listener));
+      yield* write(server, "back");
+      const greeting = decode(yield* read(client));
+      yield* close(server);
+      yield* close(client);
+      yield* close(listener);
+      return greeting;
+    });
+  });
+  assertEquals(greeting, "back");
+});
+
+Deno.test("close(listener): a connection kept for an accept() that never comes is closed, and its client sees the end", async () => {
+  const end = await withListener((listener) =>
+    run(function* main() {
+      yield* timesOut(10, accept(listener));
+      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+      yield* sleep(20); // the connection arrives with nobody accepting
+      yield* close(listener);
+      const end = yield* read(client);
+      yield* close(client);
+      return end;
+    })
+  );
+  // The sanitizers check the rest: no connection left open, no op pending.
+  assertEquals(end, null);
+});
+
+Deno.test("close(listener): a task waiting in accept() gets BadResource naming the listener and both tasks", async () => {
+  const [error, port] = await withListener(async (listener) => {
+    const error = await run(function* main() {
+      const server = yield* spawn(function* server() {
+        try {
+          yield* accept(listener);
+        } catch (error) {
+          return error;
+        }
+      });
+      yield* sleep(5);
+      yield* close(listener);
+      return yield* join(server);
+    });
+    return [error, listener.addr.port];
+  });
+  assertInstanceOf(error, Deno.errors.BadResource);
+  assertStringIncludes(
+    error.message,
+    `Listener ${HOST}:${port} is closed: task "main" closed it while task "server" waited in accept() on it`,
+  );
+});
+
+Deno.test("accept(): a second task accepting on the same listener gets Busy, naming both tasks", async () => {
+  const [second, first, port] = await withListener(async (listener) => {
+    const [second, first] = await run(function* main() {
+      const first = yield* spawn(function* first() {
+        try {
+          yield* accept(listener);
+        } catch (error) {
+          return error;
+        }
+      });
+      yield* sleep(5);
+      let second: unknown = null;
+      try {
+        yield* accept(listener);
+      } catch (error) {
+        second = error;
+      }
+      yield* close(listener);
+      return [second, yield* join(first)];
+    });
+    return [second, first, listener.addr.port];
+  });
+  assertInstanceOf(second, Deno.errors.Busy);
+  assertStringIncludes(
+    second.message,
+    `Cannot accept on ${HOST}:${port} in task "main": task "first" already waits there`,
+  );
+  // The first one kept waiting until the listener was closed.
+  assertInstanceOf(first, Deno.errors.BadResource);
+});
+
+Deno.test("accept(): something other than a listener is a TypeError at the call", () => {
+  assertThrows(
+    () => accept({} as Deno.Listener),
+    TypeError,
+    "accept() expected a Deno.Listener (from Deno.listen), but got an object of class Object",
+  );
+});
