@@ -106,7 +106,7 @@ export class IncomingConn implements SelectableStream {
 }
 
 /** Closes `conn`, which may have been closed already. */
-export function closeQuietly(conn: Deno.Conn): void {
+function closeQuietly(conn: Deno.Conn): void {
   try {
     conn.close();
   } catch {

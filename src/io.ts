@@ -9,7 +9,7 @@
 
 import { callDisposing } from "./call.ts";
 import { ConnStream, describeAddr } from "./conn_stream.ts";
-import { closeQuietly, IncomingConn } from "./_incoming_conn.ts";
+import { IncomingConn } from "./_incoming_conn.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import { EVENT_READ, EVENT_WRITE, type SelectorEvent } from "./selector.ts";
@@ -362,8 +362,10 @@ function ignore(): void {}
 
 /**
  * Opens a TCP connection (options as `Deno.connect`'s) and evaluates to a
- * `ConnStream`. If the task is cancelled while connecting, a connection
- * that arrives afterwards is closed.
+ * `ConnStream`. Waiting for the connection is I/O, like waiting in `read`:
+ * `stallTimeoutMs` does not apply to it, and a report of what tasks wait
+ * for says "connect to host:port". If the task is cancelled while
+ * connecting, a connection that arrives afterwards is closed.
  *
  * @param options Where to connect, as for `Deno.connect`.
  * @returns An operation evaluating to the connected stream.
@@ -381,11 +383,21 @@ function ignore(): void {}
  * ```
  */
 export function connect(options: Deno.ConnectOptions): Operation<ConnStream> {
-  return wrapConn(callDisposing(() => Deno.connect(options), closeQuietly));
+  return connectWith(
+    new IncomingConn(
+      `connect to ${options?.hostname ?? "127.0.0.1"}:${options?.port}`,
+      () => Deno.connect(options),
+    ),
+  );
 }
 
-function* wrapConn(connecting: Operation<Deno.Conn>): Generator<Instruction, ConnStream> {
-  return new ConnStream(yield* connecting);
+function* connectWith(incoming: IncomingConn): Generator<Instruction, ConnStream> {
+  try {
+    return yield* whenArrived(incoming);
+  } finally {
+    // Cancelled, or done: a connection nobody took is closed, now or on arrival.
+    incoming.discard();
+  }
 }
 
 /**

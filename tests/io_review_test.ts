@@ -200,3 +200,43 @@ Deno.test("accept(): something other than a listener is a TypeError at the call"
     "accept() expected a Deno.Listener (from Deno.listen), but got an object of class Object",
   );
 });
+
+Deno.test("Loop({ stallTimeoutMs }): a server idle in accept() until a late client is not a stall", async () => {
+  await withListener(async (listener) => {
+    // A plain async client that shows up after twice the stall limit.
+    const client = (async () => {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const conn = await Deno.connect({ hostname: HOST, port: listener.addr.port });
+      const buffer = new Uint8Array(16);
+      const n = await conn.read(buffer);
+      conn.close();
+      return n === null ? null : decode(buffer.subarray(0, n));
+    })();
+    const served = await new Loop({ stallTimeoutMs: 50 }).runUntilComplete(function* server() {
+      const conn = yield* accept(listener);
+      yield* write(conn, "hi");
+      yield* close(conn);
+      return "served";
+    });
+    assertEquals([served, await client], ["served", "hi"]);
+  });
+});
+
+Deno.test("connect(): runSync names the connect it cannot wait for, and the connection that arrives after is closed", async () => {
+  await withListener(async (listener) => {
+    const port = listener.addr.port;
+    assertThrows(
+      () =>
+        new Loop().runSync(function* main() {
+          yield* connect({ hostname: HOST, port });
+        }),
+      Error,
+      `task "main" waits for connect to ${HOST}:${port}`,
+    );
+    // The run gave up on the connection; the server still sees it, and then its end.
+    const peer = await listener.accept();
+    const end = await peer.read(new Uint8Array(1));
+    peer.close();
+    assertEquals(end, null);
+  });
+});
