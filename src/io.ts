@@ -286,7 +286,17 @@ export function readView(
 /**
  * Writes all of `data` to `stream`, waiting while it is not writable, and
  * evaluates to the number of bytes written (all of them). Strings are
- * UTF-8 encoded. Do not change `data` until the write has completed.
+ * UTF-8 encoded. Do not change `data` until the write has returned.
+ *
+ * A write that is cancelled (by `timeout`, `race`, `cancel`) before it
+ * returns still goes out in full, before any later write on the stream.
+ * On a `ConnStream`, the bytes not yet handed to the host are copied at the
+ * cancellation, but the one host write in flight then cannot be recalled:
+ * it may read any of `data` from where the write had got to, until it
+ * completes. So after a cancelled write, `data` is free to change only once
+ * a later `write` on the same stream has returned (it waits for the
+ * earlier one; `write(stream, "")` does just that) or the stream has been
+ * closed with `close`; a change made before may reach the peer.
  *
  * @param stream The stream to write to.
  * @param data The bytes or text to write.
@@ -310,12 +320,19 @@ export function write(stream: Stream, data: Uint8Array | string): Operation<numb
 
 function* writeLoop(stream: Stream, bytes: Uint8Array): Generator<Instruction, number> {
   let written = 0;
-  while (written < bytes.length) {
-    const accepted = stream.tryWrite(written === 0 ? bytes : bytes.subarray(written));
-    if (accepted === WOULD_BLOCK) yield* new WaitStreamInstruction(stream, EVENT_WRITE);
-    else written += accepted;
+  try {
+    while (written < bytes.length) {
+      const accepted = stream.tryWrite(written === 0 ? bytes : bytes.subarray(written));
+      if (accepted === WOULD_BLOCK) yield* new WaitStreamInstruction(stream, EVENT_WRITE);
+      else written += accepted;
+    }
+    while (!stream.flushed()) yield* new WaitStreamInstruction(stream, EVENT_WRITE);
+  } catch (error) {
+    // Cancelled (or failed) with bytes of `bytes` handed over but maybe not
+    // out: the caller gets its buffer back, so the stream must stop reading it.
+    if (written > 0 && stream.abandonWrite !== undefined) stream.abandonWrite();
+    throw error;
   }
-  while (!stream.flushed()) yield* new WaitStreamInstruction(stream, EVENT_WRITE);
   return written;
 }
 

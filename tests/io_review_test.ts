@@ -9,9 +9,11 @@ import {
 } from "@std/assert";
 import {
   accept,
+  cancel,
   CancelledError,
   close,
   connect,
+  ConnStream,
   join,
   Loop,
   type Operation,
@@ -22,6 +24,7 @@ import {
   timeout,
   TimeoutError,
   write,
+  yieldNow,
 } from "../mod.ts";
 
 const HOST = "127.0.0.1";
@@ -239,4 +242,43 @@ Deno.test("connect(): runSync names the connect it cannot wait for, and the conn
     peer.close();
     assertEquals(end, null);
   });
+});
+
+/**
+ * A stand-in for a `Deno.Conn` that takes at most `maxPerWrite` bytes per
+ * write and copies them when the write is called; each write completes a
+ * few microtasks later, so a task can be cancelled while one is in flight.
+ */
+function slowConn(maxPerWrite: number): { conn: Deno.Conn; sent: () => string } {
+  const sent: number[] = [];
+  const conn = {
+    remoteAddr: { transport: "tcp", hostname: HOST, port: 1 },
+    write(data: Uint8Array): Promise<number> {
+      const n = Math.min(maxPerWrite, data.length);
+      sent.push(...data.subarray(0, n));
+      return new Promise((resolve) => setTimeout(() => resolve(n), 0));
+    },
+    close(): void {},
+  } as unknown as Deno.Conn;
+  return { conn, sent: () => new TextDecoder().decode(new Uint8Array(sent)) };
+}
+
+Deno.test("ConnStream: a cancelled write is finished from a copy, not from the caller's buffer, before the next write", async () => {
+  const { conn, sent } = slowConn(4);
+  const stream = new ConnStream(conn, { name: "slow" });
+  const buffer = new TextEncoder().encode("AAAAAAAAAAAA");
+  const outcome = await run(function* main() {
+    const writer = yield* spawn(function* writer() {
+      yield* write(stream, buffer);
+    });
+    yield* yieldNow(); // the writer starts; its first host write is in flight
+    yield* cancel(writer);
+    // The caller's buffer is its own again, except for that host write,
+    // which this stand-in has copied already.
+    buffer.fill("B".charCodeAt(0));
+    yield* write(stream, "next");
+    return writer.state;
+  });
+  assertEquals(outcome, "cancelled");
+  assertEquals(sent(), "AAAAAAAAAAAAnext");
 });
