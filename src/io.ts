@@ -301,6 +301,8 @@ export function readView(
  * @param stream The stream to write to.
  * @param data The bytes or text to write.
  * @returns An operation evaluating to the byte count.
+ * @throws {TypeError} at the call, when `data` is neither a `Uint8Array`
+ * nor a string (wrap an `ArrayBuffer` as `new Uint8Array(buffer)`).
  *
  * @example Usage
  * ```ts
@@ -315,7 +317,25 @@ export function readView(
  */
 export function write(stream: Stream, data: Uint8Array | string): Operation<number> {
   checkStream(stream, "write()");
+  if (typeof data !== "string" && !(data instanceof Uint8Array)) {
+    throw new TypeError(
+      `Cannot write(${stream.name}, …): data must be a Uint8Array or a string, but got ${
+        describeValue(data)
+      }; ${bytesHint(data)}`,
+    );
+  }
   return writeLoop(stream, toBytes(data));
+}
+
+/** How to turn `data` into something `write` takes. */
+function bytesHint(data: unknown): string {
+  if (data instanceof ArrayBuffer || data instanceof SharedArrayBuffer) {
+    return "wrap it as new Uint8Array(buffer)";
+  }
+  if (ArrayBuffer.isView(data)) {
+    return "write its bytes as new Uint8Array(view.buffer, view.byteOffset, view.byteLength)";
+  }
+  return "encode it first, e.g. with new TextEncoder().encode(text) or JSON.stringify";
 }
 
 function* writeLoop(stream: Stream, bytes: Uint8Array): Generator<Instruction, number> {

@@ -19,6 +19,7 @@ import {
   type Operation,
   read,
   run,
+  SimulatedStream,
   sleep,
   spawn,
   timeout,
@@ -281,4 +282,26 @@ Deno.test("ConnStream: a cancelled write is finished from a copy, not from the c
   });
   assertEquals(outcome, "cancelled");
   assertEquals(sent(), "AAAAAAAAAAAAnext");
+});
+
+Deno.test("write(): data that is not a Uint8Array or a string is a TypeError at the call that says how to pass it", () => {
+  const stream = new SimulatedStream("sink");
+  const cases: [unknown, string][] = [
+    [new ArrayBuffer(4), "an object of class ArrayBuffer; wrap it as new Uint8Array(buffer)"],
+    [
+      new DataView(new ArrayBuffer(4)),
+      "an object of class DataView; write its bytes as new Uint8Array(view.buffer, view.byteOffset, view.byteLength)",
+    ],
+    [new Uint16Array(2), "an object of class Uint16Array; write its bytes as new Uint8Array("],
+    [undefined, "undefined; encode it first"],
+    [42, "number 42; encode it first"],
+  ];
+  for (const [data, expected] of cases) {
+    assertThrows(
+      () => write(stream, data as Uint8Array),
+      TypeError,
+      `Cannot write(sink, …): data must be a Uint8Array or a string, but got ${expected}`,
+    );
+  }
+  assertEquals(stream.buffered, 0);
 });
