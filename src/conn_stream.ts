@@ -22,7 +22,7 @@ const READ_BUFFER_BYTES = 64 * 1024;
 export interface ConnStreamOptions {
   /** The stream's name in messages. Default: the peer address. */
   name?: string;
-  /** Size of the read buffer, in bytes. Default 64 KiB. */
+  /** Size of the read buffer, in bytes: a positive integer. Default 64 KiB. */
   bufferSize?: number;
 }
 
@@ -93,11 +93,20 @@ export class ConnStream implements Stream {
    *
    * @param conn Any `Deno.Conn`.
    * @param options The name and read buffer size.
+   * @throws {RangeError} when `bufferSize` is not a positive integer.
    */
   constructor(conn: Deno.Conn, options: ConnStreamOptions = {}) {
     this.conn = conn;
     this.name = options.name ?? describeAddr(conn.remoteAddr);
-    this.#buffer = new Uint8Array(options.bufferSize ?? READ_BUFFER_BYTES);
+    const bufferSize = options.bufferSize ?? READ_BUFFER_BYTES;
+    // A read into an empty buffer completes with 0 bytes at once, forever:
+    // the stream would spin instead of ever reaching the data or its end.
+    if (!Number.isInteger(bufferSize) || bufferSize <= 0) {
+      throw new RangeError(
+        `Cannot create ConnStream "${this.name}": bufferSize must be a positive integer (bytes), got ${bufferSize}`,
+      );
+    }
+    this.#buffer = new Uint8Array(bufferSize);
   }
 
   /** Whether `close()` was called. */

@@ -305,3 +305,15 @@ Deno.test("write(): data that is not a Uint8Array or a string is a TypeError at 
   }
   assertEquals(stream.buffered, 0);
 });
+
+Deno.test("new ConnStream(conn, { bufferSize }): anything but a positive integer is a RangeError naming bufferSize", () => {
+  const { conn } = slowConn(1);
+  for (const bufferSize of [0, -1, 1.5, NaN, Infinity]) {
+    assertThrows(
+      () => new ConnStream(conn, { name: "c", bufferSize }),
+      RangeError,
+      `Cannot create ConnStream "c": bufferSize must be a positive integer (bytes), got ${bufferSize}`,
+    );
+  }
+  assertEquals(new ConnStream(conn, { bufferSize: 1 }).name, `${HOST}:1`);
+});
