@@ -447,8 +447,10 @@ function* connectWith(incoming: IncomingConn): Generator<Instruction, ConnStream
  * Cancelling `accept()` (by `timeout`, `race`, `cancel`) leaves the
  * listener usable: the host's accept stays in flight, and the connection it
  * brings is kept for the next `accept()` on the listener, so no client is
- * dropped. If none comes, `yield* close(listener)` closes that connection
- * too (plain `listener.close()` cannot see it).
+ * dropped. Until then its client waits, as it would on any listener that
+ * nobody accepts on. If no `accept()` comes, `yield* close(listener)`
+ * closes that connection too; plain `listener.close()` cannot see it, and
+ * leaves it open.
  *
  * @param listener A listener from `Deno.listen`.
  * @returns An operation evaluating to the accepted stream.
