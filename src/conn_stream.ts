@@ -22,7 +22,7 @@ const READ_BUFFER_BYTES = 64 * 1024;
 export interface ConnStreamOptions {
   /** The stream's name in messages. Default: the peer address. */
   name?: string;
-  /** Size of the read buffer, in bytes. Default 64 KiB. */
+  /** Size of the read buffer, in bytes: a positive integer. Default 64 KiB. */
   bufferSize?: number;
 }
 
@@ -37,7 +37,11 @@ export interface ConnStreamOptions {
  * to a *writer* as `Deno.errors.BrokenPipe` or `ConnectionReset`. `close` wakes
  * waiters with `Deno.errors.BadResource` and waits for in-flight host
  * operations, so no op is left pending. A read that was in flight when its
- * reader was cancelled is kept: its bytes go to the next `read`.
+ * reader was cancelled is kept: its bytes go to the next `read`. A write
+ * whose writer was cancelled is finished, before the next write starts:
+ * from a copy made at the cancellation, except for the one host write in
+ * flight then, which still reads the writer's buffer until it completes
+ * (see `write` for when that buffer may change again).
  *
  * @example Usage
  * ```ts
@@ -77,9 +81,11 @@ export class ConnStream implements Stream {
   #writing: Promise<void> | null = null;
   #writeError: unknown = null;
   #writeNotify: (() => void) | null = null;
-  // The write in flight and how far it got.
+  // The write in flight and how far it got, and whether #pending is the
+  // stream's own copy (its writer was cancelled) rather than the caller's.
   #pending: Uint8Array | null = null;
   #pendingOffset = 0;
+  #pendingOwned = false;
   #closed = false;
 
   /**
@@ -87,11 +93,20 @@ export class ConnStream implements Stream {
    *
    * @param conn Any `Deno.Conn`.
    * @param options The name and read buffer size.
+   * @throws {RangeError} when `bufferSize` is not a positive integer.
    */
   constructor(conn: Deno.Conn, options: ConnStreamOptions = {}) {
     this.conn = conn;
     this.name = options.name ?? describeAddr(conn.remoteAddr);
-    this.#buffer = new Uint8Array(options.bufferSize ?? READ_BUFFER_BYTES);
+    const bufferSize = options.bufferSize ?? READ_BUFFER_BYTES;
+    // A read into an empty buffer completes with 0 bytes at once, forever:
+    // the stream would spin instead of ever reaching the data or its end.
+    if (!Number.isInteger(bufferSize) || bufferSize <= 0) {
+      throw new RangeError(
+        `Cannot create ConnStream "${this.name}": bufferSize must be a positive integer (bytes), got ${bufferSize}`,
+      );
+    }
+    this.#buffer = new Uint8Array(bufferSize);
   }
 
   /** Whether `close()` was called. */
@@ -146,13 +161,27 @@ export class ConnStream implements Stream {
     return view.length;
   }
 
-  /** Starts writing all of `data` (kept by reference until flushed). */
+  /** Starts writing all of `data` (kept by reference until flushed or abandoned). */
   tryWrite(data: Uint8Array): number | typeof WOULD_BLOCK {
     if (this.#closed) throw closedError(this, "cannot write");
     if (this.#writeError !== null) throw this.#writeError;
     if (this.#writing !== null) return WOULD_BLOCK;
+    this.#pendingOwned = false;
     this.#writing = this.#writeFrom(data, 0);
     return data.length;
+  }
+
+  /**
+   * The writer stopped waiting (cancelled): copies the rest of its data, so
+   * that what follows the host write in flight is sent from the copy, not
+   * from the caller's buffer. That host write itself cannot be recalled.
+   */
+  abandonWrite(): void {
+    if (this.#pending === null || this.#pendingOwned || this.#closed) return;
+    // From where the write in flight starts: #onWritten counts from there.
+    this.#pending = this.#pending.slice(this.#pendingOffset);
+    this.#pendingOffset = 0;
+    this.#pendingOwned = true;
   }
 
   /** Whether no write is in flight; throws the last write's error. */
@@ -242,7 +271,8 @@ export class ConnStream implements Stream {
   }
 }
 
-function describeAddr(addr: Deno.Addr): string {
+/** "host:port" or the socket path, for names and messages. */
+export function describeAddr(addr: Deno.Addr): string {
   if (addr.transport === "tcp" || addr.transport === "udp") {
     return `${addr.hostname}:${addr.port}`;
   }

@@ -8,13 +8,15 @@
  */
 
 import { callDisposing } from "./call.ts";
-import { ConnStream } from "./conn_stream.ts";
+import { ConnStream, describeAddr } from "./conn_stream.ts";
+import { IncomingConn } from "./_incoming_conn.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import { EVENT_READ, EVENT_WRITE, type SelectorEvent } from "./selector.ts";
 import { toBytes } from "./simulated_stream.ts";
 import { closedError, isStream, type Stream, WOULD_BLOCK } from "./stream.ts";
 import type { Task } from "./task.ts";
+import { describeValue } from "./_body.ts";
 
 const DEFAULT_READ_MAX = 64 * 1024;
 
@@ -71,6 +73,80 @@ class CloseStreamInstruction extends Instruction<Promise<void> | undefined> {
 
   describe(): string {
     return `close of stream "${this.#stream.name}"`;
+  }
+}
+
+/** Closes a listener, and what a cancelled `accept()` left on it. */
+class CloseListenerInstruction extends Instruction<Promise<void> | undefined> {
+  override value: unknown = undefined;
+  override done = false;
+  readonly #listener: Deno.Listener;
+
+  constructor(listener: Deno.Listener) {
+    super();
+    this.#listener = listener;
+  }
+
+  perform(task: Task<unknown>, loop: Loop): void {
+    const listener = this.#listener;
+    const incoming = incomingByListener.get(listener);
+    if (incoming === undefined) {
+      closeListenerQuietly(listener);
+      loop._resumeNow(task, undefined);
+      return;
+    }
+    incomingByListener.delete(listener);
+    for (const waiter of loop.selector.waiters(incoming)) {
+      loop._interrupt(
+        waiter,
+        new Deno.errors.BadResource(
+          `Listener ${
+            describeAddr(listener.addr)
+          } is closed: task "${task.name}" closed it while task "${waiter.name}" waited in accept() on it`,
+        ),
+      );
+    }
+    closeListenerQuietly(listener);
+    loop._resumeNow(task, incoming.discard());
+  }
+
+  describe(): string {
+    return `close of the listener on ${describeAddr(this.#listener.addr)}`;
+  }
+}
+
+/**
+ * Waits for the connection `incoming` brings. Like `WaitStreamInstruction`,
+ * but described as what it waits for ("accept on …"), and a second task
+ * accepting on the same listener gets `Busy`, as from Deno itself.
+ */
+class WaitConnInstruction extends Instruction<void> {
+  override value: unknown = undefined;
+  override done = false;
+  readonly #incoming: IncomingConn;
+
+  constructor(incoming: IncomingConn) {
+    super();
+    this.#incoming = incoming;
+  }
+
+  perform(task: Task<unknown>, loop: Loop): void {
+    const [holder] = loop.selector.waiters(this.#incoming);
+    if (holder !== undefined) {
+      throw new Deno.errors.Busy(
+        `Cannot ${this.#incoming.name} in task "${task.name}": task "${holder.name}" already waits there; accept in one task and spawn a task per connection`,
+      );
+    }
+    loop.selector.register(this.#incoming, EVENT_READ, task);
+  }
+
+  override undo(_task: Task<unknown>, loop: Loop): void {
+    // The host operation stays in flight: its connection is for the next taker.
+    loop.selector.unregister(this.#incoming, EVENT_READ);
+  }
+
+  describe(): string {
+    return this.#incoming.name;
   }
 }
 
@@ -210,11 +286,23 @@ export function readView(
 /**
  * Writes all of `data` to `stream`, waiting while it is not writable, and
  * evaluates to the number of bytes written (all of them). Strings are
- * UTF-8 encoded. Do not change `data` until the write has completed.
+ * UTF-8 encoded. Do not change `data` until the write has returned.
+ *
+ * A write that is cancelled (by `timeout`, `race`, `cancel`) before it
+ * returns still goes out in full, before any later write on the stream.
+ * On a `ConnStream`, the bytes not yet handed to the host are copied at the
+ * cancellation, but the one host write in flight then cannot be recalled:
+ * it may read any of `data` from where the write had got to, until it
+ * completes. So after a cancelled write, `data` is free to change only once
+ * a later `write` on the same stream has returned (it waits for the
+ * earlier one; `write(stream, "")` does just that) or the stream has been
+ * closed with `close`; a change made before may reach the peer.
  *
  * @param stream The stream to write to.
  * @param data The bytes or text to write.
  * @returns An operation evaluating to the byte count.
+ * @throws {TypeError} at the call, when `data` is neither a `Uint8Array`
+ * nor a string (wrap an `ArrayBuffer` as `new Uint8Array(buffer)`).
  *
  * @example Usage
  * ```ts
@@ -229,17 +317,42 @@ export function readView(
  */
 export function write(stream: Stream, data: Uint8Array | string): Operation<number> {
   checkStream(stream, "write()");
+  if (typeof data !== "string" && !(data instanceof Uint8Array)) {
+    throw new TypeError(
+      `Cannot write(${stream.name}, …): data must be a Uint8Array or a string, but got ${
+        describeValue(data)
+      }; ${bytesHint(data)}`,
+    );
+  }
   return writeLoop(stream, toBytes(data));
+}
+
+/** How to turn `data` into something `write` takes. */
+function bytesHint(data: unknown): string {
+  if (data instanceof ArrayBuffer || data instanceof SharedArrayBuffer) {
+    return "wrap it as new Uint8Array(buffer)";
+  }
+  if (ArrayBuffer.isView(data)) {
+    return "write its bytes as new Uint8Array(view.buffer, view.byteOffset, view.byteLength)";
+  }
+  return "encode it first, e.g. with new TextEncoder().encode(text) or JSON.stringify";
 }
 
 function* writeLoop(stream: Stream, bytes: Uint8Array): Generator<Instruction, number> {
   let written = 0;
-  while (written < bytes.length) {
-    const accepted = stream.tryWrite(written === 0 ? bytes : bytes.subarray(written));
-    if (accepted === WOULD_BLOCK) yield* new WaitStreamInstruction(stream, EVENT_WRITE);
-    else written += accepted;
+  try {
+    while (written < bytes.length) {
+      const accepted = stream.tryWrite(written === 0 ? bytes : bytes.subarray(written));
+      if (accepted === WOULD_BLOCK) yield* new WaitStreamInstruction(stream, EVENT_WRITE);
+      else written += accepted;
+    }
+    while (!stream.flushed()) yield* new WaitStreamInstruction(stream, EVENT_WRITE);
+  } catch (error) {
+    // Cancelled (or failed) with bytes of `bytes` handed over but maybe not
+    // out: the caller gets its buffer back, so the stream must stop reading it.
+    if (written > 0 && stream.abandonWrite !== undefined) stream.abandonWrite();
+    throw error;
   }
-  while (!stream.flushed()) yield* new WaitStreamInstruction(stream, EVENT_WRITE);
   return written;
 }
 
@@ -249,8 +362,14 @@ function* writeLoop(stream: Stream, bytes: Uint8Array): Generator<Instruction, n
  * in-flight host operations have settled, so no op is left pending.
  * Closing twice is harmless.
  *
- * @param stream The stream to close.
- * @returns An operation that completes when the stream is fully closed.
+ * Also closes a `Deno.Listener`: a task waiting in `accept()` on it is
+ * woken with `Deno.errors.BadResource`, a connection that arrived for an
+ * `accept()` that was cancelled (and was kept for the next one) is closed,
+ * and `close` waits until the host's pending accept has settled. Prefer it
+ * to `listener.close()` once `accept()` was cancelled on that listener.
+ *
+ * @param stream The stream (or listener) to close.
+ * @returns An operation that completes when it is fully closed.
  *
  * @example Usage
  * ```ts
@@ -263,13 +382,16 @@ function* writeLoop(stream: Stream, bytes: Uint8Array): Generator<Instruction, n
  * if (!stream.closed) throw new Error("unexpected");
  * ```
  */
-export function close(stream: Stream): Operation<void> {
+export function close(stream: Stream | Deno.Listener): Operation<void> {
+  if (isListener(stream)) return settleAfter(new CloseListenerInstruction(stream));
   checkStream(stream, "close()");
-  return closeAndSettle(stream);
+  return settleAfter(new CloseStreamInstruction(stream));
 }
 
-function* closeAndSettle(stream: Stream): Generator<Instruction, void> {
-  const inFlight = yield* new CloseStreamInstruction(stream);
+function* settleAfter(
+  closing: Instruction<Promise<void> | undefined>,
+): Generator<Instruction, void> {
+  const inFlight = yield* closing;
   if (inFlight !== undefined) yield* callDisposing(() => inFlight, ignore);
 }
 
@@ -277,8 +399,10 @@ function ignore(): void {}
 
 /**
  * Opens a TCP connection (options as `Deno.connect`'s) and evaluates to a
- * `ConnStream`. If the task is cancelled while connecting, a connection
- * that arrives afterwards is closed.
+ * `ConnStream`. Waiting for the connection is I/O, like waiting in `read`:
+ * `stallTimeoutMs` does not apply to it, and a report of what tasks wait
+ * for says "connect to host:port". If the task is cancelled while
+ * connecting, a connection that arrives afterwards is closed.
  *
  * @param options Where to connect, as for `Deno.connect`.
  * @returns An operation evaluating to the connected stream.
@@ -296,14 +420,37 @@ function ignore(): void {}
  * ```
  */
 export function connect(options: Deno.ConnectOptions): Operation<ConnStream> {
-  return wrapConn(callDisposing(() => Deno.connect(options), closeQuietly));
+  return connectWith(
+    new IncomingConn(
+      `connect to ${options?.hostname ?? "127.0.0.1"}:${options?.port}`,
+      () => Deno.connect(options),
+    ),
+  );
+}
+
+function* connectWith(incoming: IncomingConn): Generator<Instruction, ConnStream> {
+  try {
+    return yield* whenArrived(incoming);
+  } finally {
+    // Cancelled, or done: a connection nobody took is closed, now or on arrival.
+    incoming.discard();
+  }
 }
 
 /**
  * Waits for the next connection on `listener` and evaluates to a
- * `ConnStream` for it. If the task is cancelled while waiting, a connection
- * that arrives afterwards is closed, not leaked; close the listener itself
- * when done with it.
+ * `ConnStream` for it. Waiting for a client is I/O, like waiting in `read`:
+ * `stallTimeoutMs` does not apply to it. One task at a time may accept on a
+ * listener (a second one gets `Deno.errors.Busy`); spawn a task per
+ * connection.
+ *
+ * Cancelling `accept()` (by `timeout`, `race`, `cancel`) leaves the
+ * listener usable: the host's accept stays in flight, and the connection it
+ * brings is kept for the next `accept()` on the listener, so no client is
+ * dropped. Until then its client waits, as it would on any listener that
+ * nobody accepts on. If no `accept()` comes, `yield* close(listener)`
+ * closes that connection too; plain `listener.close()` cannot see it, and
+ * leaves it open.
  *
  * @param listener A listener from `Deno.listen`.
  * @returns An operation evaluating to the accepted stream.
@@ -319,21 +466,55 @@ export function connect(options: Deno.ConnectOptions): Operation<ConnStream> {
  *   });
  *   yield* close(yield* connect({ hostname: "127.0.0.1", port: listener.addr.port }));
  *   yield* join(server);
+ *   yield* close(listener);
  * });
- * listener.close();
  * ```
  */
 export function accept(listener: Deno.Listener): Operation<ConnStream> {
-  return wrapConn(callDisposing(() => listener.accept(), closeQuietly));
+  if (!isListener(listener)) {
+    throw new TypeError(
+      `accept() expected a Deno.Listener (from Deno.listen), but got ${describeValue(listener)}`,
+    );
+  }
+  return whenArrived(incomingOf(listener));
 }
 
-function* wrapConn(connecting: Operation<Deno.Conn>): Generator<Instruction, ConnStream> {
-  return new ConnStream(yield* connecting);
+/**
+ * Each listener's pending accept, kept across `accept()` calls; a WeakMap,
+ * so a listener dropped by its program takes it along.
+ */
+const incomingByListener = new WeakMap<Deno.Listener, IncomingConn>();
+
+function incomingOf(listener: Deno.Listener): IncomingConn {
+  let incoming = incomingByListener.get(listener);
+  if (incoming === undefined) {
+    incoming = new IncomingConn(
+      `accept on ${describeAddr(listener.addr)}`,
+      () => listener.accept(),
+    );
+    incomingByListener.set(listener, incoming);
+  }
+  return incoming;
 }
 
-function closeQuietly(conn: Deno.Conn): void {
+function* whenArrived(incoming: IncomingConn): Generator<Instruction, ConnStream> {
+  for (;;) {
+    const conn = incoming.take();
+    if (conn !== WOULD_BLOCK) return new ConnStream(conn);
+    yield* new WaitConnInstruction(incoming);
+  }
+}
+
+function isListener(value: unknown): value is Deno.Listener {
+  return typeof value === "object" && value !== null &&
+    typeof (value as Deno.Listener).accept === "function" &&
+    typeof (value as Deno.Listener).close === "function" &&
+    "addr" in value;
+}
+
+function closeListenerQuietly(listener: Deno.Listener): void {
   try {
-    conn.close();
+    listener.close();
   } catch {
     // Already closed: nothing to release.
   }

@@ -32,8 +32,14 @@ export type SelectorEvent = typeof EVENT_READ | typeof EVENT_WRITE;
 export interface SelectableStream {
   /** Shown in deadlock reports and error messages. */
   readonly name: string;
-  /** Polled streams: asked once per `select()` while registered. */
-  poll?(event: SelectorEvent): boolean;
+  /**
+   * Polled streams: asked once per `select()` for each event a task waits
+   * for. When tasks wait for both events, the stream is asked about
+   * `EVENT_READ` first and then about `EVENT_WRITE` with `again` set, so a
+   * stream that counts selects (as `SimulatedStream` counts `waitCycles`)
+   * counts that select once.
+   */
+  poll?(event: SelectorEvent, again: boolean): boolean;
   /**
    * Polled streams: `true` when more polling alone can never make the stream
    * ready (it waits for another task to write or close), so the loop may
@@ -62,6 +68,7 @@ interface Registration extends SelectorKey {
 }
 
 interface StreamEntry {
+  readonly stream: SelectableStream;
   read: Registration | null;
   write: Registration | null;
 }
@@ -86,8 +93,10 @@ interface StreamEntry {
  */
 export class Selector {
   #entries = new Map<SelectableStream, StreamEntry>();
-  // Registrations on polled streams; scanned by select(), as in the tutorial.
-  #polled = new Set<Registration>();
+  // Polled streams with a registration; select() asks each once, as the
+  // tutorial's MySelect does.
+  #polled = new Set<StreamEntry>();
+  #polledRegistrations = 0;
   // Push registrations whose stream reported readiness; O(ready).
   #pushed: Registration[] = [];
   // Push registrations still waiting for their stream's callback.
@@ -97,7 +106,7 @@ export class Selector {
 
   /** How many registrations are active. */
   get size(): number {
-    return this.#polled.size + this.#watching;
+    return this.#polledRegistrations + this.#watching;
   }
 
   /** Whether a push stream (a socket) is being watched: the outside world can wake a task. */
@@ -117,7 +126,7 @@ export class Selector {
   ): void {
     let entry = this.#entries.get(stream);
     if (entry === undefined) {
-      entry = { read: null, write: null };
+      entry = { stream, read: null, write: null };
       this.#entries.set(stream, entry);
     }
     const slot = event === EVENT_READ ? "read" : "write";
@@ -133,7 +142,8 @@ export class Selector {
       this.#watching++;
       stream.watch(event, () => this.#notify(registration));
     } else {
-      this.#polled.add(registration);
+      this.#polledRegistrations++;
+      this.#polled.add(entry);
     }
   }
 
@@ -175,9 +185,10 @@ export class Selector {
 
   /** Whether polling again could make a polled registration ready. */
   pollable(): boolean {
-    for (const registration of this.#polled) {
-      const stream = registration.stream;
-      if (!stream.stalled || !stream.stalled(registration.event)) return true;
+    for (const { stream, read, write } of this.#polled) {
+      if (stream.stalled === undefined) return true;
+      if (read !== null && !stream.stalled(EVENT_READ)) return true;
+      if (write !== null && !stream.stalled(EVENT_WRITE)) return true;
     }
     return false;
   }
@@ -231,10 +242,9 @@ export class Selector {
 
   #selectNow(): SelectorKey[] {
     const ready: Registration[] = [];
-    for (const registration of this.#polled) {
-      if (registration.stream.poll!(registration.event)) {
-        ready.push(registration);
-      }
+    for (const { stream, read, write } of this.#polled) {
+      if (read !== null && stream.poll!(EVENT_READ, false)) ready.push(read);
+      if (write !== null && stream.poll!(EVENT_WRITE, read !== null)) ready.push(write);
     }
     if (this.#pushed.length > 0) {
       for (const registration of this.#pushed) {
@@ -260,10 +270,13 @@ export class Selector {
     const entry = this.#entries.get(registration.stream)!;
     if (registration.event === EVENT_READ) entry.read = null;
     else entry.write = null;
-    if (entry.read === null && entry.write === null) {
-      this.#entries.delete(registration.stream);
+    const unused = entry.read === null && entry.write === null;
+    if (unused) this.#entries.delete(registration.stream);
+    if (registration.stream.watch !== undefined) {
+      this.#watching--;
+    } else {
+      this.#polledRegistrations--;
+      if (unused) this.#polled.delete(entry);
     }
-    if (registration.stream.watch !== undefined) this.#watching--;
-    else this.#polled.delete(registration);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * `SimulatedStream`: the tutorial's `MyStream`, with real bytes. It becomes
- * ready only after `waitCycles` selector polls (the tutorial's
+ * ready only after `waitCycles` selects that poll it (the tutorial's
  * `wait_cycles`), and it is a loopback pipe: bytes written to it can be read
  * from it, so deterministic tests of network code need no network.
  *
@@ -12,7 +12,7 @@ import { closedError, type Stream, WOULD_BLOCK } from "./stream.ts";
 
 /** Options for `new SimulatedStream(name, options)`. */
 export interface SimulatedStreamOptions {
-  /** Selector polls before the stream is ready at all. Default `1`. */
+  /** Selects (that poll the stream) before the stream is ready at all. Default `1`. */
   waitCycles?: number;
   /** Bytes (or UTF-8 text) already waiting to be read. */
   data?: Uint8Array | string;
@@ -63,11 +63,14 @@ export class SimulatedStream implements Stream {
     }
     this.name = name;
     this.#waitCycles = waitCycles;
-    if (options.data !== undefined) this.#append(toBytes(options.data));
+    // Copied, as writes are: the caller keeps its array, and every read
+    // returns an array of its own.
+    const data = options.data;
+    if (data !== undefined) this.#append(typeof data === "string" ? toBytes(data) : data.slice());
     this.#ended = options.ended ?? false;
   }
 
-  /** Selector polls still needed before the stream is ready. */
+  /** Selects still needed before the stream is ready. */
   get waitCycles(): number {
     return Math.max(0, this.#waitCycles);
   }
@@ -87,9 +90,12 @@ export class SimulatedStream implements Stream {
     this.#ended = true;
   }
 
-  /** Counts down one wait cycle, like the tutorial's `ready()`. */
-  poll(event: SelectorEvent): boolean {
-    this.#waitCycles--;
+  /**
+   * Counts down one wait cycle per select, like the tutorial's `ready()`
+   * (not again when the same select asks about the other event).
+   */
+  poll(event: SelectorEvent, again = false): boolean {
+    if (!again) this.#waitCycles--;
     return this.#waitCycles <= 0 && this.#isReady(event);
   }
 

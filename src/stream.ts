@@ -40,9 +40,17 @@ export interface Stream extends SelectableStream {
   tryReadView?(max: number): Uint8Array | null | typeof WOULD_BLOCK;
   /**
    * Accepts some bytes of `data` (the count), or `WOULD_BLOCK`. The stream
-   * may keep a reference to `data` until `flushed()` is true.
+   * may keep a reference to `data` until `flushed()` is true, or until
+   * `abandonWrite()`.
    */
   tryWrite(data: Uint8Array): number | typeof WOULD_BLOCK;
+  /**
+   * Optional, for streams that keep a reference to written data: the
+   * writer stopped waiting before `flushed()` (it was cancelled or timed
+   * out), and its buffer is the caller's again. The stream should copy what
+   * it still has to send rather than read that buffer later.
+   */
+  abandonWrite?(): void;
   /** Whether every accepted byte has been written; throws a write error. */
   flushed(): boolean;
   /**

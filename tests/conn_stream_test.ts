@@ -406,7 +406,10 @@ Deno.test("Loop: runSync refuses to wait on a socket, naming what it waits for",
       message = (error as Error).message;
     }
     assertStringIncludes(message, "Cannot finish with runSync()");
-    assertStringIncludes(message, 'task "main" waits for a Promise from call');
+    assertStringIncludes(
+      message,
+      `task "main" waits for accept on ${HOST}:${listener.addr.port}`,
+    );
     // Let the pending accept settle once the listener closes.
     await Promise.resolve();
   });

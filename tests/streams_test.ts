@@ -69,6 +69,31 @@ Deno.test("SimulatedStream becomes ready after exactly waitCycles selector polls
   assertEquals(selector.size, 0, "registrations are one-shot");
 });
 
+Deno.test("SimulatedStream with a reader and a writer waiting counts each select once, as the tutorial's MySelect asks each stream once", () => {
+  const stream = new SimulatedStream("RW", { waitCycles: 4, data: "hi" });
+  const loop = new Loop();
+  const reader = loop.spawn(function* reader() {});
+  const writer = loop.spawn(function* writer() {});
+  const selector = new Selector();
+  selector.register(stream, EVENT_WRITE, writer);
+  selector.register(stream, EVENT_READ, reader);
+  const readyPerSelect = [1, 2, 3, 4].map(() =>
+    selector.select().map((key) => `${key.event} ${key.task.name}`)
+  );
+  assertEquals(readyPerSelect, [[], [], [], [`${EVENT_READ} reader`, `${EVENT_WRITE} writer`]]);
+});
+
+Deno.test("SimulatedStream copies its initial data: the caller's array is neither read back nor watched", () => {
+  const data = new TextEncoder().encode("abc");
+  const stream = new SimulatedStream("copy", { data, ended: true });
+  data.fill("x".charCodeAt(0));
+  const chunk = runSync(function* main() {
+    return yield* read(stream);
+  });
+  assertEquals(decode(chunk), "abc");
+  assertEquals(chunk === data, false, "read() returns a new array");
+});
+
 Deno.test("Selector rejects a second reader on the same stream with a clear error", () => {
   const stream = new SimulatedStream("S");
   const loop = new Loop();

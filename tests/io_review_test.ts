@@ -1,0 +1,319 @@
+// Regression tests for the I/O review: accept() and its listener, connect(),
+// cancelled writes, and bad arguments to write() and ConnStream.
+import {
+  assertEquals,
+  assertInstanceOf,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
+import {
+  accept,
+  cancel,
+  CancelledError,
+  close,
+  connect,
+  ConnStream,
+  join,
+  Loop,
+  type Operation,
+  read,
+  run,
+  SimulatedStream,
+  sleep,
+  spawn,
+  timeout,
+  TimeoutError,
+  write,
+  yieldNow,
+} from "../mod.ts";
+
+const HOST = "127.0.0.1";
+const decode = (bytes: Uint8Array | null): string | null =>
+  bytes === null ? null : new TextDecoder().decode(bytes);
+
+/**
+ * Runs `body` with a fresh listener on 127.0.0.1. The tests close it with
+ * `close(listener)`; this closes it too if a test failed before that, so a
+ * failure is reported rather than left waiting on the listener.
+ */
+async function withListener<T>(body: (listener: Deno.TcpListener) => Promise<T>): Promise<T> {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  try {
+    return await body(listener);
+  } finally {
+    try {
+      listener.close();
+    } catch {
+      // Closed by the test already.
+    }
+  }
+}
+
+/**
+ * Only bounds a hang, so that a dropped client fails the test instead of
+ * stalling it; nothing waits this long when the code works.
+ */
+const GUARD_MS = 5_000;
+
+/** Whether `operation` throws a TimeoutError within `ms`. */
+function* timesOut(ms: number, operation: Operation<unknown>): Operation<boolean> {
+  try {
+    yield* timeout(ms, operation);
+    return false;
+  } catch (error) {
+    if (error instanceof TimeoutError) return true;
+    throw error;
+  }
+}
+
+Deno.test("accept(): after an accept() cancelled by timeout(), the next accept() gets the next client", async () => {
+  const [timedOut, greeting] = await withListener((listener) =>
+    run(function* main() {
+      // No client exists yet: this accept() is cancelled for sure.
+      const timedOut = yield* timesOut(10, accept(listener));
+      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+      const server = yield* timeout(GUARD_MS, accept(listener));
+      yield* write(server, "hello");
+      const greeting = decode(yield* read(client));
+      yield* close(server);
+      yield* close(client);
+      yield* close(listener);
+      return [timedOut, greeting];
+    })
+  );
+  assertEquals([timedOut, greeting], [true, "hello"]);
+});
+
+Deno.test("accept(): a client that connects while nobody accepts is kept for the next accept()", async () => {
+  const received = await withListener((listener) =>
+    run(function* main() {
+      yield* timesOut(10, accept(listener));
+      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+      yield* write(client, "early");
+      // Gives the host's pending accept time to bring the connection in
+      // while no task accepts; the next accept() must get it either way.
+      yield* sleep(20);
+      const server = yield* timeout(GUARD_MS, accept(listener));
+      const received = decode(yield* read(server));
+      yield* close(server);
+      yield* close(client);
+      yield* close(listener);
+      return received;
+    })
+  );
+  assertEquals(received, "early");
+});
+
+Deno.test("accept(): a server stopped while it accepts can accept again on the same listener in a new run", async () => {
+  const greeting = await withListener(async (listener) => {
+    const first = new Loop();
+    const stopped = first.runUntilComplete(function* server() {
+      yield* accept(listener);
+    });
+    setTimeout(() => first.stop("restart"), 10);
+    await assertRejects(() => stopped, CancelledError);
+    return await run(function* restarted() {
+      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+      const server = yield* timeout(GUARD_MS, accept(listener));
+      yield* write(server, "back");
+      const greeting = decode(yield* read(client));
+      yield* close(server);
+      yield* close(client);
+      yield* close(listener);
+      return greeting;
+    });
+  });
+  assertEquals(greeting, "back");
+});
+
+Deno.test("close(listener): a connection kept for an accept() that never comes is closed, and its client sees the end", async () => {
+  const end = await withListener((listener) =>
+    run(function* main() {
+      yield* timesOut(10, accept(listener));
+      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+      yield* sleep(20); // the connection arrives with nobody accepting
+      yield* close(listener);
+      const end = yield* read(client);
+      yield* close(client);
+      return end;
+    })
+  );
+  // The sanitizers check the rest: no connection left open, no op pending.
+  assertEquals(end, null);
+});
+
+Deno.test("close(listener): a task waiting in accept() gets BadResource naming the listener and both tasks", async () => {
+  const [error, port] = await withListener(async (listener) => {
+    const error = await run(function* main() {
+      const server = yield* spawn(function* server() {
+        try {
+          yield* accept(listener);
+        } catch (error) {
+          return error;
+        }
+      });
+      yield* sleep(5);
+      yield* close(listener);
+      return yield* join(server);
+    });
+    return [error, listener.addr.port];
+  });
+  assertInstanceOf(error, Deno.errors.BadResource);
+  assertStringIncludes(
+    error.message,
+    `Listener ${HOST}:${port} is closed: task "main" closed it while task "server" waited in accept() on it`,
+  );
+});
+
+Deno.test("accept(): a second task accepting on the same listener gets Busy, naming both tasks", async () => {
+  const [second, first, port] = await withListener(async (listener) => {
+    const [second, first] = await run(function* main() {
+      const first = yield* spawn(function* first() {
+        try {
+          yield* accept(listener);
+        } catch (error) {
+          return error;
+        }
+      });
+      yield* sleep(5);
+      let second: unknown = null;
+      try {
+        yield* accept(listener);
+      } catch (error) {
+        second = error;
+      }
+      yield* close(listener);
+      return [second, yield* join(first)];
+    });
+    return [second, first, listener.addr.port];
+  });
+  assertInstanceOf(second, Deno.errors.Busy);
+  assertStringIncludes(
+    second.message,
+    `Cannot accept on ${HOST}:${port} in task "main": task "first" already waits there`,
+  );
+  // The first one kept waiting until the listener was closed.
+  assertInstanceOf(first, Deno.errors.BadResource);
+});
+
+Deno.test("accept(): something other than a listener is a TypeError at the call", () => {
+  assertThrows(
+    () => accept({} as Deno.Listener),
+    TypeError,
+    "accept() expected a Deno.Listener (from Deno.listen), but got an object of class Object",
+  );
+});
+
+Deno.test("Loop({ stallTimeoutMs }): a server idle in accept() until a late client is not a stall", async () => {
+  await withListener(async (listener) => {
+    // A plain async client that shows up after twice the stall limit.
+    const client = (async () => {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const conn = await Deno.connect({ hostname: HOST, port: listener.addr.port });
+      const buffer = new Uint8Array(16);
+      const n = await conn.read(buffer);
+      conn.close();
+      return n === null ? null : decode(buffer.subarray(0, n));
+    })();
+    const served = await new Loop({ stallTimeoutMs: 50 }).runUntilComplete(function* server() {
+      const conn = yield* accept(listener);
+      yield* write(conn, "hi");
+      yield* close(conn);
+      return "served";
+    });
+    assertEquals([served, await client], ["served", "hi"]);
+  });
+});
+
+Deno.test("connect(): runSync names the connect it cannot wait for, and the connection that arrives after is closed", async () => {
+  await withListener(async (listener) => {
+    const port = listener.addr.port;
+    assertThrows(
+      () =>
+        new Loop().runSync(function* main() {
+          yield* connect({ hostname: HOST, port });
+        }),
+      Error,
+      `task "main" waits for connect to ${HOST}:${port}`,
+    );
+    // The run gave up on the connection; the server still sees it, and then its end.
+    const peer = await listener.accept();
+    const end = await peer.read(new Uint8Array(1));
+    peer.close();
+    assertEquals(end, null);
+  });
+});
+
+/**
+ * A stand-in for a `Deno.Conn` that takes at most `maxPerWrite` bytes per
+ * write and copies them when the write is called; each write completes a
+ * few microtasks later, so a task can be cancelled while one is in flight.
+ */
+function slowConn(maxPerWrite: number): { conn: Deno.Conn; sent: () => string } {
+  const sent: number[] = [];
+  const conn = {
+    remoteAddr: { transport: "tcp", hostname: HOST, port: 1 },
+    write(data: Uint8Array): Promise<number> {
+      const n = Math.min(maxPerWrite, data.length);
+      sent.push(...data.subarray(0, n));
+      return new Promise((resolve) => setTimeout(() => resolve(n), 0));
+    },
+    close(): void {},
+  } as unknown as Deno.Conn;
+  return { conn, sent: () => new TextDecoder().decode(new Uint8Array(sent)) };
+}
+
+Deno.test("ConnStream: a cancelled write is finished from a copy, not from the caller's buffer, before the next write", async () => {
+  const { conn, sent } = slowConn(4);
+  const stream = new ConnStream(conn, { name: "slow" });
+  const buffer = new TextEncoder().encode("AAAAAAAAAAAA");
+  const outcome = await run(function* main() {
+    const writer = yield* spawn(function* writer() {
+      yield* write(stream, buffer);
+    });
+    yield* yieldNow(); // the writer starts; its first host write is in flight
+    yield* cancel(writer);
+    // The caller's buffer is its own again, except for that host write,
+    // which this stand-in has copied already.
+    buffer.fill("B".charCodeAt(0));
+    yield* write(stream, "next");
+    return writer.state;
+  });
+  assertEquals(outcome, "cancelled");
+  assertEquals(sent(), "AAAAAAAAAAAAnext");
+});
+
+Deno.test("write(): data that is not a Uint8Array or a string is a TypeError at the call that says how to pass it", () => {
+  const stream = new SimulatedStream("sink");
+  const cases: [unknown, string][] = [
+    [new ArrayBuffer(4), "an object of class ArrayBuffer; wrap it as new Uint8Array(buffer)"],
+    [
+      new DataView(new ArrayBuffer(4)),
+      "an object of class DataView; write its bytes as new Uint8Array(view.buffer, view.byteOffset, view.byteLength)",
+    ],
+    [new Uint16Array(2), "an object of class Uint16Array; write its bytes as new Uint8Array("],
+    [undefined, "undefined; encode it first"],
+    [42, "number 42; encode it first"],
+  ];
+  for (const [data, expected] of cases) {
+    assertThrows(
+      () => write(stream, data as Uint8Array),
+      TypeError,
+      `Cannot write(sink, …): data must be a Uint8Array or a string, but got ${expected}`,
+    );
+  }
+  assertEquals(stream.buffered, 0);
+});
+
+Deno.test("new ConnStream(conn, { bufferSize }): anything but a positive integer is a RangeError naming bufferSize", () => {
+  const { conn } = slowConn(1);
+  for (const bufferSize of [0, -1, 1.5, NaN, Infinity]) {
+    assertThrows(
+      () => new ConnStream(conn, { name: "c", bufferSize }),
+      RangeError,
+      `Cannot create ConnStream "c": bufferSize must be a positive integer (bytes), got ${bufferSize}`,
+    );
+  }
+  assertEquals(new ConnStream(conn, { bufferSize: 1 }).name, `${HOST}:1`);
+});
