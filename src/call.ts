@@ -13,17 +13,12 @@ class CallInstruction<T> extends Instruction<T> {
   override value: unknown = undefined;
   override done = false;
   readonly #fn: () => T | PromiseLike<T>;
-  readonly #disposeLate: ((value: T) => void) | undefined;
   #waiter: Task<unknown> | null = null;
   #loop: Loop | null = null;
-  // A disposable value handed to the waiter but not yet taken: if the waiter
-  // is cancelled while queued with it, it is released rather than leaked.
-  #handedOver: { value: T } | null = null;
 
-  constructor(fn: () => T | PromiseLike<T>, disposeLate?: (value: T) => void) {
+  constructor(fn: () => T | PromiseLike<T>) {
     super();
     this.#fn = fn;
-    this.#disposeLate = disposeLate;
   }
 
   perform(task: Task<unknown>, loop: Loop): void {
@@ -33,7 +28,7 @@ class CallInstruction<T> extends Instruction<T> {
       return;
     }
     // If fn cancelled its own task, the loop undoes this wait once perform
-    // returns; #settle then releases what the Promise brings.
+    // returns; #settle then ignores the outcome.
     this.#waiter = task;
     this.#loop = loop;
     loop._callStarted();
@@ -55,37 +50,13 @@ class CallInstruction<T> extends Instruction<T> {
 
   #settle(failed: boolean, outcome: unknown): void {
     const waiter = this.#waiter;
-    if (waiter === null) {
-      // Interrupted meanwhile: the waiter has moved on. A resource that
-      // arrives now (a connection) is released rather than leaked.
-      if (!failed && this.#disposeLate !== undefined) this.#disposeLate(outcome as T);
-      return;
-    }
+    // Interrupted meanwhile: the waiter has moved on.
+    if (waiter === null) return;
     this.#waiter = null;
     const loop = this.#loop!;
     if (failed) loop._enqueueThrow(waiter, outcome);
-    else {
-      if (this.#disposeLate !== undefined) this.#handedOver = { value: outcome as T };
-      loop._enqueue(waiter, outcome);
-    }
+    else loop._enqueue(waiter, outcome);
     loop._callEnded();
-  }
-
-  override next(resumeValue?: unknown): IteratorResult<Instruction, T> {
-    // Resumed with the value: the task owns it now.
-    if (this.value === this) this.#handedOver = null;
-    return super.next(resumeValue);
-  }
-
-  override throw(error: unknown): IteratorResult<Instruction, T> {
-    // Resumed with an error although the value had arrived (the task was
-    // cancelled while queued with it): nobody else will ever release it.
-    const handedOver = this.#handedOver;
-    if (handedOver !== null) {
-      this.#handedOver = null;
-      this.#disposeLate!(handedOver.value);
-    }
-    return super.throw(error);
   }
 
   override undo(_task: Task<unknown>, loop: Loop): void {
@@ -130,16 +101,4 @@ export function call<T>(fn: () => T | PromiseLike<T>): Operation<T> {
     );
   }
   return new CallInstruction(fn);
-}
-
-/**
- * Like `call`, but a value that arrives after the waiting task was
- * interrupted is passed to `disposeLate` (e.g. to close a connection that
- * nobody will use).
- */
-export function callDisposing<T>(
-  fn: () => PromiseLike<T>,
-  disposeLate: (value: T) => void,
-): Operation<T> {
-  return new CallInstruction(fn, disposeLate);
 }

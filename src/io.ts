@@ -7,7 +7,7 @@
  * @module
  */
 
-import { callDisposing } from "./call.ts";
+import { call } from "./call.ts";
 import { ConnStream, describeAddr } from "./conn_stream.ts";
 import { IncomingConn } from "./_incoming_conn.ts";
 import { Instruction, type Operation } from "./instruction.ts";
@@ -392,10 +392,8 @@ function* settleAfter(
   closing: Instruction<Promise<void> | undefined>,
 ): Generator<Instruction, void> {
   const inFlight = yield* closing;
-  if (inFlight !== undefined) yield* callDisposing(() => inFlight, ignore);
+  if (inFlight !== undefined) yield* call(() => inFlight);
 }
-
-function ignore(): void {}
 
 /**
  * Opens a TCP connection (options as `Deno.connect`'s) and evaluates to a
