@@ -166,6 +166,10 @@ export class Loop {
   // delivered once, and reported if the task swallows it. Kept here, not in
   // a field, for the same reason.
   #cancelled = new Map<Task<unknown>, CancelledError>();
+  // Cancellations requested while one is being delivered, as task, reason
+  // pairs (see `_cancel`).
+  #cancelQueue: unknown[] = [];
+  #deliveringCancels = false;
   #onWarning: (message: string) => void;
   #stallTimeoutMs: number;
   // What running woken tasks inside a host callback left for #waitOutside:
@@ -836,6 +840,28 @@ export class Loop {
 
   /** @internal Cancels `task` (see `Task.cancel`). */
   _cancel(task: Task<unknown>, reason: unknown): void {
+    // Delivering a cancellation undoes the task's wait, which may cancel
+    // more tasks (a gather's children, a timeout's body), and so on down a
+    // tree of any depth: those are queued and delivered by this loop, not
+    // by a recursion that a deep enough tree would overflow.
+    if (this.#deliveringCancels) {
+      this.#cancelQueue.push(task, reason);
+      return;
+    }
+    this.#deliveringCancels = true;
+    const queue = this.#cancelQueue;
+    try {
+      this.#deliverCancel(task, reason);
+      for (let i = 0; i < queue.length; i += 2) {
+        this.#deliverCancel(queue[i] as Task<unknown>, queue[i + 1]);
+      }
+    } finally {
+      queue.length = 0;
+      this.#deliveringCancels = false;
+    }
+  }
+
+  #deliverCancel(task: Task<unknown>, reason: unknown): void {
     // Cancellation is delivered once: a second CancelledError would abort
     // the cleanup that the first one started (a parent ending while its
     // child cleans up after its own cancellation, a timeout firing late).

@@ -21,6 +21,7 @@ import {
   Loop,
   type LoopOptions,
   type Operation,
+  race,
   run,
   runSync,
   sleep,
@@ -28,6 +29,7 @@ import {
   suspend,
   type Task,
   TaskFailedError,
+  timeout,
   VirtualClock,
   yieldNow,
 } from "../mod.ts";
@@ -876,3 +878,35 @@ Deno.test({
     assertEquals(warnings, []);
   },
 });
+
+// Each level waits on the next through a gather, a race or a timeout, whose
+// undo cancels the level below: cancelling the top reaches every level, in a
+// loop rather than a recursion as deep as the tree.
+const DEEP = 5_000;
+const nestings: [string, (inner: Operation<unknown>) => Operation<unknown>][] = [
+  ["gather", (inner) => gather([inner])],
+  ["race", (inner) => race([inner])],
+  ["timeout", (inner) => timeout(1_000_000, inner)],
+];
+for (const [name, around] of nestings) {
+  Deno.test(`cancel() reaches every level of ${name}() nested ${DEEP} deep, and each cleans up`, () => {
+    let cleaned = 0;
+    function* level(depth: number): Operation<unknown> {
+      try {
+        if (depth === 0) return yield* suspend();
+        return yield* around(level(depth - 1));
+      } finally {
+        cleaned++;
+      }
+    }
+    const loop = virtualLoop();
+    const state = loop.runSync(function* main() {
+      const root = yield* spawn(level(DEEP));
+      yield* sleep(1);
+      yield* cancel(root);
+      return root.state;
+    });
+    assertEquals(state, "cancelled");
+    assertEquals(cleaned, DEEP + 1);
+  });
+}
