@@ -21,6 +21,7 @@ import { bodyNameSource, startBody } from "./_body.ts";
 import { type Clock, RealClock } from "./clock.ts";
 import { CancelledError, DeadlockError, describeError, TaskFailedError } from "./errors.ts";
 import { Instruction, RESUME_SHARED } from "./instruction.ts";
+import { LeftoversInstruction } from "./_leftovers.ts";
 import { YIELD_NOW_INSTRUCTION } from "./yield_now.ts";
 import { invalidInstructionError } from "./_invalid.ts";
 import { RunQueue } from "./run_queue.ts";
@@ -91,6 +92,10 @@ class Closing extends Instruction {
     return `${waiting} (its body threw ${describeError(this.outcome)})`;
   }
 }
+
+/** Why the tasks left when a run ends are cancelled. */
+const RUN_ENDED = "the run ended (its main task settled)";
+const RUN_FAILED = "the run failed";
 
 /** `#wokenError` when there is none (`undefined` could be thrown). */
 const NO_ERROR: unique symbol = Symbol("genloop.noError");
@@ -234,7 +239,9 @@ export class Loop {
 
   /**
    * Schedules `body` as a new task from outside any task. It starts on the
-   * next tick of a run and is not a child of any task.
+   * next tick of a run and is not a child of any task; if it is still
+   * running when that run's main task settles, it is cancelled and the run
+   * waits for its cleanup.
    *
    * @param body A generator object, generator function or operation.
    * @param options The task's name.
@@ -248,7 +255,9 @@ export class Loop {
 
   /**
    * Runs `body` as the main task, with everything it spawns, until it
-   * settles; then cancels and awaits any children it left behind. Runs
+   * settles; then cancels and awaits any children it left behind, and any
+   * detached or `loop.spawn` task still running (a failure in their cleanup
+   * rejects the run). Runs
    * synchronously while work is ready and awaits only when every task
    * waits on the outside world or a real timer.
    *
@@ -265,6 +274,7 @@ export class Loop {
     try {
       try {
         await this.#drive(main);
+        await this.#closeRoots(RUN_ENDED);
       } catch (error) {
         await this.#unwind(main);
         throw this.#withRunErrors(error, main);
@@ -291,6 +301,7 @@ export class Loop {
     try {
       try {
         this.#driveSync(main);
+        this.#closeRootsSync(RUN_ENDED);
       } catch (error) {
         this.#unwindSync(main);
         throw this.#withRunErrors(error, main);
@@ -340,9 +351,10 @@ export class Loop {
    * is left suspended; the run reports the original error either way.
    */
   async #unwind(main: Task<unknown>): Promise<void> {
-    this._cancel(main, "the run failed");
+    this._cancel(main, RUN_FAILED);
     try {
       await this.#drive(main);
+      await this.#closeRoots(RUN_FAILED);
     } catch {
       // The cleanup blocked too; the original error is what the caller needs.
     }
@@ -350,12 +362,40 @@ export class Loop {
 
   /** `#unwind` for `runSync`: only the cleanup that needs no waiting runs. */
   #unwindSync(main: Task<unknown>): void {
-    this._cancel(main, "the run failed");
+    this._cancel(main, RUN_FAILED);
     try {
       this.#driveSync(main);
+      this.#closeRootsSync(RUN_FAILED);
     } catch {
       // The cleanup blocked too; the original error is what the caller needs.
     }
+  }
+
+  /**
+   * A run owns every task alive during it: the detached and `loop.spawn`
+   * tasks still running when main settled are cancelled and awaited, so
+   * their `finally` blocks run and nothing of theirs (a socket, a timer, a
+   * failure) outlives the run or turns up in the next one.
+   */
+  async #closeRoots(reason: string): Promise<void> {
+    const closer = this.#startCloser(reason);
+    if (closer !== null) await this.#drive(closer);
+  }
+
+  /** `#closeRoots` for `runSync`. */
+  #closeRootsSync(reason: string): void {
+    const closer = this.#startCloser(reason);
+    if (closer !== null) this.#driveSync(closer);
+  }
+
+  /** Cancels the live root tasks; returns a task that settles once they have, or null. */
+  #startCloser(reason: string): Task<unknown> | null {
+    const leftovers = this.#tree.liveRoots();
+    if (leftovers.length === 0) return null;
+    // An instruction is an iterator: it can be a task's whole body.
+    const waiting = new LeftoversInstruction(leftovers, (error) => this.#orphanErrors.push(error));
+    for (const task of leftovers) this._cancel(task, reason);
+    return this._spawn(waiting, "the run's end", this);
   }
 
   // ---------------------------------------------------------------------

@@ -68,7 +68,9 @@ export interface SpawnOptions {
   /**
    * Detach the task from the spawning task: it is not cancelled when the
    * spawner ends, and its unjoined failure is reported to the run's main
-   * task instead. Default `false`.
+   * task instead. It still belongs to the run: if it is running when the
+   * run's main task settles, it is cancelled then and the run waits for its
+   * cleanup. Default `false`.
    */
   detached?: boolean;
 }

@@ -179,6 +179,12 @@ export class TaskTree {
     return links.live > 0;
   }
 
+  /** The root tasks (main, detached and `loop.spawn` tasks) that have not settled, oldest first. */
+  liveRoots(): Task<unknown>[] {
+    if (this.#roots.live === 0) return [];
+    return listed(this.#roots).filter((task) => !task.settled);
+  }
+
   /**
    * One line per waiting task: its name and what it waits for.
    *

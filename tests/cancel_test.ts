@@ -6,6 +6,7 @@ import {
   assert,
   assertEquals,
   assertInstanceOf,
+  assertRejects,
   assertStrictEquals,
   assertStringIncludes,
   assertThrows,
@@ -16,6 +17,7 @@ import {
   cancel,
   CancelledError,
   currentTask,
+  DeadlockError,
   gather,
   join,
   Loop,
@@ -816,6 +818,76 @@ Deno.test("spawn({ detached: true }): not cancelled when its parent is cancelled
 // ---------------------------------------------------------------------------
 // Cancellation through gather.
 
+Deno.test("run end: detached and loop.spawn() tasks still running when main settles are cancelled and awaited", async () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const outside = loop.spawn(sleeper(loop, log, "outside", 100, 2), { name: "outside" });
+  let detached: Task<string> | undefined;
+  const result = await loop.runUntilComplete(function* main() {
+    detached = yield* spawn(sleeper(loop, log, "detached", 100, 1), { detached: true });
+    yield* sleep(10);
+    return "main done";
+  });
+  // Their cleanup ran within the run, at the instant main ended and after.
+  assertEquals(result, "main done");
+  assertEquals(log, ["detached cleaned@11", "outside cleaned@12"]);
+  assertEquals(outside.state, "cancelled");
+  assertEquals(detached!.state, "cancelled");
+  assertEquals(loop.running, false);
+  // Nothing of the first run turns up in the next one.
+  assertEquals(
+    loop.runSync(function* second() {
+      yield* sleep(500);
+      return "second done";
+    }),
+    "second done",
+  );
+  assertEquals(log.length, 2);
+});
+
+Deno.test("run end: a leftover waiting on a Promise does not keep the next run from reporting its deadlock", async () => {
+  const loop = virtualLoop();
+  await loop.runUntilComplete(function* first() {
+    yield* spawn(function* waiter() {
+      yield* call(() => new Promise<never>(() => {})); // never settles
+    }, { detached: true });
+    yield* yieldNow();
+  });
+  // Had the waiter survived, its pending call() would make this run wait
+  // for the outside world for ever instead of seeing the deadlock.
+  await assertRejects(
+    () =>
+      loop.runUntilComplete(function* second() {
+        yield* suspend();
+      }),
+    DeadlockError,
+  );
+});
+
+Deno.test("run end: a leftover task whose cleanup fails makes the run reject, naming it", () => {
+  const loop = virtualLoop();
+  const error = assertThrows(
+    () =>
+      loop.runSync(function* main() {
+        yield* spawn(function* brittle(): Operation<void> {
+          try {
+            yield* suspend();
+          } finally {
+            // deno-lint-ignore no-unsafe-finally
+            throw new Error("cleanup failed");
+          }
+        }, { detached: true });
+        yield* yieldNow();
+        return "main done";
+      }),
+    TaskFailedError,
+  );
+  assertEquals(error.taskName, "brittle");
+  assertStringIncludes(
+    error.message,
+    "while cancelled at the end of the run: Error: cleanup failed",
+  );
+});
 Deno.test("gather(): cancelling the gathering task cancels every child, and its joiner waits for their cleanup", () => {
   const loop = virtualLoop();
   const log: string[] = [];

@@ -1,0 +1,72 @@
+/**
+ * The end of a run. The root tasks still alive when the run's main task
+ * settles (detached and `loop.spawn` tasks) are cancelled by the loop, and
+ * the run waits until each has finished its cleanup, so that nothing of
+ * theirs (a socket, a timer, a failure) outlives the run or turns up in the
+ * next one.
+ *
+ * @module
+ */
+
+import { TaskFailedError } from "./errors.ts";
+import { Instruction } from "./instruction.ts";
+import type { Loop } from "./loop.ts";
+import type { Task, TaskObserver } from "./task.ts";
+import { addObserver, removeObserver } from "./task_tree.ts";
+
+/**
+ * Waits until every leftover task has settled, reporting each failure
+ * other than its cancellation. It observes them from its construction on,
+ * before any of them runs its cleanup, so that no failure is taken for an
+ * unjoined one.
+ */
+export class LeftoversInstruction extends Instruction<void> implements TaskObserver {
+  override value: unknown = undefined;
+  override done = false;
+  readonly #leftovers: Task<unknown>[];
+  readonly #report: (error: unknown) => void;
+  #remaining: number;
+  #waiter: Task<unknown> | null = null;
+
+  /**
+   * @param leftovers The tasks to wait for, none of them settled.
+   * @param report Takes a leftover's failure, as an unjoined one.
+   */
+  constructor(leftovers: Task<unknown>[], report: (error: unknown) => void) {
+    super();
+    this.#leftovers = leftovers;
+    this.#report = report;
+    this.#remaining = leftovers.length;
+    for (const task of leftovers) addObserver(task, this);
+  }
+
+  perform(task: Task<unknown>, loop: Loop): void {
+    if (this.#remaining === 0) loop._resumeNow(task, undefined);
+    else this.#waiter = task;
+  }
+
+  taskSettled(task: Task<unknown>, loop: Loop): void {
+    if (task.state === "failed") {
+      this.#report(
+        new TaskFailedError(task.name, task._slot, "while cancelled at the end of the run"),
+      );
+    }
+    this.#remaining--;
+    const waiter = this.#waiter;
+    if (this.#remaining > 0 || waiter === null) return;
+    this.#waiter = null;
+    loop._enqueue(waiter, undefined);
+  }
+
+  override undo(_task: Task<unknown>, _loop: Loop): void {
+    // The run is failing anyway: what is still left is reported unjoined.
+    this.#waiter = null;
+    for (const task of this.#leftovers) {
+      if (!task.settled) removeObserver(task, this);
+    }
+  }
+
+  describe(): string {
+    return `${this.#remaining} tasks left at the end of the run to finish their cleanup`;
+  }
+}
