@@ -1,5 +1,6 @@
-// Regression tests for the I/O review: accept() and its listener, connect(),
-// cancelled writes, and bad arguments to write() and ConnStream.
+// The operations of src/io.ts beyond reading and writing bytes: accept() and
+// its listener, connect(), cancelled writes, and bad arguments to write()
+// and ConnStream.
 import {
   assertEquals,
   assertInstanceOf,
