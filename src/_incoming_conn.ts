@@ -16,6 +16,7 @@
 
 import type { SelectableStream, SelectorEvent } from "./selector.ts";
 import { WOULD_BLOCK } from "./stream.ts";
+import type { Task } from "./task.ts";
 
 /** `#error` when there is none (`undefined` could be thrown). */
 const NO_ERROR: unique symbol = Symbol("genloop.noError");
@@ -40,9 +41,16 @@ export class IncomingConn implements SelectableStream {
     this.#open = open;
   }
 
+  /**
+   * The task waiting to take the connection, of whichever loop: one at a
+   * time, since the host allows one accept at a time per listener.
+   */
+  waiter: Task<unknown> | null = null;
+
   /** Starts the host operation unless one is in flight; `notify` when it settles. */
   watch(_event: SelectorEvent, notify: () => void): void {
-    if (this.#conn !== null || this.#error !== NO_ERROR) {
+    // Discarded: no new host operation; the waiter's take() says why.
+    if (this.#conn !== null || this.#error !== NO_ERROR || this.#discarded) {
       notify();
       return;
     }
@@ -66,6 +74,11 @@ export class IncomingConn implements SelectableStream {
       const error = this.#error;
       this.#error = NO_ERROR;
       throw error;
+    }
+    if (this.#discarded) {
+      // Closed while a task was woken for a connection (which the close
+      // closed): it must not wait again on what will never bring one.
+      throw new Deno.errors.BadResource(`Cannot ${this.name}: it was closed`);
     }
     return WOULD_BLOCK;
   }

@@ -131,17 +131,22 @@ class WaitConnInstruction extends Instruction<void> {
   }
 
   perform(task: Task<unknown>, loop: Loop): void {
-    const [holder] = loop.selector.waiters(this.#incoming);
-    if (holder !== undefined) {
+    const incoming = this.#incoming;
+    // Checked on the listener's side, not in this loop's selector: a task of
+    // another Loop may be the one waiting.
+    const holder = incoming.waiter;
+    if (holder !== null && !holder.settled) {
       throw new Deno.errors.Busy(
-        `Cannot ${this.#incoming.name} in task "${task.name}": task "${holder.name}" already waits there; accept in one task and spawn a task per connection`,
+        `Cannot ${incoming.name} in task "${task.name}": task "${holder.name}" already waits there; accept in one task and spawn a task per connection`,
       );
     }
-    loop.selector.register(this.#incoming, EVENT_READ, task);
+    incoming.waiter = task;
+    loop.selector.register(incoming, EVENT_READ, task);
   }
 
-  override undo(_task: Task<unknown>, loop: Loop): void {
+  override undo(task: Task<unknown>, loop: Loop): void {
     // The host operation stays in flight: its connection is for the next taker.
+    if (this.#incoming.waiter === task) this.#incoming.waiter = null;
     loop.selector.unregister(this.#incoming, EVENT_READ);
   }
 
@@ -500,6 +505,7 @@ function* whenArrived(incoming: IncomingConn): Generator<Instruction, ConnStream
     const conn = incoming.take();
     if (conn !== WOULD_BLOCK) return new ConnStream(conn);
     yield* new WaitConnInstruction(incoming);
+    incoming.waiter = null;
   }
 }
 

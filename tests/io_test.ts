@@ -318,3 +318,68 @@ Deno.test("new ConnStream(conn, { bufferSize }): anything but a positive integer
   }
   assertEquals(new ConnStream(conn, { bufferSize: 1 }).name, `${HOST}:1`);
 });
+
+Deno.test("close(listener) after a connection woke the accepting task, before it ran: accept() throws BadResource", async () => {
+  const real = Deno.listen({ hostname: HOST, port: 0 });
+  const loop = new Loop();
+  let hostAccepts = 0;
+  // Counts the host's accept() calls: a task spinning on a closed listener
+  // would start one after another (and, all in microtasks, starve timers:
+  // the count is what stops it).
+  const listener = {
+    addr: real.addr,
+    accept(): Promise<Deno.Conn> {
+      if (++hostAccepts === 100) loop.stop("the accepting task spins");
+      return real.accept();
+    },
+    close(): void {
+      real.close();
+    },
+  } as unknown as Deno.Listener;
+  const error = await loop.runUntilComplete(function* main() {
+    const server = yield* spawn(function* server(): Operation<unknown> {
+      try {
+        yield* accept(listener);
+        return "accepted";
+      } catch (error) {
+        return error;
+      }
+    });
+    yield* spawn(function* closer() {
+      while (server.state !== "ready") yield* yieldNow(); // woken by the client
+      yield* close(listener);
+    });
+    yield* close(yield* connect({ hostname: HOST, port: real.addr.port }));
+    return yield* join(server);
+  });
+  assertInstanceOf(error, Deno.errors.BadResource);
+  assertStringIncludes(error.message, `Cannot accept on ${HOST}:${real.addr.port}: it was closed`);
+  assertEquals(hostAccepts, 1);
+});
+
+Deno.test("accept(): a task of another Loop accepting on the same listener gets Busy, and the first still accepts", async () => {
+  await withListener(async (listener) => {
+    const first = new Loop();
+    const accepting = first.runUntilComplete(function* serverA() {
+      const stream = yield* timeout(GUARD_MS, accept(listener));
+      yield* close(stream);
+      return "accepted";
+    });
+    // Let the first loop's task start waiting in accept().
+    while (!first.running) await new Promise((resolve) => setTimeout(resolve, 1));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const error = await run(function* serverB() {
+      try {
+        yield* accept(listener);
+      } catch (error) {
+        return error;
+      }
+    });
+    assertInstanceOf(error, Deno.errors.Busy);
+    assertStringIncludes(error.message, 'in task "serverB": task "');
+    assertStringIncludes(error.message, '" already waits there');
+    const client = await Deno.connect({ hostname: HOST, port: listener.addr.port });
+    assertEquals(await accepting, "accepted");
+    client.close();
+  });
+});
