@@ -67,6 +67,7 @@ export class LeftoversInstruction extends Instruction<void> implements TaskObser
   }
 
   describe(): string {
-    return `${this.#remaining} tasks left at the end of the run to finish their cleanup`;
+    const tasks = this.#remaining === 1 ? "task" : "tasks";
+    return `${this.#remaining} ${tasks} left at the end of the run to finish their cleanup`;
   }
 }

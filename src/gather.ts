@@ -9,11 +9,10 @@ import type { Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { Task, TaskBody } from "./task.ts";
 
-const NO_ERROR: unique symbol = Symbol("genloop.noError");
-
 class GatherInstruction<T> extends GroupInstruction<T[]> {
   #results: unknown[] = [];
-  #error: unknown = NO_ERROR;
+  // The first child that did not finish: its error is the gather's.
+  #firstUnfinished: Task<unknown> | null = null;
 
   describe(): string {
     return `gather of ${this.tasks.length} tasks (${this.remaining} still running)`;
@@ -22,8 +21,8 @@ class GatherInstruction<T> extends GroupInstruction<T[]> {
   protected childSettled(child: Task<unknown>, index: number, loop: Loop): void {
     if (child.state === "done") {
       this.#results[index] = child._slot;
-    } else if (this.#error === NO_ERROR) {
-      this.#error = child._slot;
+    } else if (this.#firstUnfinished === null) {
+      this.#firstUnfinished = child;
       this.cancelUnsettled(loop, `task "${child.name}" of the same gather failed`);
     } else if (child.state === "failed") {
       this.lateFailures.push(child);
@@ -31,14 +30,13 @@ class GatherInstruction<T> extends GroupInstruction<T[]> {
   }
 
   protected override undelivered(): Task<unknown>[] {
-    const failedFirst = this.tasks.find((task) =>
-      task.state === "failed" && task._slot === this.#error
-    );
-    return failedFirst === undefined ? this.lateFailures : [failedFirst, ...this.lateFailures];
+    const first = this.#firstUnfinished;
+    return first?.state === "failed" ? [first, ...this.lateFailures] : this.lateFailures;
   }
 
   protected finish(waiter: Task<unknown>, loop: Loop): void {
-    if (this.#error !== NO_ERROR) loop._enqueueThrow(waiter, this.#error);
+    const first = this.#firstUnfinished;
+    if (first !== null) loop._enqueueThrow(waiter, first._slot);
     else loop._enqueue(waiter, this.#results);
   }
 }

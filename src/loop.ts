@@ -378,14 +378,15 @@ export class Loop {
    * failure) outlives the run or turns up in the next one.
    */
   async #closeRoots(reason: string): Promise<void> {
-    const closer = this.#startCloser(reason);
-    if (closer !== null) await this.#drive(closer);
+    // Again until none is left: a cleanup may spawn detached tasks too.
+    let closer: Task<unknown> | null;
+    while ((closer = this.#startCloser(reason)) !== null) await this.#drive(closer);
   }
 
   /** `#closeRoots` for `runSync`. */
   #closeRootsSync(reason: string): void {
-    const closer = this.#startCloser(reason);
-    if (closer !== null) this.#driveSync(closer);
+    let closer: Task<unknown> | null;
+    while ((closer = this.#startCloser(reason)) !== null) this.#driveSync(closer);
   }
 
   /** Cancels the live root tasks; returns a task that settles once they have, or null. */
@@ -815,7 +816,13 @@ export class Loop {
   /** Throws a deferred error into `task` instead of its new wait, if it has one. */
   #deliverDeferred(task: Task<unknown>): boolean {
     if (!this.#deferred.has(task)) return false;
-    task._slot = new Thrown(this.#deferred.get(task));
+    const error = this.#deferred.get(task);
+    // A cancelled task's cleanup runs to its end, as it would for a second
+    // CancelledError: other errors reaching it meanwhile (its children
+    // failing) join its outcome when its body ends instead.
+    const cancelError = this.#cancelled.size > 0 ? this.#cancelled.get(task) : undefined;
+    if (cancelError !== undefined && error !== cancelError) return false;
+    task._slot = new Thrown(error);
     this.#deferred.delete(task);
     return true;
   }

@@ -8,12 +8,15 @@ import { Loop, type LoopOptions } from "./loop.ts";
 import type { TaskBody } from "./task.ts";
 
 /**
- * Runs `body` on a fresh `Loop` until it settles, like `asyncio.run`.
+ * Runs `body` on a fresh `Loop` until it settles, like `asyncio.run`:
+ * tasks it leaves running (detached ones included) are cancelled and
+ * awaited before the Promise settles.
  *
  * @typeParam T What the body returns.
  * @param body The main task's body.
  * @param options The loop's options (clock, warnings, stall limit).
- * @returns A Promise of the body's return value; rejects with its error.
+ * @returns A Promise of the body's return value; rejects with its error,
+ * or with the failure of a task whose cleanup failed at the run's end.
  *
  * @example Usage
  * ```ts
@@ -38,7 +41,8 @@ export function run<T>(body: TaskBody<T>, options?: LoopOptions): Promise<T> {
  * @param body The main task's body.
  * @param options The loop's options.
  * @returns The body's return value.
- * @throws Its error, a `DeadlockError`, or an `Error` if it must wait for real time or I/O.
+ * @throws Its error, a `DeadlockError`, or an `Error` if it must wait for real time or I/O;
+ * as with `run`, a failed cleanup of a task left at the run's end.
  *
  * @example Usage
  * ```ts

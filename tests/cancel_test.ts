@@ -864,6 +864,30 @@ Deno.test("run end: a leftover waiting on a Promise does not keep the next run f
   );
 });
 
+Deno.test("run end: a detached task spawned by a leftover's cleanup is closed with the run too", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  let flusher: Task<void> | undefined;
+  loop.runSync(function* first() {
+    yield* spawn(function* background() {
+      try {
+        yield* suspend();
+      } finally {
+        flusher = yield* spawn(function* flusher() {
+          yield* sleep(5);
+          log.push("flusher ran");
+        }, { detached: true });
+      }
+    }, { detached: true });
+    yield* yieldNow();
+  });
+  assertEquals(flusher?.state, "cancelled");
+  loop.runSync(function* second() {
+    yield* sleep(10);
+  });
+  assertEquals(log, []);
+});
+
 Deno.test("run end: a leftover task whose cleanup fails makes the run reject, naming it", () => {
   const loop = virtualLoop();
   const error = assertThrows(

@@ -324,6 +324,51 @@ for (const group of [gather, race]) {
   });
 }
 
+Deno.test("TaskFailedError: a group's held failure does not cut the cancelled waiter's cleanup short; it joins its outcome", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const shared = new Error("backend unavailable"); // one error object, thrown twice
+  const error = loop.runSync(function* main() {
+    const worker = yield* spawn(function* worker() {
+      try {
+        yield* gather([
+          function* second(): Operation<void> {
+            try {
+              yield* sleep(1_000);
+            } finally {
+              // deno-lint-ignore no-unsafe-finally
+              throw shared; // fails again in its own cleanup
+            }
+          },
+          function* first(): Operation<never> {
+            yield* sleep(1);
+            throw shared;
+          },
+          function* slow(): Operation<void> {
+            try {
+              yield* sleep(1_000);
+            } finally {
+              yield* sleep(10); // the gather waits for this until t=11
+            }
+          },
+        ]);
+      } finally {
+        log.push("cleanup started");
+        yield* sleep(5);
+        log.push("cleanup finished");
+      }
+    });
+    yield* sleep(2); // "first" failed, "second" failed in its cleanup
+    worker.cancel("shutting down");
+    return yield* caught(() => join(worker));
+  });
+  assertEquals(log, ["cleanup started", "cleanup finished"]);
+  // Both failures are reported once each, the first one included.
+  assertInstanceOf(error, AggregateError);
+  const names = error.errors.map((each) => (each as TaskFailedError).taskName).sort();
+  assertEquals(names, ["first", "second"]);
+});
+
 Deno.test("TaskFailedError: a body whose cleanup fails after its timeout's waiter was interrupted is reported", () => {
   const loop = virtualLoop();
   const error = loop.runSync(function* main() {
