@@ -821,7 +821,7 @@ export class Loop {
     // CancelledError: other errors reaching it meanwhile (its children
     // failing) join its outcome when its body ends instead.
     const cancelError = this.#cancelled.size > 0 ? this.#cancelled.get(task) : undefined;
-    if (cancelError !== undefined && error !== cancelError) return false;
+    if (cancelError !== undefined && !carries(error, cancelError)) return false;
     task._slot = new Thrown(error);
     this.#deferred.delete(task);
     return true;
@@ -959,6 +959,12 @@ export class Loop {
 }
 
 /** Resumes `task` with `error` thrown at its `yield*`. */
+/** Whether `error` is `wanted`, or an aggregate with it among its errors. */
+function carries(error: unknown, wanted: unknown): boolean {
+  if (error === wanted) return true;
+  return error instanceof AggregateError && error.errors.some((each) => carries(each, wanted));
+}
+
 /** Whether `error` still waits in `task`'s slot, never thrown into its body. */
 function isUndelivered(task: Task<unknown>, error: unknown): boolean {
   const slot = task._slot;

@@ -975,6 +975,39 @@ Deno.test({
   },
 });
 
+Deno.test("Task.cancel(): a task queued with two errors already still receives its cancellation after the first", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    const target = yield* spawn(function* target(): Operation<void> {
+      for (const name of ["a", "b"]) {
+        yield* spawn(function* failing(): Operation<never> {
+          yield* sleep(1);
+          throw new Error(`${name} failed`);
+        }, { name });
+      }
+      try {
+        yield* sleep(1_000); // "a" fails, then "b": the second error waits
+      } catch (error) {
+        log.push(`caught ${(error as TaskFailedError).taskName}`);
+      }
+      try {
+        yield* sleep(1_000); // the cancellation, with "b", must land here
+        log.push("slept on despite being cancelled");
+      } catch (error) {
+        log.push(`then ${(error as Error).name}`);
+        throw error;
+      }
+    });
+    yield* sleep(1);
+    yield* yieldNow(); // after both children failed
+    target.cancel("stop");
+    yield* joinError(target);
+  });
+  assertEquals(log, ["caught a", "then AggregateError"]);
+  assertEquals(loop.time(), 1);
+});
+
 // Each level waits on the next through a gather, a race or a timeout, whose
 // undo cancels the level below: cancelling the top reaches every level, in a
 // loop rather than a recursion as deep as the tree.
