@@ -81,7 +81,7 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     }
   }
 
-  override undo(_task: Task<unknown>, loop: Loop): void {
+  override undo(task: Task<unknown>, loop: Loop): void {
     this.waiter = null;
     // Nobody waits for the group's outcome any more: a child that then fails
     // (in its cleanup) must be reported like any unjoined child, not dropped.
@@ -89,9 +89,15 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
       if (!child.settled) removeObserver(child, this);
     }
     this.cancelUnsettled(loop, "the waiting task was interrupted");
-    // Failures the group recorded but would only have delivered at its end.
+    // Failures the group recorded but would only have delivered at its end:
+    // reported with the waiting task's outcome, so that they do not cut
+    // short the cleanup its interruption starts.
     for (const failed of this.undelivered()) {
-      loop._reportFailure(failed, `before its ${this.#where}'s waiting task was interrupted`);
+      loop._reportWithOutcome(
+        task,
+        failed,
+        `before its ${this.#where}'s waiting task was interrupted`,
+      );
     }
   }
 

@@ -62,8 +62,6 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
 
   perform(task: Task<unknown>, loop: Loop): void {
     const target = this.#target as Task<unknown>;
-    // Every task has a parent (a task or its loop): anything else is no task.
-    if (target._parent === undefined) checkTask(target, "join()");
     if (target === task) {
       throw new Error(
         `Task "${task.name}" cannot join itself: it would wait forever; join a task it spawned instead`,
@@ -129,9 +127,6 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
  * ```
  */
 export function join<T>(task: Task<T>): Operation<T> {
-  // Only what would break the fast path is checked here (an instanceof on
-  // every join costs a few percent of a spawn+join); another object is
-  // caught where the join is performed.
-  if (typeof task !== "object" || task === null) checkTask(task, "join()");
+  checkTask(task, "join()");
   return new JoinInstruction(task);
 }

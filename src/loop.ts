@@ -93,6 +93,12 @@ class Closing extends Instruction {
   }
 }
 
+/**
+ * How many times a run's end cancels the tasks left (each round those that
+ * the previous round's cleanup spawned) before it gives up.
+ */
+const MAX_RUN_END_ROUNDS = 100;
+
 /** Why the tasks left when a run ends are cancelled. */
 const RUN_ENDED = "the run ended (its main task settled)";
 const RUN_FAILED = "the run failed";
@@ -171,6 +177,10 @@ export class Loop {
   // delivered once, and reported if the task swallows it. Kept here, not in
   // a field, for the same reason.
   #cancelled = new Map<Task<unknown>, CancelledError>();
+  // Failures to report with a task's outcome once its body ends, not at a
+  // yield* of it: those a group had recorded when its waiting task was
+  // interrupted, whose cleanup they must not cut short.
+  #held = new Map<Task<unknown>, unknown>();
   // Cancellations requested while one is being delivered, as task, reason
   // pairs (see `_cancel`).
   #cancelQueue: unknown[] = [];
@@ -380,19 +390,35 @@ export class Loop {
   async #closeRoots(reason: string): Promise<void> {
     // Again until none is left: a cleanup may spawn detached tasks too.
     let closer: Task<unknown> | null;
-    while ((closer = this.#startCloser(reason)) !== null) await this.#drive(closer);
+    for (let round = 1; (closer = this.#startCloser(reason, round)) !== null; round++) {
+      await this.#drive(closer);
+    }
   }
 
   /** `#closeRoots` for `runSync`. */
   #closeRootsSync(reason: string): void {
     let closer: Task<unknown> | null;
-    while ((closer = this.#startCloser(reason)) !== null) this.#driveSync(closer);
+    for (let round = 1; (closer = this.#startCloser(reason, round)) !== null; round++) {
+      this.#driveSync(closer);
+    }
   }
 
-  /** Cancels the live root tasks; returns a task that settles once they have, or null. */
-  #startCloser(reason: string): Task<unknown> | null {
+  /**
+   * Cancels the live root tasks; returns a task that settles once they
+   * have, or null when there are none.
+   * @throws {Error} when cleanups kept spawning detached tasks for
+   * `MAX_RUN_END_ROUNDS` rounds: the run would never end.
+   */
+  #startCloser(reason: string, round: number): Task<unknown> | null {
     const leftovers = this.#tree.liveRoots();
     if (leftovers.length === 0) return null;
+    if (round > MAX_RUN_END_ROUNDS) {
+      throw new Error(
+        `Cannot end the run: after ${MAX_RUN_END_ROUNDS} rounds of cancelling the tasks left at its end, their cleanup still spawns detached tasks (now ${
+          leftovers.map((task) => `"${task.name}"`).join(", ")
+        }); a cleanup should not start detached work`,
+      );
+    }
     // An instruction is an iterator: it can be a task's whole body.
     const waiting = new LeftoversInstruction(leftovers, (error) => this.#orphanErrors.push(error));
     for (const task of leftovers) this._cancel(task, reason);
@@ -574,6 +600,12 @@ export class Loop {
   #withRunErrors(error: unknown, main: Task<unknown>): unknown {
     const errors = this.#orphanErrors;
     this.#orphanErrors = [];
+    // Errors still waiting for a task that will never take them now.
+    for (const pending of [...this.#deferred.values(), ...this.#held.values()]) {
+      if (!(pending instanceof CancelledError)) errors.push(pending);
+    }
+    this.#deferred.clear();
+    this.#held.clear();
     const own = main._slot instanceof Closing
       ? (main._slot.threw ? main._slot.outcome : undefined)
       : (main.state === "failed" ? main._slot : undefined);
@@ -700,6 +732,12 @@ export class Loop {
       threw = true;
       value = cancelError;
     }
+    if (this.#held.size > 0 && this.#held.has(task)) {
+      const held = this.#held.get(task);
+      this.#held.delete(task);
+      value = threw ? mergeErrors(value, held) : held;
+      threw = true;
+    }
     if (!hasLiveChildren(task)) {
       this.#settle(task, threw, value);
       return;
@@ -816,13 +854,7 @@ export class Loop {
   /** Throws a deferred error into `task` instead of its new wait, if it has one. */
   #deliverDeferred(task: Task<unknown>): boolean {
     if (!this.#deferred.has(task)) return false;
-    const error = this.#deferred.get(task);
-    // A cancelled task's cleanup runs to its end, as it would for a second
-    // CancelledError: other errors reaching it meanwhile (its children
-    // failing) join its outcome when its body ends instead.
-    const cancelError = this.#cancelled.size > 0 ? this.#cancelled.get(task) : undefined;
-    if (cancelError !== undefined && !carries(error, cancelError)) return false;
-    task._slot = new Thrown(error);
+    task._slot = new Thrown(this.#deferred.get(task));
     this.#deferred.delete(task);
     return true;
   }
@@ -952,17 +984,20 @@ export class Loop {
     this.#escalate(task, circumstance);
   }
 
+  /**
+   * @internal Reports the failure of `child` with the outcome of `holder`
+   * once its body ends, rather than at its next yield*.
+   */
+  _reportWithOutcome(holder: Task<unknown>, child: Task<unknown>, circumstance: string): void {
+    const report = new TaskFailedError(child.name, child._slot, circumstance);
+    const previous = this.#held.get(holder);
+    this.#held.set(holder, previous === undefined ? report : mergeErrors(previous, report));
+  }
+
   /** @internal Throws `error` into `task` at its current wait, undoing it. */
   _interrupt(task: Task<unknown>, error: unknown): void {
     this.#interrupt(task, error);
   }
-}
-
-/** Resumes `task` with `error` thrown at its `yield*`. */
-/** Whether `error` is `wanted`, or an aggregate with it among its errors. */
-function carries(error: unknown, wanted: unknown): boolean {
-  if (error === wanted) return true;
-  return error instanceof AggregateError && error.errors.some((each) => carries(each, wanted));
 }
 
 /** Whether `error` still waits in `task`'s slot, never thrown into its body. */
@@ -970,6 +1005,8 @@ function isUndelivered(task: Task<unknown>, error: unknown): boolean {
   const slot = task._slot;
   return slot instanceof Thrown && slot.error === error;
 }
+
+/** Resumes `task` with `error` thrown at its `yield*`. */
 
 function throwInto(
   task: Task<unknown>,

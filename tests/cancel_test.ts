@@ -888,6 +888,61 @@ Deno.test("run end: a detached task spawned by a leftover's cleanup is closed wi
   assertEquals(log, []);
 });
 
+Deno.test("run end: cleanups that keep spawning detached tasks end the run with a clear error, not for ever", () => {
+  const loop = virtualLoop();
+  function* supervised(): Operation<void> {
+    try {
+      yield* suspend();
+    } finally {
+      yield* spawn(supervised, { detached: true }); // restarts itself,
+      yield* yieldNow(); // and lets the successor start before it ends
+    }
+  }
+  const error = assertThrows(
+    () =>
+      loop.runSync(function* main() {
+        yield* spawn(supervised, { detached: true });
+        yield* yieldNow();
+      }),
+    Error,
+  );
+  assertStringIncludes(error.message, "Cannot end the run: after 100 rounds");
+  assertStringIncludes(error.message, '"supervised"');
+});
+
+Deno.test("LoopOptions.onWarning: a cancelled task that swallows its CancelledError is warned about even with a group failure held for it", () => {
+  const warnings: string[] = [];
+  const loop = virtualLoop({ onWarning: (message) => warnings.push(message) });
+  loop.runSync(function* main() {
+    const worker = yield* spawn(function* worker(): Operation<string> {
+      try {
+        yield* gather([
+          function* failFast(): Operation<never> {
+            yield* sleep(1);
+            throw new Error("backend unavailable");
+          },
+          function* slowToCancel(): Operation<void> {
+            try {
+              yield* sleep(1_000);
+            } finally {
+              yield* sleep(10);
+            }
+          },
+        ]);
+      } catch {
+        // swallows the CancelledError: the bug the warning exists for
+      }
+      return "carried on";
+    });
+    yield* sleep(2); // failFast failed; the gather waits for slowToCancel
+    worker.cancel();
+    const error = yield* joinError(worker);
+    assertInstanceOf(error, TaskFailedError); // the held failure is its outcome
+  });
+  assertEquals(warnings.length, 1);
+  assertStringIncludes(warnings[0], 'Task "worker" caught its CancelledError');
+});
+
 Deno.test("run end: a leftover task whose cleanup fails makes the run reject, naming it", () => {
   const loop = virtualLoop();
   const error = assertThrows(

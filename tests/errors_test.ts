@@ -369,6 +369,38 @@ Deno.test("TaskFailedError: a group's held failure does not cut the cancelled wa
   assertEquals(names, ["first", "second"]);
 });
 
+Deno.test("DeadlockError: a group's held failure for a cancelled task whose cleanup hangs is its cause", () => {
+  const error = assertThrows(
+    () =>
+      virtualLoop().runSync(function* main() {
+        const worker = yield* spawn(function* worker(): Operation<void> {
+          try {
+            yield* gather([
+              function* failFast(): Operation<never> {
+                yield* sleep(1);
+                throw new Error("backend unavailable");
+              },
+              function* slowToCancel(): Operation<void> {
+                try {
+                  yield* sleep(1_000);
+                } finally {
+                  yield* sleep(10);
+                }
+              },
+            ]);
+          } finally {
+            yield* suspend(); // a cleanup that hangs
+          }
+        });
+        yield* sleep(2); // failFast failed; the gather waits for slowToCancel
+        yield* cancel(worker);
+      }),
+    DeadlockError,
+  );
+  assertInstanceOf(error.cause, TaskFailedError);
+  assertEquals(error.cause.taskName, "failFast");
+});
+
 Deno.test("TaskFailedError: a body whose cleanup fails after its timeout's waiter was interrupted is reported", () => {
   const loop = virtualLoop();
   const error = loop.runSync(function* main() {
@@ -688,9 +720,10 @@ Deno.test("join() and cancel() of something that is not a Task: a TypeError at t
       yield* caught(() => cancel(forgot)),
       yield* caught(() => join(undefined as unknown as Task<number>)),
       yield* caught(() => cancel(null as unknown as Task<number>)),
+      yield* caught(() => join({ _parent: null, settled: true } as unknown as Task<number>)),
     ];
   });
-  const [joinOp, cancelOp, joinUndefined, cancelNull] = result.map((error) => {
+  const [joinOp, cancelOp, joinUndefined, cancelNull, joinLookalike] = result.map((error) => {
     assertInstanceOf(error, TypeError);
     return error;
   });
@@ -705,6 +738,7 @@ Deno.test("join() and cancel() of something that is not a Task: a TypeError at t
     "join() expected a Task, but got undefined; pass the Task that `yield* spawn(body)` returned",
   );
   assertStringIncludes(cancelNull.message, "cancel() expected a Task, but got null");
+  assertStringIncludes(joinLookalike.message, "join() expected a Task, but got an object");
 });
 
 Deno.test("join() of a task of another Loop is a clear error; both loops stay usable", () => {
