@@ -91,10 +91,12 @@ export class IncomingConn implements SelectableStream {
    */
   discard(): Promise<void> | undefined {
     this.#discarded = true;
-    this.#notify = null;
     if (this.#conn !== null) closeQuietly(this.#conn);
     this.#conn = null;
     this.#error = NO_ERROR;
+    // A waiter of another Loop (the closing one interrupts its own) wakes
+    // to find it closed, rather than wait for ever.
+    this.#settled();
     return this.#opening ?? undefined;
   }
 

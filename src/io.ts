@@ -124,6 +124,7 @@ class WaitConnInstruction extends Instruction<void> {
   override value: unknown = undefined;
   override done = false;
   readonly #incoming: IncomingConn;
+  #waiter: Task<unknown> | null = null;
 
   constructor(incoming: IncomingConn) {
     super();
@@ -141,13 +142,33 @@ class WaitConnInstruction extends Instruction<void> {
       );
     }
     incoming.waiter = task;
+    this.#waiter = task;
     loop.selector.register(incoming, EVENT_READ, task);
   }
 
-  override undo(task: Task<unknown>, loop: Loop): void {
+  override next(resumeValue?: unknown): IteratorResult<Instruction, void> {
+    if (this.value === this) this.#release(); // resumed: the wait is over
+    return super.next(resumeValue);
+  }
+
+  override throw(error: unknown): IteratorResult<Instruction, void> {
+    // Resumed with an error, woken or not: the wait is over either way.
+    this.#release();
+    return super.throw(error);
+  }
+
+  override undo(_task: Task<unknown>, loop: Loop): void {
     // The host operation stays in flight: its connection is for the next taker.
-    if (this.#incoming.waiter === task) this.#incoming.waiter = null;
+    this.#release();
     loop.selector.unregister(this.#incoming, EVENT_READ);
+  }
+
+  /** Gives up the listener's waiter place, if this wait still holds it. */
+  #release(): void {
+    if (this.#waiter !== null && this.#incoming.waiter === this.#waiter) {
+      this.#incoming.waiter = null;
+    }
+    this.#waiter = null;
   }
 
   describe(): string {
@@ -505,7 +526,6 @@ function* whenArrived(incoming: IncomingConn): Generator<Instruction, ConnStream
     const conn = incoming.take();
     if (conn !== WOULD_BLOCK) return new ConnStream(conn);
     yield* new WaitConnInstruction(incoming);
-    incoming.waiter = null;
   }
 }
 

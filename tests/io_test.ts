@@ -15,6 +15,7 @@ import {
   close,
   connect,
   ConnStream,
+  currentTask,
   join,
   Loop,
   type Operation,
@@ -23,6 +24,7 @@ import {
   SimulatedStream,
   sleep,
   spawn,
+  TaskFailedError,
   timeout,
   TimeoutError,
   write,
@@ -382,4 +384,55 @@ Deno.test("accept(): a task of another Loop accepting on the same listener gets 
     assertEquals(await accepting, "accepted");
     client.close();
   });
+});
+
+Deno.test("accept(): a server woken by a client, then interrupted before it ran, keeps accepting (no Busy against itself)", async () => {
+  const log: string[] = [];
+  await withListener((listener) =>
+    run(function* main() {
+      const server = yield* spawn(function* server(): Operation<void> {
+        const me = yield* currentTask();
+        // A handler that fails just as a client arrives, while the server is
+        // queued: the server resumes with the failure at its accept().
+        yield* spawn(function* handler(): Operation<never> {
+          while (me.state !== "ready") yield* yieldNow();
+          throw new Error("handler failed");
+        });
+        while (log.filter((entry) => entry === "accepted").length < 2) {
+          try {
+            yield* close(yield* accept(listener));
+            log.push("accepted");
+          } catch (error) {
+            if (!(error instanceof TaskFailedError)) throw error;
+            log.push("handler failure logged");
+          }
+        }
+      });
+      yield* close(yield* connect({ hostname: HOST, port: listener.addr.port }));
+      while (!log.includes("accepted")) yield* yieldNow();
+      yield* close(yield* connect({ hostname: HOST, port: listener.addr.port }));
+      yield* timeout(GUARD_MS, join(server));
+      yield* close(listener);
+    })
+  );
+  assertEquals(log, ["handler failure logged", "accepted", "accepted"]);
+});
+
+Deno.test("close(listener) in one loop ends an accept() waiting on it in another with BadResource", async () => {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const first = new Loop();
+  const accepting = first.runUntilComplete(function* serverA() {
+    try {
+      yield* timeout(GUARD_MS, accept(listener));
+      return "accepted";
+    } catch (error) {
+      return (error as Error).name;
+    }
+  });
+  while (!first.running) await new Promise((resolve) => setTimeout(resolve, 1));
+  await new Promise((resolve) => setTimeout(resolve, 10)); // serverA waits in accept()
+  await run(function* closer() {
+    yield* close(listener);
+  });
+  assertEquals(await accepting, "BadResource");
 });
