@@ -89,15 +89,14 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
       if (!child.settled) removeObserver(child, this);
     }
     this.cancelUnsettled(loop, "the waiting task was interrupted");
-    // Failures the group recorded but would only have delivered at its end:
-    // reported with the waiting task's outcome, so that they do not cut
-    // short the cleanup its interruption starts.
+    // Failures the group recorded but would only have delivered at its end.
+    // A cancelled waiter gets them with its outcome, so that they do not cut
+    // short its cleanup; another interrupted waiter, at its next yield*.
+    const circumstance = `before its ${this.#where}'s waiting task was interrupted`;
+    const cancelled = loop._isCancelled(task);
     for (const failed of this.undelivered()) {
-      loop._reportWithOutcome(
-        task,
-        failed,
-        `before its ${this.#where}'s waiting task was interrupted`,
-      );
+      if (cancelled) loop._reportWithOutcome(task, failed, circumstance);
+      else loop._reportFailure(failed, circumstance);
     }
   }
 

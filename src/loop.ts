@@ -181,6 +181,8 @@ export class Loop {
   // yield* of it: those a group had recorded when its waiting task was
   // interrupted, whose cleanup they must not cut short.
   #held = new Map<Task<unknown>, unknown>();
+  // Rounds of closing leftover tasks in the current run (see #startCloser).
+  #runEndRounds = 0;
   // Cancellations requested while one is being delivered, as task, reason
   // pairs (see `_cancel`).
   #cancelQueue: unknown[] = [];
@@ -390,17 +392,13 @@ export class Loop {
   async #closeRoots(reason: string): Promise<void> {
     // Again until none is left: a cleanup may spawn detached tasks too.
     let closer: Task<unknown> | null;
-    for (let round = 1; (closer = this.#startCloser(reason, round)) !== null; round++) {
-      await this.#drive(closer);
-    }
+    while ((closer = this.#startCloser(reason)) !== null) await this.#drive(closer);
   }
 
   /** `#closeRoots` for `runSync`. */
   #closeRootsSync(reason: string): void {
     let closer: Task<unknown> | null;
-    for (let round = 1; (closer = this.#startCloser(reason, round)) !== null; round++) {
-      this.#driveSync(closer);
-    }
+    while ((closer = this.#startCloser(reason)) !== null) this.#driveSync(closer);
   }
 
   /**
@@ -409,10 +407,13 @@ export class Loop {
    * @throws {Error} when cleanups kept spawning detached tasks for
    * `MAX_RUN_END_ROUNDS` rounds: the run would never end.
    */
-  #startCloser(reason: string, round: number): Task<unknown> | null {
+  #startCloser(reason: string): Task<unknown> | null {
     const leftovers = this.#tree.liveRoots();
     if (leftovers.length === 0) return null;
-    if (round > MAX_RUN_END_ROUNDS) {
+    // Counted per run, so that unwinding after this error does not start
+    // another hundred rounds.
+    if (++this.#runEndRounds > MAX_RUN_END_ROUNDS) {
+      for (const task of leftovers) this._cancel(task, reason);
       throw new Error(
         `Cannot end the run: after ${MAX_RUN_END_ROUNDS} rounds of cancelling the tasks left at its end, their cleanup still spawns detached tasks (now ${
           leftovers.map((task) => `"${task.name}"`).join(", ")
@@ -438,6 +439,7 @@ export class Loop {
     addObserver(main as Task<unknown>, RUN_OBSERVER);
     this.#main = main as Task<unknown>;
     this.#orphanErrors = [];
+    this.#runEndRounds = 0;
     return main;
   }
 
@@ -713,24 +715,25 @@ export class Loop {
 
   /** The body returned or threw. Settle, or first close its children. */
   #bodyEnded(task: Task<unknown>, threw: boolean, value: unknown): void {
-    // Both side tables are usually empty: skip the lookups then.
-    if (this.#deferred.size > 0 && this.#deferred.has(task)) {
-      const deferred = this.#deferred.get(task);
-      this.#deferred.delete(task);
-      value = threw ? mergeErrors(value, deferred) : deferred;
-      threw = true;
-    }
+    // The side tables are usually empty: skip the lookups then.
+    const deferred = this.#deferred.size > 0 ? this.#deferred.get(task) : undefined;
+    this.#deferred.delete(task);
     const cancelError = this.#cancelled.size > 0 ? this.#cancelled.get(task) : undefined;
+    // Judged on what the body itself did, before errors waiting for it join.
     if (!threw && cancelError !== undefined) {
       // A task that cancelled itself (or stopped the loop) and returned before
       // its next yield* never saw the error: there is nothing to scold.
-      if (!isUndelivered(task, cancelError)) {
+      if (!isUndelivered(task, cancelError) && !carries(deferred, cancelError)) {
         this.#warn(
           `Task "${task.name}" caught its CancelledError and returned normally; it is reported as cancelled and its result is discarded. Re-throw CancelledError after cleanup.`,
         );
       }
       threw = true;
       value = cancelError;
+    }
+    if (deferred !== undefined) {
+      value = threw ? mergeErrors(value, deferred) : deferred;
+      threw = true;
     }
     if (this.#held.size > 0 && this.#held.has(task)) {
       const held = this.#held.get(task);
@@ -984,6 +987,11 @@ export class Loop {
     this.#escalate(task, circumstance);
   }
 
+  /** @internal Whether cancel() has reached `task`. */
+  _isCancelled(task: Task<unknown>): boolean {
+    return this.#cancelled.has(task);
+  }
+
   /**
    * @internal Reports the failure of `child` with the outcome of `holder`
    * once its body ends, rather than at its next yield*.
@@ -998,6 +1006,12 @@ export class Loop {
   _interrupt(task: Task<unknown>, error: unknown): void {
     this.#interrupt(task, error);
   }
+}
+
+/** Whether `error` is `wanted`, or an aggregate with it among its errors. */
+function carries(error: unknown, wanted: unknown): boolean {
+  if (error === wanted) return true;
+  return error instanceof AggregateError && error.errors.some((each) => carries(each, wanted));
 }
 
 /** Whether `error` still waits in `task`'s slot, never thrown into its body. */

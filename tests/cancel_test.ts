@@ -608,6 +608,31 @@ Deno.test("LoopOptions.onWarning: not called for a task that cancels itself and 
   assertEquals(warnings, []);
 });
 
+Deno.test("LoopOptions.onWarning: a swallowed CancelledError is warned about even with a second error waiting behind it", () => {
+  const warnings: string[] = [];
+  const loop = virtualLoop({ onWarning: (message) => warnings.push(message) });
+  loop.runSync(function* main() {
+    const worker = yield* spawn(function* worker(): Operation<string> {
+      yield* spawn(function* bomb(): Operation<never> {
+        yield* sleep(5);
+        throw new Error("bomb"); // unjoined: reaches the worker after its cancellation
+      });
+      try {
+        yield* sleep(100);
+      } catch {
+        // swallows everything, its CancelledError included
+      }
+      return "carried on";
+    });
+    yield* sleep(5); // runs before the bomb in the t=5 batch
+    worker.cancel("shutting down");
+    const error = yield* joinError(worker);
+    assertInstanceOf(error, TaskFailedError);
+  });
+  assertEquals(warnings.length, 1);
+  assertStringIncludes(warnings[0], 'Task "worker" caught its CancelledError');
+});
+
 Deno.test("LoopOptions.onWarning: a task that swallows cancellation and throws something else fails with it", () => {
   const warnings: string[] = [];
   const loop = virtualLoop({ onWarning: (message) => warnings.push(message) });

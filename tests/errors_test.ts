@@ -401,6 +401,46 @@ Deno.test("DeadlockError: a group's held failure for a cancelled task whose clea
   assertEquals(error.cause.taskName, "failFast");
 });
 
+Deno.test("TaskFailedError: a group's failure held when its waiter is interrupted by another error reaches it at its next yield*", () => {
+  const loop = virtualLoop();
+  const seen: string[] = [];
+  const outcome = loop.runSync(function* main() {
+    const server = yield* spawn(function* server(): Operation<string> {
+      yield* spawn(function* handler(): Operation<never> {
+        yield* sleep(3);
+        throw new Error("handler crashed"); // unjoined: thrown into the server
+      });
+      try {
+        yield* gather([
+          function* failFast(): Operation<never> {
+            yield* sleep(1);
+            throw new Error("backend unavailable");
+          },
+          function* slowToCancel(): Operation<void> {
+            try {
+              yield* sleep(1_000);
+            } finally {
+              yield* sleep(10);
+            }
+          },
+        ]);
+      } catch (error) {
+        seen.push(`t=${loop.time()} ${(error as TaskFailedError).taskName}`);
+      }
+      try {
+        yield* sleep(100); // serving on
+      } catch (error) {
+        seen.push(`t=${loop.time()} ${(error as TaskFailedError).taskName}`);
+      }
+      return "served";
+    });
+    return yield* join(server);
+  });
+  // Not a cancellation: no cleanup to protect, so no reason to hold it.
+  assertEquals(seen, ["t=3 handler", "t=3 failFast"]);
+  assertEquals(outcome, "served");
+});
+
 Deno.test("TaskFailedError: a body whose cleanup fails after its timeout's waiter was interrupted is reported", () => {
   const loop = virtualLoop();
   const error = loop.runSync(function* main() {
