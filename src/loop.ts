@@ -716,8 +716,9 @@ export class Loop {
   /** The body returned or threw. Settle, or first close its children. */
   #bodyEnded(task: Task<unknown>, threw: boolean, value: unknown): void {
     // The side tables are usually empty: skip the lookups then.
-    const deferred = this.#deferred.size > 0 ? this.#deferred.get(task) : undefined;
-    this.#deferred.delete(task);
+    const hasDeferred = this.#deferred.size > 0 && this.#deferred.has(task);
+    const deferred = hasDeferred ? this.#deferred.get(task) : undefined;
+    if (hasDeferred) this.#deferred.delete(task);
     const cancelError = this.#cancelled.size > 0 ? this.#cancelled.get(task) : undefined;
     // Judged on what the body itself did, before errors waiting for it join.
     if (!threw && cancelError !== undefined) {
@@ -731,7 +732,7 @@ export class Loop {
       threw = true;
       value = cancelError;
     }
-    if (deferred !== undefined) {
+    if (hasDeferred) {
       value = threw ? mergeErrors(value, deferred) : deferred;
       threw = true;
     }
