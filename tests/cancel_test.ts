@@ -35,6 +35,7 @@ import {
   VirtualClock,
   yieldNow,
 } from "../mod.ts";
+import { failFast, slowToCancel } from "./_group_failure.ts";
 
 function virtualLoop(options: LoopOptions = {}): Loop {
   return new Loop({ clock: new VirtualClock(), ...options });
@@ -941,19 +942,7 @@ Deno.test("LoopOptions.onWarning: a cancelled task that swallows its CancelledEr
   loop.runSync(function* main() {
     const worker = yield* spawn(function* worker(): Operation<string> {
       try {
-        yield* gather([
-          function* failFast(): Operation<never> {
-            yield* sleep(1);
-            throw new Error("backend unavailable");
-          },
-          function* slowToCancel(): Operation<void> {
-            try {
-              yield* sleep(1_000);
-            } finally {
-              yield* sleep(10);
-            }
-          },
-        ]);
+        yield* gather([failFast, slowToCancel]);
       } catch {
         // swallows the CancelledError: the bug the warning exists for
       }

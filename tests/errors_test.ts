@@ -36,6 +36,7 @@ import {
   VirtualClock,
   yieldNow,
 } from "../mod.ts";
+import { failFast, slowToCancel } from "./_group_failure.ts";
 
 function virtualLoop(options: LoopOptions = {}): Loop {
   return new Loop({ clock: new VirtualClock(), ...options });
@@ -375,19 +376,7 @@ Deno.test("DeadlockError: a group's held failure for a cancelled task whose clea
       virtualLoop().runSync(function* main() {
         const worker = yield* spawn(function* worker(): Operation<void> {
           try {
-            yield* gather([
-              function* failFast(): Operation<never> {
-                yield* sleep(1);
-                throw new Error("backend unavailable");
-              },
-              function* slowToCancel(): Operation<void> {
-                try {
-                  yield* sleep(1_000);
-                } finally {
-                  yield* sleep(10);
-                }
-              },
-            ]);
+            yield* gather([failFast, slowToCancel]);
           } finally {
             yield* suspend(); // a cleanup that hangs
           }
@@ -411,19 +400,7 @@ Deno.test("TaskFailedError: a group's failure held when its waiter is interrupte
         throw new Error("handler crashed"); // unjoined: thrown into the server
       });
       try {
-        yield* gather([
-          function* failFast(): Operation<never> {
-            yield* sleep(1);
-            throw new Error("backend unavailable");
-          },
-          function* slowToCancel(): Operation<void> {
-            try {
-              yield* sleep(1_000);
-            } finally {
-              yield* sleep(10);
-            }
-          },
-        ]);
+        yield* gather([failFast, slowToCancel]);
       } catch (error) {
         seen.push(`t=${loop.time()} ${(error as TaskFailedError).taskName}`);
       }

@@ -1,0 +1,20 @@
+// A group of two for tests of failures a gather or race holds: "failFast"
+// fails at t=1, and "slowToCancel" then keeps the group waiting for its
+// cleanup until t=11.
+
+import { type Operation, sleep } from "../mod.ts";
+
+/** Fails at t=1. */
+export function* failFast(): Operation<never> {
+  yield* sleep(1);
+  throw new Error("backend unavailable");
+}
+
+/** Sleeps long; once cancelled, its cleanup takes 10 ms more. */
+export function* slowToCancel(): Operation<void> {
+  try {
+    yield* sleep(1_000);
+  } finally {
+    yield* sleep(10);
+  }
+}
