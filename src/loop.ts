@@ -181,8 +181,10 @@ export class Loop {
   // yield* of it: those a group had recorded when its waiting task was
   // interrupted, whose cleanup they must not cut short.
   #held = new Map<Task<unknown>, unknown>();
-  // Rounds of closing leftover tasks in the current run (see #startCloser).
+  // Rounds of closing leftover tasks in the current run (see #startCloser),
+  // and why this loop gave up on ending a run, if it did.
   #runEndRounds = 0;
+  #gaveUp: string | null = null;
   // Cancellations requested while one is being delivered, as task, reason
   // pairs (see `_cancel`).
   #cancelQueue: unknown[] = [];
@@ -392,38 +394,49 @@ export class Loop {
   async #closeRoots(reason: string): Promise<void> {
     // Again until none is left: a cleanup may spawn detached tasks too.
     let closer: Task<unknown> | null;
-    while ((closer = this.#startCloser(reason)) !== null) await this.#drive(closer);
+    while ((closer = this.#startCloser(reason)) !== null) {
+      await this.#drive(closer);
+      this.#throwIfGaveUp();
+    }
   }
 
   /** `#closeRoots` for `runSync`. */
   #closeRootsSync(reason: string): void {
     let closer: Task<unknown> | null;
-    while ((closer = this.#startCloser(reason)) !== null) this.#driveSync(closer);
+    while ((closer = this.#startCloser(reason)) !== null) {
+      this.#driveSync(closer);
+      this.#throwIfGaveUp();
+    }
   }
 
   /**
    * Cancels the live root tasks; returns a task that settles once they
-   * have, or null when there are none.
-   * @throws {Error} when cleanups kept spawning detached tasks for
-   * `MAX_RUN_END_ROUNDS` rounds: the run would never end.
+   * have, or null when there are none. Past `MAX_RUN_END_ROUNDS` rounds in
+   * one run it gives up on the loop: this round's cleanups still run, and
+   * then the run fails (see `#throwIfGaveUp`).
    */
   #startCloser(reason: string): Task<unknown> | null {
     const leftovers = this.#tree.liveRoots();
     if (leftovers.length === 0) return null;
-    // Counted per run, so that unwinding after this error does not start
-    // another hundred rounds.
-    if (++this.#runEndRounds > MAX_RUN_END_ROUNDS) {
-      for (const task of leftovers) this._cancel(task, reason);
-      throw new Error(
-        `Cannot end the run: after ${MAX_RUN_END_ROUNDS} rounds of cancelling the tasks left at its end, their cleanup still spawns detached tasks (now ${
+    if (++this.#runEndRounds > MAX_RUN_END_ROUNDS && this.#gaveUp === null) {
+      this.#gaveUp =
+        `after ${MAX_RUN_END_ROUNDS} rounds of cancelling the tasks left at the end of a run, their cleanup still spawned detached tasks (${
           leftovers.map((task) => `"${task.name}"`).join(", ")
-        }); a cleanup should not start detached work`,
-      );
+        }); a cleanup should not start detached work`;
     }
     // An instruction is an iterator: it can be a task's whole body.
     const waiting = new LeftoversInstruction(leftovers, (error) => this.#orphanErrors.push(error));
     for (const task of leftovers) this._cancel(task, reason);
     return this._spawn(waiting, "the run's end", this);
+  }
+
+  /**
+   * The run cannot end: what the last round's cleanups spawned is left
+   * unstarted, and the loop refuses further runs rather than let those
+   * tasks run (and fail) in them.
+   */
+  #throwIfGaveUp(): void {
+    if (this.#gaveUp !== null) throw new Error(`Cannot end the run: ${this.#gaveUp}`);
   }
 
   // ---------------------------------------------------------------------
@@ -433,6 +446,11 @@ export class Loop {
     if (this.#main !== null) {
       throw new Error(
         `Cannot start a run: this loop is already running task "${this.#main.name}"; spawn the work as a task instead`,
+      );
+    }
+    if (this.#gaveUp !== null) {
+      throw new Error(
+        `Cannot start a run: this loop could not end its previous one (${this.#gaveUp}) and still holds those tasks; use a new Loop`,
       );
     }
     const main = this._spawn(startBody(body, "run()"), bodyNameSource(body), this);
@@ -852,7 +870,7 @@ export class Loop {
 
   #defer(task: Task<unknown>, error: unknown): void {
     const previous = this.#deferred.get(task);
-    this.#deferred.set(task, previous === undefined ? error : mergeErrors(previous, error));
+    this.#deferred.set(task, previous === undefined ? error : keepingCancel(previous, error));
   }
 
   /** Throws a deferred error into `task` instead of its new wait, if it has one. */
@@ -1007,6 +1025,18 @@ export class Loop {
   _interrupt(task: Task<unknown>, error: unknown): void {
     this.#interrupt(task, error);
   }
+}
+
+/**
+ * Merges two errors waiting for a task, like `mergeErrors`, except that a
+ * CancelledError is kept: the task must still receive its cancellation.
+ */
+function keepingCancel(previous: unknown, next: unknown): unknown {
+  if (!(previous instanceof CancelledError)) return mergeErrors(previous, next);
+  return new AggregateError(
+    [previous, next],
+    `Several errors: ${describeError(previous)}; ${describeError(next)}`,
+  );
 }
 
 /** Whether `error` is `wanted`, or an aggregate with it among its errors. */

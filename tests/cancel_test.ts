@@ -934,6 +934,13 @@ Deno.test("run end: cleanups that keep spawning detached tasks end the run with 
   );
   assertStringIncludes(error.message, "Cannot end the run: after 100 rounds");
   assertStringIncludes(error.message, '"supervised"');
+  // It still holds the last round's tasks: rather than run them in the next
+  // run, it refuses one.
+  const refusal = assertThrows(() => loop.runSync(function* next() {}), Error);
+  assertStringIncludes(
+    refusal.message,
+    "Cannot start a run: this loop could not end its previous one",
+  );
 });
 
 Deno.test("LoopOptions.onWarning: a cancelled task that swallows its CancelledError is warned about even with a group failure held for it", () => {
@@ -1075,6 +1082,49 @@ Deno.test("Task.cancel(): a task queued with two errors already still receives i
   });
   assertEquals(log, ["caught a", "then AggregateError"]);
   assertEquals(loop.time(), 1);
+});
+
+Deno.test("Task.cancel(): a cancellation waiting behind one error is not dropped when another error follows it", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const error = loop.runSync(function* main() {
+    const worker = yield* spawn(function* worker(): Operation<void> {
+      yield* spawn(function* bombA(): Operation<never> {
+        yield* sleep(5);
+        throw new Error("A");
+      });
+      yield* spawn(function* bombB(): Operation<never> {
+        yield* yieldNow();
+        yield* yieldNow(); // its timer is armed after main's
+        yield* sleep(5);
+        throw new Error("B");
+      });
+      for (let round = 0; round < 3; round++) {
+        try {
+          yield* sleep(100);
+          log.push(`served@${loop.time()}`);
+        } catch (error) {
+          if (
+            error instanceof AggregateError && error.errors.some((e) => e instanceof CancelledError)
+          ) {
+            throw error; // a well-behaved task stops when cancelled
+          }
+          log.push(`handled@${loop.time()}`);
+        }
+      }
+    });
+    yield* yieldNow();
+    yield* yieldNow(); // main's timer is armed after bombA's, before bombB's
+    yield* sleep(5);
+    worker.cancel("stop"); // A is queued for the worker; B follows the cancellation
+    return yield* joinError(worker);
+  });
+  assertEquals(log, ["handled@5"]); // A handled, then B with the cancellation: no serving on
+  assertInstanceOf(error, AggregateError);
+  const [cancellation, failure] = error.errors;
+  assertInstanceOf(cancellation, CancelledError);
+  assertInstanceOf(failure, TaskFailedError);
+  assertEquals(failure.taskName, "bombB");
 });
 
 // Each level waits on the next through a gather, a race or a timeout, whose
