@@ -184,7 +184,8 @@ export class Loop {
   // Rounds of closing leftover tasks in the current run (see #startCloser),
   // and why this loop gave up on ending a run, if it did.
   #runEndRounds = 0;
-  #gaveUp: string | null = null;
+  #lastRound = false;
+  #gaveUp: Error | null = null;
   // Cancellations requested while one is being delivered, as task, reason
   // pairs (see `_cancel`).
   #cancelQueue: unknown[] = [];
@@ -368,7 +369,8 @@ export class Loop {
     this._cancel(main, RUN_FAILED);
     try {
       await this.#drive(main);
-      await this.#closeRoots(RUN_FAILED);
+      // A loop that gave up on ending the run does not try again here.
+      if (this.#gaveUp === null) await this.#closeRoots(RUN_FAILED);
     } catch {
       // The cleanup blocked too; the original error is what the caller needs.
     }
@@ -379,7 +381,7 @@ export class Loop {
     this._cancel(main, RUN_FAILED);
     try {
       this.#driveSync(main);
-      this.#closeRootsSync(RUN_FAILED);
+      if (this.#gaveUp === null) this.#closeRootsSync(RUN_FAILED);
     } catch {
       // The cleanup blocked too; the original error is what the caller needs.
     }
@@ -418,12 +420,7 @@ export class Loop {
   #startCloser(reason: string): Task<unknown> | null {
     const leftovers = this.#tree.liveRoots();
     if (leftovers.length === 0) return null;
-    if (++this.#runEndRounds > MAX_RUN_END_ROUNDS && this.#gaveUp === null) {
-      this.#gaveUp =
-        `after ${MAX_RUN_END_ROUNDS} rounds of cancelling the tasks left at the end of a run, their cleanup still spawned detached tasks (${
-          leftovers.map((task) => `"${task.name}"`).join(", ")
-        }); a cleanup should not start detached work`;
-    }
+    if (++this.#runEndRounds > MAX_RUN_END_ROUNDS) this.#lastRound = true;
     // An instruction is an iterator: it can be a task's whole body.
     const waiting = new LeftoversInstruction(leftovers, (error) => this.#orphanErrors.push(error));
     for (const task of leftovers) this._cancel(task, reason);
@@ -431,12 +428,20 @@ export class Loop {
   }
 
   /**
-   * The run cannot end: what the last round's cleanups spawned is left
-   * unstarted, and the loop refuses further runs rather than let those
-   * tasks run (and fail) in them.
+   * After the last round allowed, what its cleanups spawned is left as it
+   * is (perhaps started): the run fails, and the loop refuses further runs
+   * rather than let those tasks run (and fail) in them.
    */
   #throwIfGaveUp(): void {
-    if (this.#gaveUp !== null) throw new Error(`Cannot end the run: ${this.#gaveUp}`);
+    if (!this.#lastRound) return;
+    const left = this.#tree.liveRoots();
+    if (left.length === 0) return;
+    this.#gaveUp = new Error(
+      `Cannot end the run: after ${MAX_RUN_END_ROUNDS} rounds of cancelling the tasks left at the end of a run, their cleanup still spawned detached tasks (${
+        left.map((task) => `"${task.name}"`).join(", ")
+      }); a cleanup should not start detached work`,
+    );
+    throw this.#gaveUp;
   }
 
   // ---------------------------------------------------------------------
@@ -450,7 +455,7 @@ export class Loop {
     }
     if (this.#gaveUp !== null) {
       throw new Error(
-        `Cannot start a run: this loop could not end its previous one (${this.#gaveUp}) and still holds those tasks; use a new Loop`,
+        `Cannot start a run: this loop could not end its previous one and still holds its tasks (${this.#gaveUp.message}); use a new Loop`,
       );
     }
     const main = this._spawn(startBody(body, "run()"), bodyNameSource(body), this);
@@ -458,6 +463,7 @@ export class Loop {
     this.#main = main as Task<unknown>;
     this.#orphanErrors = [];
     this.#runEndRounds = 0;
+    this.#lastRound = false;
     return main;
   }
 
@@ -620,6 +626,8 @@ export class Loop {
   #withRunErrors(error: unknown, main: Task<unknown>): unknown {
     const errors = this.#orphanErrors;
     this.#orphanErrors = [];
+    // Given up on ending the run while unwinding it: say why the loop is spent.
+    if (this.#gaveUp !== null && this.#gaveUp !== error) errors.push(this.#gaveUp);
     // Errors still waiting for a task that will never take them now.
     for (const pending of [...this.#deferred.values(), ...this.#held.values()]) {
       if (!(pending instanceof CancelledError)) errors.push(pending);

@@ -964,6 +964,37 @@ Deno.test("LoopOptions.onWarning: a cancelled task that swallows its CancelledEr
   assertStringIncludes(warnings[0], 'Task "worker" caught its CancelledError');
 });
 
+Deno.test("run end: a last round that closes everything ends the run normally, and the loop stays usable", () => {
+  const loop = virtualLoop();
+  let generations = 0;
+  function* relay(): Operation<void> {
+    generations++;
+    try {
+      yield* suspend();
+    } finally {
+      // Hands over 101 times in all: one more round than the limit, which
+      // then leaves nothing behind.
+      if (generations <= 100) yield* spawn(relay, { detached: true });
+      yield* yieldNow();
+    }
+  }
+  assertEquals(
+    loop.runSync(function* main() {
+      yield* spawn(relay, { detached: true });
+      yield* yieldNow();
+      return "done";
+    }),
+    "done",
+  );
+  assertEquals(generations, 101);
+  assertEquals(
+    loop.runSync(function* next() {
+      return "usable";
+    }),
+    "usable",
+  );
+});
+
 Deno.test("run end: a leftover task whose cleanup fails makes the run reject, naming it", () => {
   const loop = virtualLoop();
   const error = assertThrows(
