@@ -750,7 +750,7 @@ export class Loop {
     if (!threw && cancelError !== undefined) {
       // A task that cancelled itself (or stopped the loop) and returned before
       // its next yield* never saw the error: there is nothing to scold.
-      if (!isUndelivered(task, cancelError) && !carries(deferred, cancelError)) {
+      if (!isUndelivered(task, cancelError) && deferred !== cancelError) {
         this.#warn(
           `Task "${task.name}" caught its CancelledError and returned normally; it is reported as cancelled and its result is discarded. Re-throw CancelledError after cleanup.`,
         );
@@ -878,7 +878,19 @@ export class Loop {
 
   #defer(task: Task<unknown>, error: unknown): void {
     const previous = this.#deferred.get(task);
-    this.#deferred.set(task, previous === undefined ? error : keepingCancel(previous, error));
+    if (previous === undefined) {
+      this.#deferred.set(task, error);
+    } else if (previous instanceof CancelledError || error instanceof CancelledError) {
+      // A cancellation is delivered alone, so that `instanceof
+      // CancelledError` recognises it; the other error joins the outcome.
+      const [cancellation, other] = previous instanceof CancelledError
+        ? [previous, error]
+        : [error, previous];
+      this.#deferred.set(task, cancellation);
+      this.#hold(task, other);
+    } else {
+      this.#deferred.set(task, mergeErrors(previous, error));
+    }
   }
 
   /** Throws a deferred error into `task` instead of its new wait, if it has one. */
@@ -1024,33 +1036,19 @@ export class Loop {
    * once its body ends, rather than at its next yield*.
    */
   _reportWithOutcome(holder: Task<unknown>, child: Task<unknown>, circumstance: string): void {
-    const report = new TaskFailedError(child.name, child._slot, circumstance);
-    const previous = this.#held.get(holder);
-    this.#held.set(holder, previous === undefined ? report : mergeErrors(previous, report));
+    this.#hold(holder, new TaskFailedError(child.name, child._slot, circumstance));
+  }
+
+  /** Keeps `error` to join `task`'s outcome when its body ends. */
+  #hold(task: Task<unknown>, error: unknown): void {
+    const previous = this.#held.get(task);
+    this.#held.set(task, previous === undefined ? error : mergeErrors(previous, error));
   }
 
   /** @internal Throws `error` into `task` at its current wait, undoing it. */
   _interrupt(task: Task<unknown>, error: unknown): void {
     this.#interrupt(task, error);
   }
-}
-
-/**
- * Merges two errors waiting for a task, like `mergeErrors`, except that a
- * CancelledError is kept: the task must still receive its cancellation.
- */
-function keepingCancel(previous: unknown, next: unknown): unknown {
-  if (!(previous instanceof CancelledError)) return mergeErrors(previous, next);
-  return new AggregateError(
-    [previous, next],
-    `Several errors: ${describeError(previous)}; ${describeError(next)}`,
-  );
-}
-
-/** Whether `error` is `wanted`, or an aggregate with it among its errors. */
-function carries(error: unknown, wanted: unknown): boolean {
-  if (error === wanted) return true;
-  return error instanceof AggregateError && error.errors.some((each) => carries(each, wanted));
 }
 
 /** Whether `error` still waits in `task`'s slot, never thrown into its body. */
