@@ -413,9 +413,9 @@ export class Loop {
 
   /**
    * Cancels the live root tasks; returns a task that settles once they
-   * have, or null when there are none. Past `MAX_RUN_END_ROUNDS` rounds in
-   * one run it gives up on the loop: this round's cleanups still run, and
-   * then the run fails (see `#throwIfGaveUp`).
+   * have, or null when there are none. A round past `MAX_RUN_END_ROUNDS`
+   * in one run is the last: its cleanups still run, and if they leave tasks
+   * behind the run fails (see `#throwIfGaveUp`).
    */
   #startCloser(reason: string): Task<unknown> | null {
     const leftovers = this.#tree.liveRoots();
