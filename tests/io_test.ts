@@ -70,18 +70,27 @@ function* timesOut(ms: number, operation: Operation<unknown>): Operation<boolean
   }
 }
 
+/**
+ * Connects a client, accepts it, sends `text` from the server side and
+ * returns what the client read; closes both ends and the listener.
+ */
+function* greetNextClient(listener: Deno.TcpListener, text: string): Operation<string | null> {
+  const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+  const server = yield* timeout(GUARD_MS, accept(listener));
+  yield* write(server, text);
+  const greeting = decode(yield* read(client));
+  yield* close(server);
+  yield* close(client);
+  yield* close(listener);
+  return greeting;
+}
+
 Deno.test("accept(): after an accept() cancelled by timeout(), the next accept() gets the next client", async () => {
   const [timedOut, greeting] = await withListener((listener) =>
     run(function* main() {
       // No client exists yet: this accept() is cancelled for sure.
       const timedOut = yield* timesOut(10, accept(listener));
-      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
-      const server = yield* timeout(GUARD_MS, accept(listener));
-      yield* write(server, "hello");
-      const greeting = decode(yield* read(client));
-      yield* close(server);
-      yield* close(client);
-      yield* close(listener);
+      const greeting = yield* greetNextClient(listener, "hello");
       return [timedOut, greeting];
     })
   );
@@ -116,16 +125,7 @@ Deno.test("accept(): a server stopped while it accepts can accept again on the s
     });
     setTimeout(() => first.stop("restart"), 10);
     await assertRejects(() => stopped, CancelledError);
-    return await run(function* restarted() {
-      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
-      const server = yield* timeout(GUARD_MS, accept(listener));
-      yield* write(server, "back");
-      const greeting = decode(yield* read(client));
-      yield* close(server);
-      yield* close(client);
-      yield* close(listener);
-      return greeting;
-    });
+    return await run(greetNextClient(listener, "back"));
   });
   assertEquals(greeting, "back");
 });
