@@ -5,10 +5,13 @@
  */
 
 import { checkTask } from "./_invalid.ts";
+import { TaskFailedError } from "./errors.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { Task, TaskObserver } from "./task.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
+
+const CIRCUMSTANCE = "while cancelled by cancel()";
 
 class CancelInstruction extends Instruction<void> implements TaskObserver {
   override value: unknown = undefined;
@@ -37,11 +40,17 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
     addObserver(target, this);
   }
 
-  taskSettled(_target: Task<unknown>, loop: Loop): void {
+  taskSettled(target: Task<unknown>, loop: Loop): void {
     const waiter = this.#waiter;
     if (waiter === null) return;
     this.#waiter = null;
-    loop._enqueue(waiter, undefined);
+    // As an observer this instruction keeps the failure from being reported
+    // to the target's parent: dropping it here would lose it for good.
+    if (target.state === "failed") {
+      loop._enqueueThrow(waiter, new TaskFailedError(target.name, target._slot, CIRCUMSTANCE));
+    } else {
+      loop._enqueue(waiter, undefined);
+    }
   }
 
   override undo(_task: Task<unknown>, _loop: Loop): void {
@@ -56,13 +65,19 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
 
 /**
  * Cancels `task` and waits until it has settled, cleanup included. Unlike
- * `join`, it does not throw the task's `CancelledError`; it completes
- * normally whatever the task ended with. Cancelling a settled task completes
- * at once. `task.cancel()` is the fire-and-forget form.
+ * `join`, it does not throw the task's `CancelledError`: it completes
+ * normally unless the task fails. If it does (its cleanup threw, or a
+ * child's failure reached it), that failure is thrown here as a
+ * `TaskFailedError` naming the task, with the error as its `cause`: the
+ * canceller waits on the task in place of a joiner, so nobody else is
+ * told. Cancelling a task that has settled already completes at once. `task.cancel()` is the
+ * fire-and-forget form; a failure after it is reported as any unjoined
+ * failure is, to the task's parent.
  *
  * @param task The task to cancel.
  * @param reason Why; kept as the `CancelledError`'s `reason`.
  * @returns An operation that completes when the task has settled.
+ * @throws {TaskFailedError} when the task fails rather than ending cancelled.
  *
  * @example Usage
  * ```ts

@@ -310,8 +310,9 @@ Deno.test("cancel() operation: yield* cancel(task) waits for the cleanup and doe
   assertEquals(log, ["worker cleaned@6", "cancel returned@6: worker cancelled"]);
 });
 
-Deno.test("cancel() operation: completes normally even when the cleanup fails", () => {
+Deno.test("cancel() operation: a cleanup that fails is thrown as a TaskFailedError naming the task", () => {
   const loop = virtualLoop();
+  const log: string[] = [];
   const task = loop.runSync(function* main() {
     const task = yield* spawn(function* badCleanup(): Operation<void> {
       try {
@@ -323,11 +324,82 @@ Deno.test("cancel() operation: completes normally even when the cleanup fails", 
       }
     });
     yield* sleep(1);
-    yield* cancel(task); // does not throw, as documented
+    try {
+      yield* cancel(task);
+      log.push("cancel returned");
+    } catch (error) {
+      assertInstanceOf(error, TaskFailedError);
+      assertEquals(error.taskName, "badCleanup");
+      assertStrictEquals(error.cause, task.error);
+      assertStringIncludes(error.message, "while cancelled by cancel(): Error: cleanup failed");
+      log.push(`cancel threw@${loop.time()}`);
+    }
     return task;
   });
+  // Thrown once the cleanup has ended, not before.
+  assertEquals(log, ["cancel threw@2"]);
   assertEquals(task.state, "failed");
   assertEquals((task.error as Error).message, "cleanup failed");
+});
+
+Deno.test("cancel() operation: uncaught, a failed cleanup fails the canceller, not silently nothing", () => {
+  const error = assertThrows(
+    () =>
+      runVirtual(function* main() {
+        const task = yield* spawn(function* badCleanup(): Operation<void> {
+          try {
+            yield* suspend();
+          } finally {
+            // deno-lint-ignore no-unsafe-finally
+            throw new Error("cleanup failed");
+          }
+        });
+        yield* sleep(1);
+        yield* cancel(task);
+      }),
+    TaskFailedError,
+  );
+  assertEquals(error.taskName, "badCleanup");
+});
+
+Deno.test("cancel() operation: a group failure the cancelled task held reaches the canceller", () => {
+  const loop = virtualLoop();
+  const error = loop.runSync(function* main() {
+    const worker = yield* spawn(function* worker(): Operation<void> {
+      yield* gather([failFast, slowToCancel]);
+    });
+    yield* sleep(2); // failFast failed at t=1; the gather waits for slowToCancel
+    try {
+      yield* cancel(worker);
+    } catch (error) {
+      return error;
+    }
+  });
+  // Thrown once slowToCancel's cleanup (cancelled by the gather at t=1) has ended.
+  assertEquals(loop.time(), 11);
+  assertInstanceOf(error, TaskFailedError);
+  assertEquals(error.taskName, "worker");
+  assertInstanceOf(error.cause, TaskFailedError);
+  assertEquals(error.cause.taskName, "failFast");
+});
+
+Deno.test("cancel() operation: a task that failed before it was cancelled completes it at once", () => {
+  const log: string[] = [];
+  runVirtual(function* main() {
+    const task = yield* spawn(function* failsEarly(): Operation<void> {
+      yield* sleep(1);
+      throw new Error("early");
+    });
+    try {
+      yield* join(task);
+    } catch (error) {
+      log.push(`joined: ${(error as Error).message}`);
+    }
+    // Reported to its joiner already: cancel() has nothing to add.
+    yield* cancel(task);
+    log.push(`cancel returned: ${task.state}`);
+  });
+  assertEquals(log, ["joined: early", "cancel returned: failed"]);
 });
 
 Deno.test("cancel() operation: cancelling yourself throws CancelledError at that yield*", () => {
@@ -646,7 +718,13 @@ Deno.test("LoopOptions.onWarning: a task that swallows cancellation and throws s
       }
     });
     yield* sleep(1);
-    yield* cancel(task);
+    try {
+      yield* cancel(task);
+      fail("cancel() of a task that failed instead did not throw");
+    } catch (error) {
+      assertInstanceOf(error, TaskFailedError);
+      assertStrictEquals(error.cause, task.error);
+    }
     return task;
   });
   assertEquals(task.state, "failed");

@@ -433,8 +433,8 @@ Deno.test("TaskFailedError: a body whose cleanup fails after its timeout's waite
       });
     });
     yield* sleep(10);
-    yield* cancel(waiter);
-    return waiter.error;
+    waiter.cancel();
+    return yield* caught(() => join(waiter));
   });
   assertInstanceOf(error, TaskFailedError);
   assertEquals(error.taskName, "body");
