@@ -1145,3 +1145,41 @@ Deno.test("Loop.stop() cancels a run that waits on the outside world; cleanup ru
   loop.stop(); // no run in progress: nothing happens
   assertEquals(loop.running, false);
 });
+
+// An awaited run must leave the host event loop its turns even when no
+// socket or Promise of its own is pending: a timer or a signal handler
+// outside the loop may be what stops it. Each body gives up after GIVE_UP_MS
+// of wall time, so a loop that starves the host fails the test, not hangs it.
+const GIVE_UP_MS = 3_000;
+
+function* untilStopped(step: () => Operation<void>): Operation<string> {
+  const start = performance.now();
+  while (performance.now() - start < GIVE_UP_MS) yield* step();
+  return "never stopped";
+}
+
+for (
+  const { what, clock, step } of [
+    {
+      what: "a virtual clock jumping from deadline to deadline",
+      clock: () => new VirtualClock(),
+      step: () => sleep(1),
+    },
+    { what: "tasks taking turns on the real clock", clock: () => undefined, step: yieldNow },
+  ]
+) {
+  Deno.test(`Loop.stop() from a host timer reaches a busy awaited run: ${what}`, async () => {
+    const loop = new Loop({ clock: clock() });
+    const running = loop.runUntilComplete(function* main() {
+      yield* spawn(() => untilStopped(step));
+      return yield* untilStopped(step);
+    });
+    const started = performance.now();
+    const timer = setTimeout(() => loop.stop("from outside"), 20);
+    const error = await assertRejects(() => running, CancelledError);
+    clearTimeout(timer);
+    assertEquals(error.reason, "from outside");
+    // The timer ran within a few of the loop's 10 ms stretches of work.
+    assert(performance.now() - started < GIVE_UP_MS / 2);
+  });
+}
