@@ -1,6 +1,7 @@
 /**
- * The event loop: a ready queue of tasks, a timer queue and a selector, and
- * the run loop that drives them.
+ * The event loop: a scheduler of tasks (its ready queue and their life
+ * cycle, in scheduler.ts), a timer queue and a selector, and the run loop
+ * that drives them.
  *
  * One turn of the loop ("tick") has three phases, in this order:
  * 1. poll the selector, so tasks whose streams became ready join the queue;
@@ -19,31 +20,18 @@
 
 import { bodyNameSource, startBody } from "./_body.ts";
 import { type Clock, RealClock } from "./clock.ts";
-import { CancelledError, DeadlockError, describeError, TaskFailedError } from "./errors.ts";
-import { Instruction, RESUME_SHARED } from "./instruction.ts";
+import { CancelledError, DeadlockError, describeError } from "./errors.ts";
 import { LeftoversInstruction } from "./_leftovers.ts";
-import { YIELD_NOW_INSTRUCTION } from "./yield_now.ts";
-import { invalidInstructionError } from "./_invalid.ts";
-import { RunQueue } from "./run_queue.ts";
-import {
-  addObserver,
-  forEachLiveChild,
-  hasLiveChildren,
-  removeObserver,
-  takeObservers,
-  TaskTree,
-} from "./task_tree.ts";
-import { cancelledError, mergeErrors } from "./_error_util.ts";
+import { addObserver, removeObserver } from "./task_tree.ts";
+import { Scheduler } from "./scheduler.ts";
 import { Selector, type SelectorKey } from "./selector.ts";
 import {
   type NameSource,
-  parentOf,
   running,
   type SpawnOptions,
-  Task,
+  type Task,
   type TaskBody,
   type TaskObserver,
-  Thrown,
 } from "./task.ts";
 import { type Timer, TimerQueue } from "./timers.ts";
 
@@ -65,35 +53,6 @@ export interface LoopOptions {
 }
 
 /**
- * What a task waits on after its body ended while children still run. It
- * holds the body's outcome until the task can settle with it.
- */
-class Closing extends Instruction {
-  override value: unknown = undefined;
-  override done = false;
-  /** Whether the body threw (or a child's failure was added since). */
-  threw: boolean;
-  /** The body's result or error. */
-  outcome: unknown;
-
-  constructor(threw: boolean, outcome: unknown) {
-    super();
-    this.threw = threw;
-    this.outcome = outcome;
-  }
-
-  perform(): void {}
-
-  describe(): string {
-    const waiting = "its children to finish their cleanup";
-    // The error that started the shutdown is what a reader of a deadlock
-    // report needs most.
-    if (!this.threw || this.outcome instanceof CancelledError) return waiting;
-    return `${waiting} (its body threw ${describeError(this.outcome)})`;
-  }
-}
-
-/**
  * How many times a run's end cancels the tasks left (each round those that
  * the previous round's cleanup spawned) before it gives up.
  */
@@ -109,21 +68,12 @@ const NO_ERROR: unique symbol = Symbol("genloop.noError");
 /** Marks the run's main task as observed, so its failure is not escalated. */
 const RUN_OBSERVER: TaskObserver = { taskSettled(): void {} };
 
-/** What a settled task's iterator is replaced with, to free the generator. */
-const SETTLED_ITER: Iterator<unknown, unknown, unknown> = {
-  next(): IteratorResult<unknown, unknown> {
-    throw new Error("Cannot resume a settled task");
-  },
-};
-
 // How many steps (and ticks) run between looks at the clock to see whether
 // the host event loop is owed a turn: counted, so that short runs never
 // read the clock at all.
 const WORK_BETWEEN_HOST_CHECKS = 4096;
 // Longest stretch of work before the host event loop gets a turn.
 const MAX_BUSY_MS = 10;
-// Within a batch, the ready queue is trimmed every 1024 steps.
-const TRIM_EVERY_MASK = 1023;
 
 /**
  * An event loop that drives generator tasks. Most programs use `run(body)`;
@@ -155,44 +105,15 @@ export class Loop {
   /** Watches the streams that tasks wait on. */
   readonly selector: Selector = new Selector();
 
-  #queue = new RunQueue<Task<unknown>>();
+  readonly #tasks: Scheduler;
   #timers = new TimerQueue();
-  #nextId = 1;
-  // Set by an instruction that resumes the current task at once, so the
-  // step continues it without a trip through the queue.
-  #continueCurrent = false;
-  // The main task of the run in progress; null when not running.
-  #main: Task<unknown> | null = null;
-  // Who spawned whom; roots are main and detached tasks.
-  #tree = new TaskTree();
   // Promises from call() that have not settled, and still have a waiter.
   #pendingCalls = 0;
-  // Failures that had nobody left to report to; the run rejects with them.
-  #orphanErrors: unknown[] = [];
-  // A second error that reached a task already queued with one: it is
-  // thrown at the task's next yield* (operations that would finish inside
-  // the step yield to the loop meanwhile, see #markRunning), or joins its
-  // outcome if the body ends first, so neither error is lost. Rare, so kept
-  // here rather than in a field of every task.
-  #deferred = new Map<Task<unknown>, unknown>();
-  // The CancelledError of each live task that cancel() reached: it is
-  // delivered once, and reported if the task swallows it. Kept here, not in
-  // a field, for the same reason.
-  #cancelled = new Map<Task<unknown>, CancelledError>();
-  // Failures to report with a task's outcome once its body ends, not at a
-  // yield* of it: those a group had recorded when its waiting task was
-  // interrupted, whose cleanup they must not cut short.
-  #held = new Map<Task<unknown>, unknown>();
   // Rounds of closing leftover tasks in the current run (see #startCloser),
   // and why this loop gave up on ending a run, if it did.
   #runEndRounds = 0;
   #lastRound = false;
   #gaveUp: Error | null = null;
-  // Cancellations requested while one is being delivered, as task, reason
-  // pairs (see `_cancel`).
-  #cancelQueue: unknown[] = [];
-  #deliveringCancels = false;
-  #onWarning: (message: string) => void;
   #stallTimeoutMs: number;
   // What running woken tasks inside a host callback left for #waitOutside:
   // an error to throw, and whether it ran long enough that the host is due
@@ -211,7 +132,7 @@ export class Loop {
    */
   constructor(options: LoopOptions = {}) {
     this.clock = options.clock ?? new RealClock();
-    this.#onWarning = options.onWarning ?? ((message) => console.warn(message));
+    this.#tasks = new Scheduler(this, options.onWarning ?? ((message) => console.warn(message)));
     this.#stallTimeoutMs = options.stallTimeoutMs ?? Infinity;
   }
 
@@ -222,7 +143,7 @@ export class Loop {
 
   /** Whether a run (`runSync` / `runUntilComplete`) is in progress. */
   get running(): boolean {
-    return this.#main !== null;
+    return this.#tasks.main !== null;
   }
 
   /**
@@ -252,9 +173,9 @@ export class Loop {
    * ```
    */
   stop(reason?: unknown): void {
-    const main = this.#main;
+    const main = this.#tasks.main;
     if (main === null) return;
-    this._cancel(main, reason);
+    this.#tasks.cancel(main, reason);
     this.selector.wakeup();
   }
 
@@ -304,7 +225,7 @@ export class Loop {
       }
       return this.#outcome(main) as T;
     } finally {
-      this.#main = null;
+      this.#tasks.main = null;
     }
   }
 
@@ -331,7 +252,7 @@ export class Loop {
       }
       return this.#outcome(main) as T;
     } finally {
-      this.#main = null;
+      this.#tasks.main = null;
     }
   }
 
@@ -361,7 +282,7 @@ export class Loop {
       if (this.#idleWait() > 0) {
         throw new Error(
           `Cannot finish with runSync(): no task is ready and the program waits for the outside world (${
-            this.#describeBlocked().join("; ")
+            this.#tasks.describeBlocked().join("; ")
           }); use await loop.runUntilComplete() or a VirtualClock`,
         );
       }
@@ -375,7 +296,7 @@ export class Loop {
    * is left suspended; the run reports the original error either way.
    */
   async #unwind(main: Task<unknown>): Promise<void> {
-    this._cancel(main, RUN_FAILED);
+    this.#tasks.cancel(main, RUN_FAILED);
     try {
       await this.#drive(main);
       // A loop that gave up on ending the run does not try again here.
@@ -387,7 +308,7 @@ export class Loop {
 
   /** `#unwind` for `runSync`: only the cleanup that needs no waiting runs. */
   #unwindSync(main: Task<unknown>): void {
-    this._cancel(main, RUN_FAILED);
+    this.#tasks.cancel(main, RUN_FAILED);
     try {
       this.#driveSync(main);
       if (this.#gaveUp === null) this.#closeRootsSync(RUN_FAILED);
@@ -427,12 +348,15 @@ export class Loop {
    * behind the run fails (see `#throwIfGaveUp`).
    */
   #startCloser(reason: string): Task<unknown> | null {
-    const leftovers = this.#tree.liveRoots();
+    const leftovers = this.#tasks.tree.liveRoots();
     if (leftovers.length === 0) return null;
     if (++this.#runEndRounds > MAX_RUN_END_ROUNDS) this.#lastRound = true;
     // An instruction is an iterator: it can be a task's whole body.
-    const waiting = new LeftoversInstruction(leftovers, (error) => this.#orphanErrors.push(error));
-    for (const task of leftovers) this._cancel(task, reason);
+    const waiting = new LeftoversInstruction(
+      leftovers,
+      (error) => this.#tasks.orphanErrors.push(error),
+    );
+    for (const task of leftovers) this.#tasks.cancel(task, reason);
     return this._spawn(waiting, "the run's end", this);
   }
 
@@ -443,7 +367,7 @@ export class Loop {
    */
   #throwIfGaveUp(): void {
     if (!this.#lastRound) return;
-    const left = this.#tree.liveRoots();
+    const left = this.#tasks.tree.liveRoots();
     if (left.length === 0) return;
     this.#gaveUp = new Error(
       `Cannot end the run: after ${MAX_RUN_END_ROUNDS} rounds of cancelling the tasks left at the end of a run, their cleanup still spawned detached tasks (${
@@ -457,9 +381,9 @@ export class Loop {
   // Ticks: streams, timers, then the ready batch.
 
   #startRun<T>(body: TaskBody<T>): Task<T> {
-    if (this.#main !== null) {
+    if (this.#tasks.main !== null) {
       throw new Error(
-        `Cannot start a run: this loop is already running task "${this.#main.name}"; spawn the work as a task instead`,
+        `Cannot start a run: this loop is already running task "${this.#tasks.main.name}"; spawn the work as a task instead`,
       );
     }
     if (this.#gaveUp !== null) {
@@ -469,8 +393,8 @@ export class Loop {
     }
     const main = this._spawn(startBody(body, "run()"), bodyNameSource(body), this);
     addObserver(main as Task<unknown>, RUN_OBSERVER);
-    this.#main = main as Task<unknown>;
-    this.#orphanErrors = [];
+    this.#tasks.main = main as Task<unknown>;
+    this.#tasks.orphanErrors = [];
     this.#runEndRounds = 0;
     this.#lastRound = false;
     return main;
@@ -502,7 +426,7 @@ export class Loop {
       // deadline runs one tick per call and never waits for the host, yet
       // a signal handler or a timer that stops the loop must get its turn.
       if (async && this.#hostIsDue(steps)) return true;
-      if (this.#queue.size === 0 && !(this.selector.size > 0 && this.selector.pollable())) {
+      if (this.#tasks.ready === 0 && !(this.selector.size > 0 && this.selector.pollable())) {
         return false;
       }
     }
@@ -543,11 +467,11 @@ export class Loop {
     // Phase 2: then timers whose deadline has passed.
     if (this.#timers.size > 0) this.#fireDueTimers();
     // Phase 3: run the batch of tasks that are ready now.
-    return this.#runReady();
+    return this.#tasks.runReady();
   }
 
   #wakeReadyStreams(ready: SelectorKey[]): void {
-    for (const key of ready) this._enqueue(key.task, undefined);
+    for (const key of ready) this.#tasks.enqueue(key.task, undefined);
   }
 
   #fireDueTimers(): void {
@@ -556,33 +480,13 @@ export class Loop {
     while ((timer = this.#timers.popDue(now)) !== undefined) timer.fire(this);
   }
 
-  #runReady(): number {
-    const queue = this.#queue;
-    const batch = queue.size;
-    // Between batches no task runs; inside a nested loop's batch, the outer
-    // loop's task is put back afterwards.
-    const outerTask = running.task;
-    try {
-      for (let n = batch; n > 0; n--) {
-        this.#step(queue.shift()!);
-        // A drained burst gives its buffer back within a thousand steps,
-        // not only at the end of a batch that may hold 100k tasks.
-        if ((n & TRIM_EVERY_MASK) === 0) queue.trim();
-      }
-      queue.trim();
-    } finally {
-      running.task = outerTask;
-    }
-    return batch;
-  }
-
   /**
    * Decides what to do when no task is ready. Returns 0 to tick again, or
    * how long to wait (possibly `Infinity`) for the outside world.
    * @throws {DeadlockError} when nothing could ever wake a task.
    */
   #idleWait(): number {
-    if (this.#queue.size > 0 || this.selector.pollable()) return 0;
+    if (this.#tasks.ready > 0 || this.selector.pollable()) return 0;
     const outside = this.#hasOutside();
     const deadline = this.#timers.nextDeadline();
     if (deadline !== Infinity) {
@@ -596,7 +500,7 @@ export class Loop {
       }
     }
     if (outside) return Infinity;
-    const blocked = this.#describeBlocked();
+    const blocked = this.#tasks.describeBlocked();
     throw new DeadlockError(
       `Deadlock: no task can make progress and nothing could wake one. Blocked: ${
         blocked.join("; ")
@@ -620,8 +524,8 @@ export class Loop {
       this.#wokenBusy = false;
       await this.#giveHostATurn();
     }
-    if (onlyCalls && limit !== Infinity && this.#queue.size === 0) {
-      const blocked = this.#describeBlocked();
+    if (onlyCalls && limit !== Infinity && this.#tasks.ready === 0) {
+      const blocked = this.#tasks.describeBlocked();
       throw new DeadlockError(
         `Stalled: for ${limit} ms every task waited on Promises that did not settle. Blocked: ${
           blocked.join("; ")
@@ -640,7 +544,7 @@ export class Loop {
    * poll) leaves the work to `#drive`, so loops never run inside each other.
    */
   #runWoken = (): void => {
-    const main = this.#main;
+    const main = this.#tasks.main;
     if (main === null || main.settled || running.loop !== null) return;
     // Inside a host callback: the host has just had its turn.
     this.#hostHadTurn();
@@ -663,19 +567,15 @@ export class Loop {
    * situation; they become the loop error's `cause` rather than vanish.
    */
   #withRunErrors(error: unknown, main: Task<unknown>): unknown {
-    const errors = this.#orphanErrors;
-    this.#orphanErrors = [];
+    const errors = this.#tasks.orphanErrors;
+    this.#tasks.orphanErrors = [];
     // Given up on ending the run while unwinding it: say why the loop is spent.
     if (this.#gaveUp !== null && this.#gaveUp !== error) errors.push(this.#gaveUp);
     // Errors still waiting for a task that will never take them now.
-    for (const pending of [...this.#deferred.values(), ...this.#held.values()]) {
+    for (const pending of this.#tasks.takePendingErrors()) {
       if (!(pending instanceof CancelledError)) errors.push(pending);
     }
-    this.#deferred.clear();
-    this.#held.clear();
-    const own = main._slot instanceof Closing
-      ? (main._slot.threw ? main._slot.outcome : undefined)
-      : (main.state === "failed" ? main._slot : undefined);
+    const own = this.#tasks.bodyError(main);
     if (own !== undefined && !(own instanceof CancelledError)) errors.unshift(own);
     if (errors.length === 0) return error;
     const cause = errors.length === 1 ? errors[0] : new AggregateError(
@@ -693,8 +593,8 @@ export class Loop {
 
   #outcome(main: Task<unknown>): unknown {
     removeObserver(main, RUN_OBSERVER);
-    const orphans = this.#orphanErrors;
-    this.#orphanErrors = [];
+    const orphans = this.#tasks.orphanErrors;
+    this.#tasks.orphanErrors = [];
     if (main.state === "done" && orphans.length === 0) return main._slot;
     const errors = main.state === "done" ? orphans : [main._slot, ...orphans];
     if (errors.length === 1) throw errors[0];
@@ -705,247 +605,8 @@ export class Loop {
   }
 
   // ---------------------------------------------------------------------
-  // Stepping a task: the only place that resumes an iterator.
-
-  /** Resumes `task` until it waits on something or its body ends. */
-  #step(task: Task<unknown>): void {
-    task.state = "running";
-    this.#markRunning(task);
-    for (;;) {
-      const resume = task._slot;
-      task._slot = undefined;
-      let step: IteratorResult<unknown, unknown>;
-      try {
-        // The typeof and undefined guards are cheaper than instanceof (a
-        // builtin call here), and nearly every resume fails them.
-        if (typeof resume === "object" && resume instanceof Thrown) {
-          // A second error may have been deferred behind this one.
-          this.#markRunning(task);
-          step = throwInto(task, resume.error);
-        } else {
-          step = task._iter.next(resume);
-        }
-      } catch (error) {
-        this.#bodyEnded(task, true, error);
-        return;
-      }
-      if (step.done) {
-        this.#bodyEnded(task, false, step.value);
-        return;
-      }
-      // An error that reached the task while it ran (it cancelled itself, or
-      // a second error was deferred) is thrown at this very yield*.
-      if (task._slot !== undefined && task._slot instanceof Thrown) continue;
-      if (this.#deferred.size > 0 && this.#deliverDeferred(task)) continue;
-      const instruction = step.value;
-      if (instruction === YIELD_NOW_INSTRUCTION) {
-        // The most frequent instruction needs no dispatch: back of the queue.
-        this._enqueue(task, RESUME_SHARED);
-        return;
-      }
-      if (!(instruction instanceof Instruction) || instruction.value !== instruction) {
-        task._slot = new Thrown(invalidInstructionError(task, instruction));
-        continue;
-      }
-      task.state = "waiting";
-      task._slot = instruction;
-      this.#continueCurrent = false;
-      try {
-        instruction.perform(task, this);
-      } catch (error) {
-        this._throwNow(task, error);
-      }
-      if (task.state !== "waiting") {
-        // perform queued the task itself (a gather of nothing), or ran code
-        // that interrupted it (call()'s fn, a cancel that reaches back to
-        // the canceller): then it is queued with that error, and what
-        // perform registered after the interrupt's undo is undone now.
-        if (task._slot instanceof Thrown) instruction.undo(task, this);
-        break;
-      }
-      if (!this.#continueCurrent) break;
-      task.state = "running";
-    }
-  }
-
-  /**
-   * Records `task` as the one running, for operations that finish inside
-   * its step. They must not skip an error due at the next yield*: one in
-   * the task's slot they check themselves, a deferred one only the loop
-   * knows, so while one waits they are told no task runs.
-   */
-  #markRunning(task: Task<unknown>): void {
-    running.task = this.#deferred.size > 0 && this.#deferred.has(task) ? null : task;
-  }
-
-  /** The body returned or threw. Settle, or first close its children. */
-  #bodyEnded(task: Task<unknown>, threw: boolean, value: unknown): void {
-    // The side tables are usually empty: skip the lookups then.
-    const hasDeferred = this.#deferred.size > 0 && this.#deferred.has(task);
-    const deferred = hasDeferred ? this.#deferred.get(task) : undefined;
-    if (hasDeferred) this.#deferred.delete(task);
-    const cancelError = this.#cancelled.size > 0 ? this.#cancelled.get(task) : undefined;
-    // Judged on what the body itself did, before errors waiting for it join.
-    if (!threw && cancelError !== undefined) {
-      // A task that cancelled itself (or stopped the loop) and returned before
-      // its next yield* never saw the error: there is nothing to scold.
-      if (!isUndelivered(task, cancelError) && deferred !== cancelError) {
-        this.#warn(
-          `Task "${task.name}" caught its CancelledError and returned normally; it is reported as cancelled and its result is discarded. Re-throw CancelledError after cleanup.`,
-        );
-      }
-      threw = true;
-      value = cancelError;
-    }
-    if (hasDeferred) {
-      value = threw ? mergeErrors(value, deferred) : deferred;
-      threw = true;
-    }
-    if (this.#held.size > 0 && this.#held.has(task)) {
-      const held = this.#held.get(task);
-      this.#held.delete(task);
-      value = threw ? mergeErrors(value, held) : held;
-      threw = true;
-    }
-    if (!hasLiveChildren(task)) {
-      this.#settle(task, threw, value);
-      return;
-    }
-    // Structured concurrency: children do not outlive their parent.
-    task.state = "waiting";
-    task._slot = new Closing(threw, value);
-    const reason = `its parent "${task.name}" ended`;
-    forEachLiveChild(task, (child) => this._cancel(child, reason));
-  }
-
-  /**
-   * Records the final state, tells observers, detaches from the parent and,
-   * when that parent was only waiting for this child, settles it too. Walks
-   * up iteratively, so deep trees cannot overflow the stack.
-   */
-  #settle(task: Task<unknown>, threw: boolean, outcome: unknown): void {
-    for (;;) {
-      task.state = !threw ? "done" : outcome instanceof CancelledError ? "cancelled" : "failed";
-      task._slot = outcome;
-      task._iter = SETTLED_ITER;
-      if (this.#cancelled.size > 0) this.#cancelled.delete(task);
-      const observed = this.#notifyObservers(task);
-      if (task.state === "failed" && !observed) this.#escalate(task);
-      const parent = parentOf(task);
-      const siblingsLeft = this.#tree.unlink(task, parent);
-      if (parent === null || siblingsLeft) return;
-      const closing = parent._slot;
-      if (!(closing instanceof Closing)) return;
-      task = parent;
-      threw = closing.threw;
-      outcome = closing.outcome;
-    }
-  }
-
-  #notifyObservers(task: Task<unknown>): boolean {
-    const observers = takeObservers(task);
-    if (observers === null) return false;
-    if (Array.isArray(observers)) {
-      for (const observer of observers) observer.taskSettled(task, this);
-    } else {
-      observers.taskSettled(task, this);
-    }
-    return true;
-  }
-
-  /**
-   * A task failed and nobody observed it: throw a `TaskFailedError` into its
-   * parent (or the run's main task), so the failure is never lost.
-   */
-  #escalate(task: Task<unknown>, circumstance?: string): void {
-    const report = new TaskFailedError(task.name, task._slot, circumstance);
-    const target = parentOf(task) ?? this.#main;
-    if (target === null || target === task || target.settled) {
-      this.#orphanErrors.push(report);
-      return;
-    }
-    const closing = target._slot;
-    if (closing instanceof Closing) {
-      closing.outcome = mergeErrors(closing.threw ? closing.outcome : undefined, report);
-      closing.threw = true;
-      return;
-    }
-    this.#interrupt(target, report);
-  }
-
-  /** Throws `error` into `task` at its current wait, undoing that wait. */
-  #interrupt(task: Task<unknown>, error: unknown): void {
-    switch (task.state) {
-      case "ready":
-      case "running":
-        // Queued already, or interrupting itself (delivered after its
-        // yield): change what it is resumed with. If that is an error
-        // already, the new one waits for its next yield*.
-        if (!(task._slot instanceof Thrown)) {
-          task._slot = new Thrown(error);
-        } else {
-          this.#defer(task, error);
-        }
-        return;
-      case "waiting": {
-        const wait = task._slot as Instruction;
-        if (wait instanceof Closing) return;
-        // Queued with its error first: a failure the undo reports to this
-        // task (a group's child) then waits for its next yield*, instead of
-        // being overwritten by the error queued here.
-        this._enqueueThrow(task, error);
-        wait.undo(task, this);
-        return;
-      }
-      default:
-        return;
-    }
-  }
-
-  /**
-   * Calls the user's warning hook. A hook that throws must not leave the
-   * task it warns about half-settled: its error is kept, and the run
-   * rejects with it once it ends.
-   */
-  #warn(message: string): void {
-    try {
-      this.#onWarning(message);
-    } catch (error) {
-      this.#orphanErrors.push(error);
-    }
-  }
-
-  #defer(task: Task<unknown>, error: unknown): void {
-    const previous = this.#deferred.get(task);
-    if (previous === undefined) {
-      this.#deferred.set(task, error);
-    } else if (previous instanceof CancelledError || error instanceof CancelledError) {
-      // A cancellation is delivered alone, so that `instanceof
-      // CancelledError` recognises it; the other error joins the outcome.
-      const [cancellation, other] = previous instanceof CancelledError
-        ? [previous, error]
-        : [error, previous];
-      this.#deferred.set(task, cancellation);
-      this.#hold(task, other);
-    } else {
-      this.#deferred.set(task, mergeErrors(previous, error));
-    }
-  }
-
-  /** Throws a deferred error into `task` instead of its new wait, if it has one. */
-  #deliverDeferred(task: Task<unknown>): boolean {
-    if (!this.#deferred.has(task)) return false;
-    task._slot = new Thrown(this.#deferred.get(task));
-    this.#deferred.delete(task);
-    return true;
-  }
-
-  #describeBlocked(): string[] {
-    return this.#tree.describeBlocked((task) => this.#cancelled.has(task));
-  }
-
-  // ---------------------------------------------------------------------
-  // The loop's side of the instructions. Not part of the public API.
+  // The loop's side of the instructions. Not part of the public API: the
+  // task life cycle is the scheduler's (see scheduler.ts).
 
   /** @internal Creates a task and queues it. */
   _spawn<T>(
@@ -953,82 +614,58 @@ export class Loop {
     name: NameSource,
     parent: Task<unknown> | Loop,
   ): Task<T> {
-    const task = new Task<T>(this.#nextId++, iter, name, parent);
-    const erased = task as Task<unknown>;
-    this.#tree.link(erased);
-    this.#queue.push(erased);
-    return task;
+    return this.#tasks.spawn(iter, name, parent);
   }
 
   /** @internal Queues `task` to be resumed with `value`. */
   _enqueue(task: Task<unknown>, value: unknown): void {
-    this.#makeReady(task, value, false);
+    this.#tasks.enqueue(task, value);
   }
 
   /** @internal Queues `task` to be resumed with `error` thrown at its `yield*`. */
   _enqueueThrow(task: Task<unknown>, error: unknown): void {
-    this.#makeReady(task, error, true);
-  }
-
-  #makeReady(task: Task<unknown>, value: unknown, throwing: boolean): void {
-    task.state = "ready";
-    task._slot = throwing ? new Thrown(value) : value;
-    this.#queue.push(task);
+    this.#tasks.enqueueThrow(task, error);
   }
 
   /** @internal From `perform`: the current task continues at once with `value`. */
   _resumeNow(task: Task<unknown>, value: unknown): void {
-    this.#continueWith(task, value, false);
+    this.#tasks.resumeNow(task, value);
   }
 
   /** @internal From `perform`: the current task continues at once with `error`. */
   _throwNow(task: Task<unknown>, error: unknown): void {
-    this.#continueWith(task, error, true);
-  }
-
-  #continueWith(task: Task<unknown>, value: unknown, throwing: boolean): void {
-    if (task.state !== "waiting") {
-      // What the instruction ran interrupted the task (see #step): a result
-      // is dropped (the task was cancelled), an error is kept for its next
-      // yield*.
-      if (throwing) this.#interrupt(task, value);
-      return;
-    }
-    task._slot = throwing ? new Thrown(value) : value;
-    this.#continueCurrent = true;
+    this.#tasks.throwNow(task, error);
   }
 
   /** @internal Cancels `task` (see `Task.cancel`). */
   _cancel(task: Task<unknown>, reason: unknown): void {
-    // Delivering a cancellation undoes the task's wait, which may cancel
-    // more tasks (a gather's children, a timeout's body), and so on down a
-    // tree of any depth: those are queued and delivered by this loop, not
-    // by a recursion that a deep enough tree would overflow.
-    if (this.#deliveringCancels) {
-      this.#cancelQueue.push(task, reason);
-      return;
-    }
-    this.#deliveringCancels = true;
-    const queue = this.#cancelQueue;
-    try {
-      this.#deliverCancel(task, reason);
-      for (let i = 0; i < queue.length; i += 2) {
-        this.#deliverCancel(queue[i] as Task<unknown>, queue[i + 1]);
-      }
-    } finally {
-      queue.length = 0;
-      this.#deliveringCancels = false;
-    }
+    this.#tasks.cancel(task, reason);
   }
 
-  #deliverCancel(task: Task<unknown>, reason: unknown): void {
-    // Cancellation is delivered once: a second CancelledError would abort
-    // the cleanup that the first one started (a parent ending while its
-    // child cleans up after its own cancellation, a timeout firing late).
-    if (task.settled || this.#cancelled.has(task)) return;
-    const error = cancelledError(task, reason);
-    this.#cancelled.set(task, error);
-    this.#interrupt(task, error);
+  /** @internal Throws `error` into `task` at its current wait, undoing it. */
+  _interrupt(task: Task<unknown>, error: unknown): void {
+    this.#tasks.interrupt(task, error);
+  }
+
+  /**
+   * @internal An observer could not deliver `task`'s failure (the outcome it
+   * delivers was decided before): report it as if nobody observed the task.
+   */
+  _reportFailure(task: Task<unknown>, circumstance: string): void {
+    this.#tasks.reportFailure(task, circumstance);
+  }
+
+  /**
+   * @internal Reports the failure of `child` with the outcome of `holder`
+   * once its body ends, rather than at its next yield*.
+   */
+  _reportWithOutcome(holder: Task<unknown>, child: Task<unknown>, circumstance: string): void {
+    this.#tasks.reportWithOutcome(holder, child, circumstance);
+  }
+
+  /** @internal Whether cancel() has reached `task`. */
+  _isCancelled(task: Task<unknown>): boolean {
+    return this.#tasks.isCancelled(task);
   }
 
   /** @internal Arms a timer. */
@@ -1056,53 +693,6 @@ export class Loop {
     this.#pendingCalls--;
     this.selector.wakeup();
   }
-
-  /**
-   * @internal An observer could not deliver `task`'s failure (the outcome it
-   * delivers was decided before): report it as if nobody observed the task.
-   */
-  _reportFailure(task: Task<unknown>, circumstance: string): void {
-    this.#escalate(task, circumstance);
-  }
-
-  /** @internal Whether cancel() has reached `task`. */
-  _isCancelled(task: Task<unknown>): boolean {
-    return this.#cancelled.has(task);
-  }
-
-  /**
-   * @internal Reports the failure of `child` with the outcome of `holder`
-   * once its body ends, rather than at its next yield*.
-   */
-  _reportWithOutcome(holder: Task<unknown>, child: Task<unknown>, circumstance: string): void {
-    this.#hold(holder, new TaskFailedError(child.name, child._slot, circumstance));
-  }
-
-  /** Keeps `error` to join `task`'s outcome when its body ends. */
-  #hold(task: Task<unknown>, error: unknown): void {
-    const previous = this.#held.get(task);
-    this.#held.set(task, previous === undefined ? error : mergeErrors(previous, error));
-  }
-
-  /** @internal Throws `error` into `task` at its current wait, undoing it. */
-  _interrupt(task: Task<unknown>, error: unknown): void {
-    this.#interrupt(task, error);
-  }
-}
-
-/** Whether `error` still waits in `task`'s slot, never thrown into its body. */
-function isUndelivered(task: Task<unknown>, error: unknown): boolean {
-  const slot = task._slot;
-  return slot instanceof Thrown && slot.error === error;
-}
-
-/** Resumes `task` with `error` thrown at its `yield*`. */
-
-function throwInto(
-  task: Task<unknown>,
-  error: unknown,
-): IteratorResult<unknown, unknown> {
-  return task._iter.throw!(error);
 }
 
 /**

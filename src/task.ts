@@ -10,8 +10,8 @@
  * `waiting` also covers a task whose body has finished while children it
  * spawned are still being cancelled: it settles only when they have.
  *
- * The loop (`loop.ts`) drives the transitions; this file holds the record and
- * the public, read-only view of it.
+ * The scheduler (`scheduler.ts`) drives the transitions; this file holds
+ * the record and the public, read-only view of it.
  *
  * @module
  */

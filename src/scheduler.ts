@@ -1,0 +1,524 @@
+/**
+ * The scheduler: the ready queue and the task life cycle. It resumes tasks
+ * (the only place that drives an iterator), dispatches what they yield,
+ * settles them, tells their observers, and delivers errors and
+ * cancellations to them, so that none is lost and none arrives twice.
+ *
+ * The `Loop` owns one and drives it: it decides when to run the ready
+ * batch and what time and I/O make ready in between. Instructions reach it
+ * through the loop's `_` methods.
+ *
+ * @module
+ */
+
+import { CancelledError, describeError, TaskFailedError } from "./errors.ts";
+import { Instruction, RESUME_SHARED } from "./instruction.ts";
+import { YIELD_NOW_INSTRUCTION } from "./yield_now.ts";
+import { invalidInstructionError } from "./_invalid.ts";
+import { RunQueue } from "./run_queue.ts";
+import { forEachLiveChild, hasLiveChildren, takeObservers, TaskTree } from "./task_tree.ts";
+import { cancelledError, mergeErrors } from "./_error_util.ts";
+import { type NameSource, parentOf, running, Task, Thrown } from "./task.ts";
+import type { Loop } from "./loop.ts";
+
+/**
+ * What a task waits on after its body ended while children still run. It
+ * holds the body's outcome until the task can settle with it.
+ */
+class Closing extends Instruction {
+  override value: unknown = undefined;
+  override done = false;
+  /** Whether the body threw (or a child's failure was added since). */
+  threw: boolean;
+  /** The body's result or error. */
+  outcome: unknown;
+
+  constructor(threw: boolean, outcome: unknown) {
+    super();
+    this.threw = threw;
+    this.outcome = outcome;
+  }
+
+  perform(): void {}
+
+  describe(): string {
+    const waiting = "its children to finish their cleanup";
+    // The error that started the shutdown is what a reader of a deadlock
+    // report needs most.
+    if (!this.threw || this.outcome instanceof CancelledError) return waiting;
+    return `${waiting} (its body threw ${describeError(this.outcome)})`;
+  }
+}
+
+/** What a settled task's iterator is replaced with, to free the generator. */
+const SETTLED_ITER: Iterator<unknown, unknown, unknown> = {
+  next(): IteratorResult<unknown, unknown> {
+    throw new Error("Cannot resume a settled task");
+  },
+};
+
+// Within a batch, the ready queue is trimmed every 1024 steps.
+const TRIM_EVERY_MASK = 1023;
+
+/** The ready queue and the life cycle of one loop's tasks. @internal */
+export class Scheduler {
+  /** Who spawned whom; roots are main and detached tasks. */
+  readonly tree: TaskTree = new TaskTree();
+  /** The main task of the run in progress; null when not running. */
+  main: Task<unknown> | null = null;
+  /** Failures that had nobody left to report to; the run rejects with them. */
+  orphanErrors: unknown[] = [];
+
+  readonly #loop: Loop;
+  #queue = new RunQueue<Task<unknown>>();
+  #nextId = 1;
+  // Set by an instruction that resumes the current task at once, so the
+  // step continues it without a trip through the queue.
+  #continueCurrent = false;
+  // A second error that reached a task already queued with one: it is
+  // thrown at the task's next yield* (operations that would finish inside
+  // the step yield to the loop meanwhile, see #markRunning), or joins its
+  // outcome if the body ends first, so neither error is lost. Rare, so kept
+  // here rather than in a field of every task.
+  #deferred = new Map<Task<unknown>, unknown>();
+  // The CancelledError of each live task that cancel() reached: it is
+  // delivered once, and reported if the task swallows it. Kept here, not in
+  // a field, for the same reason.
+  #cancelled = new Map<Task<unknown>, CancelledError>();
+  // Failures to report with a task's outcome once its body ends, not at a
+  // yield* of it: those a group had recorded when its waiting task was
+  // interrupted, whose cleanup they must not cut short.
+  #held = new Map<Task<unknown>, unknown>();
+  // Cancellations requested while one is being delivered, as task, reason
+  // pairs (see `cancel`).
+  #cancelQueue: unknown[] = [];
+  #deliveringCancels = false;
+  #onWarning: (message: string) => void;
+
+  constructor(loop: Loop, onWarning: (message: string) => void) {
+    this.#loop = loop;
+    this.#onWarning = onWarning;
+  }
+
+  /** How many tasks are ready. */
+  get ready(): number {
+    return this.#queue.size;
+  }
+
+  /**
+   * Takes the errors still waiting for a task (deferred to its next yield*,
+   * or held for its outcome) when the run fails and no task will take them.
+   */
+  takePendingErrors(): unknown[] {
+    const errors = [...this.#deferred.values(), ...this.#held.values()];
+    this.#deferred.clear();
+    this.#held.clear();
+    return errors;
+  }
+
+  /**
+   * The error `task`'s body ended with, if it has ended so, also while the
+   * task still waits for its children to finish their cleanup.
+   */
+  bodyError(task: Task<unknown>): unknown {
+    const slot = task._slot;
+    if (slot instanceof Closing) return slot.threw ? slot.outcome : undefined;
+    return task.state === "failed" ? slot : undefined;
+  }
+
+  /** Runs the tasks that are ready now (not those they make ready); returns how many. */
+  runReady(): number {
+    const queue = this.#queue;
+    const batch = queue.size;
+    // Between batches no task runs; inside a nested loop's batch, the outer
+    // loop's task is put back afterwards.
+    const outerTask = running.task;
+    try {
+      for (let n = batch; n > 0; n--) {
+        this.#step(queue.shift()!);
+        // A drained burst gives its buffer back within a thousand steps,
+        // not only at the end of a batch that may hold 100k tasks.
+        if ((n & TRIM_EVERY_MASK) === 0) queue.trim();
+      }
+      queue.trim();
+    } finally {
+      running.task = outerTask;
+    }
+    return batch;
+  }
+
+  // ---------------------------------------------------------------------
+  // Stepping a task: the only place that resumes an iterator.
+
+  /** Resumes `task` until it waits on something or its body ends. */
+  #step(task: Task<unknown>): void {
+    task.state = "running";
+    this.#markRunning(task);
+    for (;;) {
+      const resume = task._slot;
+      task._slot = undefined;
+      let step: IteratorResult<unknown, unknown>;
+      try {
+        // The typeof and undefined guards are cheaper than instanceof (a
+        // builtin call here), and nearly every resume fails them.
+        if (typeof resume === "object" && resume instanceof Thrown) {
+          // A second error may have been deferred behind this one.
+          this.#markRunning(task);
+          step = throwInto(task, resume.error);
+        } else {
+          step = task._iter.next(resume);
+        }
+      } catch (error) {
+        this.#bodyEnded(task, true, error);
+        return;
+      }
+      if (step.done) {
+        this.#bodyEnded(task, false, step.value);
+        return;
+      }
+      // An error that reached the task while it ran (it cancelled itself, or
+      // a second error was deferred) is thrown at this very yield*.
+      if (task._slot !== undefined && task._slot instanceof Thrown) continue;
+      if (this.#deferred.size > 0 && this.#deliverDeferred(task)) continue;
+      const instruction = step.value;
+      if (instruction === YIELD_NOW_INSTRUCTION) {
+        // The most frequent instruction needs no dispatch: back of the queue.
+        this.enqueue(task, RESUME_SHARED);
+        return;
+      }
+      if (!(instruction instanceof Instruction) || instruction.value !== instruction) {
+        task._slot = new Thrown(invalidInstructionError(task, instruction));
+        continue;
+      }
+      task.state = "waiting";
+      task._slot = instruction;
+      this.#continueCurrent = false;
+      try {
+        instruction.perform(task, this.#loop);
+      } catch (error) {
+        this.throwNow(task, error);
+      }
+      if (task.state !== "waiting") {
+        // perform queued the task itself (a gather of nothing), or ran code
+        // that interrupted it (call()'s fn, a cancel that reaches back to
+        // the canceller): then it is queued with that error, and what
+        // perform registered after the interrupt's undo is undone now.
+        if (task._slot instanceof Thrown) instruction.undo(task, this.#loop);
+        break;
+      }
+      if (!this.#continueCurrent) break;
+      task.state = "running";
+    }
+  }
+
+  /**
+   * Records `task` as the one running, for operations that finish inside
+   * its step. They must not skip an error due at the next yield*: one in
+   * the task's slot they check themselves, a deferred one only the loop
+   * knows, so while one waits they are told no task runs.
+   */
+  #markRunning(task: Task<unknown>): void {
+    running.task = this.#deferred.size > 0 && this.#deferred.has(task) ? null : task;
+  }
+
+  /** The body returned or threw. Settle, or first close its children. */
+  #bodyEnded(task: Task<unknown>, threw: boolean, value: unknown): void {
+    // The side tables are usually empty: skip the lookups then.
+    const hasDeferred = this.#deferred.size > 0 && this.#deferred.has(task);
+    const deferred = hasDeferred ? this.#deferred.get(task) : undefined;
+    if (hasDeferred) this.#deferred.delete(task);
+    const cancelError = this.#cancelled.size > 0 ? this.#cancelled.get(task) : undefined;
+    // Judged on what the body itself did, before errors waiting for it join.
+    if (!threw && cancelError !== undefined) {
+      // A task that cancelled itself (or stopped the loop) and returned before
+      // its next yield* never saw the error: there is nothing to scold.
+      if (!isUndelivered(task, cancelError) && deferred !== cancelError) {
+        this.#warn(
+          `Task "${task.name}" caught its CancelledError and returned normally; it is reported as cancelled and its result is discarded. Re-throw CancelledError after cleanup.`,
+        );
+      }
+      threw = true;
+      value = cancelError;
+    }
+    if (hasDeferred) {
+      value = threw ? mergeErrors(value, deferred) : deferred;
+      threw = true;
+    }
+    if (this.#held.size > 0 && this.#held.has(task)) {
+      const held = this.#held.get(task);
+      this.#held.delete(task);
+      value = threw ? mergeErrors(value, held) : held;
+      threw = true;
+    }
+    if (!hasLiveChildren(task)) {
+      this.#settle(task, threw, value);
+      return;
+    }
+    // Structured concurrency: children do not outlive their parent.
+    task.state = "waiting";
+    task._slot = new Closing(threw, value);
+    const reason = `its parent "${task.name}" ended`;
+    forEachLiveChild(task, (child) => this.cancel(child, reason));
+  }
+
+  /**
+   * Records the final state, tells observers, detaches from the parent and,
+   * when that parent was only waiting for this child, settles it too. Walks
+   * up iteratively, so deep trees cannot overflow the stack.
+   */
+  #settle(task: Task<unknown>, threw: boolean, outcome: unknown): void {
+    for (;;) {
+      task.state = !threw ? "done" : outcome instanceof CancelledError ? "cancelled" : "failed";
+      task._slot = outcome;
+      task._iter = SETTLED_ITER;
+      if (this.#cancelled.size > 0) this.#cancelled.delete(task);
+      const observed = this.#notifyObservers(task);
+      if (task.state === "failed" && !observed) this.#escalate(task);
+      const parent = parentOf(task);
+      const siblingsLeft = this.tree.unlink(task, parent);
+      if (parent === null || siblingsLeft) return;
+      const closing = parent._slot;
+      if (!(closing instanceof Closing)) return;
+      task = parent;
+      threw = closing.threw;
+      outcome = closing.outcome;
+    }
+  }
+
+  #notifyObservers(task: Task<unknown>): boolean {
+    const observers = takeObservers(task);
+    if (observers === null) return false;
+    if (Array.isArray(observers)) {
+      for (const observer of observers) observer.taskSettled(task, this.#loop);
+    } else {
+      observers.taskSettled(task, this.#loop);
+    }
+    return true;
+  }
+
+  /**
+   * A task failed and nobody observed it: throw a `TaskFailedError` into its
+   * parent (or the run's main task), so the failure is never lost.
+   */
+  #escalate(task: Task<unknown>, circumstance?: string): void {
+    const report = new TaskFailedError(task.name, task._slot, circumstance);
+    const target = parentOf(task) ?? this.main;
+    if (target === null || target === task || target.settled) {
+      this.orphanErrors.push(report);
+      return;
+    }
+    const closing = target._slot;
+    if (closing instanceof Closing) {
+      closing.outcome = mergeErrors(closing.threw ? closing.outcome : undefined, report);
+      closing.threw = true;
+      return;
+    }
+    this.#interrupt(target, report);
+  }
+
+  /** Throws `error` into `task` at its current wait, undoing that wait. */
+  #interrupt(task: Task<unknown>, error: unknown): void {
+    switch (task.state) {
+      case "ready":
+      case "running":
+        // Queued already, or interrupting itself (delivered after its
+        // yield): change what it is resumed with. If that is an error
+        // already, the new one waits for its next yield*.
+        if (!(task._slot instanceof Thrown)) {
+          task._slot = new Thrown(error);
+        } else {
+          this.#defer(task, error);
+        }
+        return;
+      case "waiting": {
+        const wait = task._slot as Instruction;
+        if (wait instanceof Closing) return;
+        // Queued with its error first: a failure the undo reports to this
+        // task (a group's child) then waits for its next yield*, instead of
+        // being overwritten by the error queued here.
+        this.enqueueThrow(task, error);
+        wait.undo(task, this.#loop);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /**
+   * Calls the user's warning hook. A hook that throws must not leave the
+   * task it warns about half-settled: its error is kept, and the run
+   * rejects with it once it ends.
+   */
+  #warn(message: string): void {
+    try {
+      this.#onWarning(message);
+    } catch (error) {
+      this.orphanErrors.push(error);
+    }
+  }
+
+  #defer(task: Task<unknown>, error: unknown): void {
+    const previous = this.#deferred.get(task);
+    if (previous === undefined) {
+      this.#deferred.set(task, error);
+    } else if (previous instanceof CancelledError || error instanceof CancelledError) {
+      // A cancellation is delivered alone, so that `instanceof
+      // CancelledError` recognises it; the other error joins the outcome.
+      const [cancellation, other] = previous instanceof CancelledError
+        ? [previous, error]
+        : [error, previous];
+      this.#deferred.set(task, cancellation);
+      this.#hold(task, other);
+    } else {
+      this.#deferred.set(task, mergeErrors(previous, error));
+    }
+  }
+
+  /** Throws a deferred error into `task` instead of its new wait, if it has one. */
+  #deliverDeferred(task: Task<unknown>): boolean {
+    if (!this.#deferred.has(task)) return false;
+    task._slot = new Thrown(this.#deferred.get(task));
+    this.#deferred.delete(task);
+    return true;
+  }
+
+  /** One line per blocked task, for deadlock reports. */
+  describeBlocked(): string[] {
+    return this.tree.describeBlocked((task) => this.#cancelled.has(task));
+  }
+
+  // ---------------------------------------------------------------------
+  // What the loop and the instructions ask of the scheduler.
+
+  /** Creates a task and queues it. */
+  spawn<T>(
+    iter: Iterator<unknown, T, unknown>,
+    name: NameSource,
+    parent: Task<unknown> | Loop,
+  ): Task<T> {
+    const task = new Task<T>(this.#nextId++, iter, name, parent);
+    const erased = task as Task<unknown>;
+    this.tree.link(erased);
+    this.#queue.push(erased);
+    return task;
+  }
+
+  /** Queues `task` to be resumed with `value`. */
+  enqueue(task: Task<unknown>, value: unknown): void {
+    this.#makeReady(task, value, false);
+  }
+
+  /** Queues `task` to be resumed with `error` thrown at its `yield*`. */
+  enqueueThrow(task: Task<unknown>, error: unknown): void {
+    this.#makeReady(task, error, true);
+  }
+
+  #makeReady(task: Task<unknown>, value: unknown, throwing: boolean): void {
+    task.state = "ready";
+    task._slot = throwing ? new Thrown(value) : value;
+    this.#queue.push(task);
+  }
+
+  /** From `perform`: the current task continues at once with `value`. */
+  resumeNow(task: Task<unknown>, value: unknown): void {
+    this.#continueWith(task, value, false);
+  }
+
+  /** From `perform`: the current task continues at once with `error`. */
+  throwNow(task: Task<unknown>, error: unknown): void {
+    this.#continueWith(task, error, true);
+  }
+
+  #continueWith(task: Task<unknown>, value: unknown, throwing: boolean): void {
+    if (task.state !== "waiting") {
+      // What the instruction ran interrupted the task (see #step): a result
+      // is dropped (the task was cancelled), an error is kept for its next
+      // yield*.
+      if (throwing) this.#interrupt(task, value);
+      return;
+    }
+    task._slot = throwing ? new Thrown(value) : value;
+    this.#continueCurrent = true;
+  }
+
+  /** Cancels `task` (see `Task.cancel`). */
+  cancel(task: Task<unknown>, reason: unknown): void {
+    // Delivering a cancellation undoes the task's wait, which may cancel
+    // more tasks (a gather's children, a timeout's body), and so on down a
+    // tree of any depth: those are queued and delivered by this loop, not
+    // by a recursion that a deep enough tree would overflow.
+    if (this.#deliveringCancels) {
+      this.#cancelQueue.push(task, reason);
+      return;
+    }
+    this.#deliveringCancels = true;
+    const queue = this.#cancelQueue;
+    try {
+      this.#deliverCancel(task, reason);
+      for (let i = 0; i < queue.length; i += 2) {
+        this.#deliverCancel(queue[i] as Task<unknown>, queue[i + 1]);
+      }
+    } finally {
+      queue.length = 0;
+      this.#deliveringCancels = false;
+    }
+  }
+
+  #deliverCancel(task: Task<unknown>, reason: unknown): void {
+    // Cancellation is delivered once: a second CancelledError would abort
+    // the cleanup that the first one started (a parent ending while its
+    // child cleans up after its own cancellation, a timeout firing late).
+    if (task.settled || this.#cancelled.has(task)) return;
+    const error = cancelledError(task, reason);
+    this.#cancelled.set(task, error);
+    this.#interrupt(task, error);
+  }
+
+  /**
+   * An observer could not deliver `task`'s failure (the outcome it
+   * delivers was decided before): report it as if nobody observed the task.
+   */
+  reportFailure(task: Task<unknown>, circumstance: string): void {
+    this.#escalate(task, circumstance);
+  }
+
+  /** Whether cancel() has reached `task`. */
+  isCancelled(task: Task<unknown>): boolean {
+    return this.#cancelled.has(task);
+  }
+
+  /**
+   * Reports the failure of `child` with the outcome of `holder`
+   * once its body ends, rather than at its next yield*.
+   */
+  reportWithOutcome(holder: Task<unknown>, child: Task<unknown>, circumstance: string): void {
+    this.#hold(holder, new TaskFailedError(child.name, child._slot, circumstance));
+  }
+
+  /** Keeps `error` to join `task`'s outcome when its body ends. */
+  #hold(task: Task<unknown>, error: unknown): void {
+    const previous = this.#held.get(task);
+    this.#held.set(task, previous === undefined ? error : mergeErrors(previous, error));
+  }
+
+  /** Throws `error` into `task` at its current wait, undoing it. */
+  interrupt(task: Task<unknown>, error: unknown): void {
+    this.#interrupt(task, error);
+  }
+}
+
+/** Whether `error` still waits in `task`'s slot, never thrown into its body. */
+function isUndelivered(task: Task<unknown>, error: unknown): boolean {
+  const slot = task._slot;
+  return slot instanceof Thrown && slot.error === error;
+}
+
+/** Resumes `task` with `error` thrown at its `yield*`. */
+
+function throwInto(
+  task: Task<unknown>,
+  error: unknown,
+): IteratorResult<unknown, unknown> {
+  return task._iter.throw!(error);
+}
