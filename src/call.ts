@@ -28,7 +28,8 @@ class CallInstruction<T> extends Instruction<T> {
       return;
     }
     // If fn cancelled its own task, the loop undoes this wait once perform
-    // returns; #settle then ignores the outcome.
+    // returns; #settle ignores the outcome, even one that then() reports
+    // before returning.
     this.#waiter = task;
     this.#loop = loop;
     loop._callStarted();
@@ -52,6 +53,11 @@ class CallInstruction<T> extends Instruction<T> {
     const waiter = this.#waiter;
     // Interrupted meanwhile: the waiter has moved on.
     if (waiter === null) return;
+    // A then() that called back at once, inside perform, after fn had
+    // interrupted its own task: the task is queued with that error already
+    // (resuming it too would queue it twice and drop the error), and the
+    // loop undoes this wait once perform returns.
+    if (waiter._slot !== this) return;
     this.#waiter = null;
     const loop = this.#loop!;
     if (failed) loop._enqueueThrow(waiter, outcome);

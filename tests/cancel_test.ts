@@ -608,6 +608,21 @@ Deno.test("call(fn) whose fn cancels its own task and returns a Promise: the loo
   assertEquals(log, ["caught inside fn", "joined CancelledError"]);
 });
 
+Deno.test("call(fn) whose fn cancels its own task and returns a thenable that calls back at once: CancelledError at that yield*", () => {
+  const log: string[] = [];
+  const warnings: string[] = [];
+  runSync(
+    cancelInsideCall(log, () => ({
+      then(resolve: (value: number) => void) {
+        resolve(5); // synchronously, inside then()
+      },
+    })),
+    { onWarning: (message) => warnings.push(message) },
+  );
+  assertEquals(log, ["caught inside fn", "joined CancelledError"]);
+  assertEquals(warnings, []);
+});
+
 // ---------------------------------------------------------------------------
 // Swallowed cancellation.
 
