@@ -39,12 +39,14 @@ class CallInstruction<T> extends Instruction<T> {
         (error) => this.#settle(true, error),
       );
     } catch (error) {
+      // Thrown after the thenable settled (or after the task was
+      // interrupted inside then()): ignored, as a Promise ignores it once
+      // resolved; the outcome stands.
+      if (this.#waiter === null) return;
       // A thenable whose then() throws: the error goes to the task (thrown
       // by the loop), and nothing waits for that thenable any more.
-      if (this.#waiter !== null) {
-        this.#waiter = null;
-        loop._callEnded();
-      }
+      this.#waiter = null;
+      loop._callEnded();
       throw error;
     }
   }
