@@ -28,7 +28,8 @@ class CallInstruction<T> extends Instruction<T> {
       return;
     }
     // If fn cancelled its own task, the loop undoes this wait once perform
-    // returns; #settle then ignores the outcome.
+    // returns; #settle ignores the outcome, even one that then() reports
+    // before returning.
     this.#waiter = task;
     this.#loop = loop;
     loop._callStarted();
@@ -38,12 +39,14 @@ class CallInstruction<T> extends Instruction<T> {
         (error) => this.#settle(true, error),
       );
     } catch (error) {
+      // Thrown after the thenable settled (or after the task was
+      // interrupted inside then()): ignored, as a Promise ignores it once
+      // resolved; the outcome stands.
+      if (this.#waiter === null) return;
       // A thenable whose then() throws: the error goes to the task (thrown
       // by the loop), and nothing waits for that thenable any more.
-      if (this.#waiter !== null) {
-        this.#waiter = null;
-        loop._callEnded();
-      }
+      this.#waiter = null;
+      loop._callEnded();
       throw error;
     }
   }
@@ -52,6 +55,11 @@ class CallInstruction<T> extends Instruction<T> {
     const waiter = this.#waiter;
     // Interrupted meanwhile: the waiter has moved on.
     if (waiter === null) return;
+    // A then() that called back at once, inside perform, after fn had
+    // interrupted its own task: the task is queued with that error already
+    // (resuming it too would queue it twice and drop the error), and the
+    // loop undoes this wait once perform returns.
+    if (waiter._slot !== this) return;
     this.#waiter = null;
     const loop = this.#loop!;
     if (failed) loop._enqueueThrow(waiter, outcome);

@@ -7,6 +7,7 @@
 import { checkTask } from "./_invalid.ts";
 import { TaskFailedError } from "./errors.ts";
 import { Instruction, type Operation } from "./instruction.ts";
+import { belongsTo } from "./join.ts";
 import type { Loop } from "./loop.ts";
 import type { Task, TaskObserver } from "./task.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
@@ -28,6 +29,14 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
 
   perform(task: Task<unknown>, loop: Loop): void {
     const target = this.#target;
+    // Cancelled through this loop, a task of another one would be queued
+    // (its cleanup run) here, and its settling would wake the canceller in
+    // its own loop: refused, as join() refuses it.
+    if (!belongsTo(target, task, loop)) {
+      throw new Error(
+        `Task "${task.name}" cannot cancel task "${target.name}" with yield* cancel(): that task belongs to another Loop; call task.cancel() to cancel it without waiting`,
+      );
+    }
     // Cancelling yourself, or a task whose cancellation reaches back to you
     // (a parent waiting on a gather you are part of), queues your own
     // CancelledError; the loop then undoes the wait registered below.
@@ -74,7 +83,8 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
  * fire-and-forget form; a failure after it is reported as any unjoined
  * failure is, to the task's parent.
  *
- * @param task The task to cancel.
+ * @param task The task to cancel, of the same loop (`task.cancel()`
+ * cancels a task of any loop, without waiting).
  * @param reason Why; kept as the `CancelledError`'s `reason`.
  * @returns An operation that completes when the task has settled.
  * @throws {TaskFailedError} when the task fails rather than ending cancelled.

@@ -23,8 +23,9 @@ export function resumeWithOutcome(
 /**
  * Whether `target` belongs to `loop`, which runs `joiner`. Joining one's own
  * child or sibling, the common cases, needs no walk to the tree's root.
+ * @internal
  */
-function belongsTo(target: Task<unknown>, joiner: Task<unknown>, loop: Loop): boolean {
+export function belongsTo(target: Task<unknown>, joiner: Task<unknown>, loop: Loop): boolean {
   const parent = target._parent;
   return parent === joiner || parent === joiner._parent || loopOf(target) === loop;
 }

@@ -402,6 +402,36 @@ Deno.test("cancel() operation: a task that failed before it was cancelled comple
   assertEquals(log, ["joined: early", "cancel returned: failed"]);
 });
 
+Deno.test("cancel() operation: a task of another Loop is a clear error, and that task is untouched", () => {
+  const otherLoop = new Loop();
+  const foreign = otherLoop.spawn(function* foreign() {
+    return "theirs";
+  });
+  const warnings: string[] = [];
+  const error = runSync(function* main() {
+    try {
+      yield* cancel(foreign);
+    } catch (error) {
+      return error;
+    }
+    fail("cancel() of another Loop's task did not throw");
+  }, { onWarning: (message) => warnings.push(message) });
+  assertInstanceOf(error, Error);
+  assertStringIncludes(
+    error.message,
+    'Task "main" cannot cancel task "foreign" with yield* cancel(): that task belongs to another Loop',
+  );
+  assertEquals(warnings, []);
+  // Neither cancelled nor queued in the wrong loop: it runs on its own.
+  assertEquals(foreign.state, "ready");
+  assertEquals(
+    otherLoop.runSync(function* theirMain() {
+      return yield* join(foreign);
+    }),
+    "theirs",
+  );
+});
+
 Deno.test("cancel() operation: cancelling yourself throws CancelledError at that yield*", () => {
   const log: string[] = [];
   const task = runVirtual(function* main() {
@@ -576,6 +606,21 @@ Deno.test("call(fn) whose fn cancels its own task and returns a Promise: the loo
   });
   assertEquals(result, 7);
   assertEquals(log, ["caught inside fn", "joined CancelledError"]);
+});
+
+Deno.test("call(fn) whose fn cancels its own task and returns a thenable that calls back at once: CancelledError at that yield*", () => {
+  const log: string[] = [];
+  const warnings: string[] = [];
+  runSync(
+    cancelInsideCall(log, () => ({
+      then(resolve: (value: number) => void) {
+        resolve(5); // synchronously, inside then()
+      },
+    })),
+    { onWarning: (message) => warnings.push(message) },
+  );
+  assertEquals(log, ["caught inside fn", "joined CancelledError"]);
+  assertEquals(warnings, []);
 });
 
 // ---------------------------------------------------------------------------

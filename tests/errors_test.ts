@@ -1206,6 +1206,20 @@ Deno.test("call() of a thenable whose then() throws: the error reaches the task 
   assertEquals(caught, ["bad then"]);
 });
 
+Deno.test("call() of a thenable that fulfils at once and then throws evaluates to its value, as await does", async () => {
+  const settlesThenThrows = (): PromiseLike<string> => ({
+    then<R>(resolve?: ((value: string) => R) | null): never {
+      resolve?.("value");
+      throw new Error("bad then, after settling");
+    },
+  } as PromiseLike<string>);
+  assertEquals(await settlesThenThrows(), "value");
+  const value = runSync(function* main() {
+    return yield* call(settlesThenThrows);
+  });
+  assertEquals(value, "value");
+});
+
 Deno.test("call() of a thenable whose then() throws after registering: its late value reaches nobody", async () => {
   const value = await new Loop().runUntilComplete(function* main() {
     try {
