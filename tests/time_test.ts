@@ -167,6 +167,26 @@ Deno.test("VirtualClock: jumpTo() never goes back; advance() rejects negative am
   assertEquals(clock.now(), 175);
 });
 
+Deno.test("VirtualClock rejects a start or an advance that is not a finite number of ms", () => {
+  for (const bad of [NaN, Infinity, -Infinity, "7", null]) {
+    const error = assertThrows(() => new VirtualClock(bad as number), RangeError);
+    assertStringIncludes(error.message, `Cannot start a VirtualClock at ${String(bad)}`);
+    assertStringIncludes(error.message, "finite number of milliseconds");
+  }
+  assertEquals(new VirtualClock(undefined).now(), 0);
+  assertEquals(new VirtualClock(-250).now(), -250);
+  const clock = new VirtualClock(100);
+  for (const bad of [Infinity, "5", null, NaN]) {
+    const error = assertThrows(() => clock.advance(bad as number), RangeError);
+    assertStringIncludes(error.message, `Cannot advance a VirtualClock by ${String(bad)} ms`);
+    assertStringIncludes(error.message, "must be >= 0 (a finite number of milliseconds)");
+  }
+  // The time is still the number it was, and still moves.
+  assertStrictEquals(clock.now(), 100);
+  clock.advance(5);
+  assertStrictEquals(clock.now(), 105);
+});
+
 Deno.test("VirtualClock: the same program run twice gives the identical event log", () => {
   function program(): { log: string[]; end: number } {
     const loop = virtualLoop();
