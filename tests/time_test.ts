@@ -642,3 +642,51 @@ Deno.test("race([]) throws RangeError at the call", () => {
   assertStringIncludes(error.message, "empty");
   assertStringIncludes(error.message, "pass at least one");
 });
+
+Deno.test("gather() and race() given one body instead of a list: a TypeError at the call, not a list made of what it yields", () => {
+  const log: string[] = [];
+  function* worker(): Operation<number> {
+    try {
+      log.push("worker started");
+      yield* sleep(5);
+      log.push("worker went on");
+      return 1;
+    } finally {
+      log.push("worker closed");
+    }
+  }
+  for (const [where, make] of [["gather()", gather], ["race()", race]] as const) {
+    // The slip: `gather(worker())` for `gather([worker()])`. It type-checks,
+    // since a generator is an iterable of the instructions it yields.
+    const error = assertThrows(() => make(worker() as never), TypeError);
+    assertEquals(
+      error.message,
+      `${where} expected a list of bodies, but got what looks like one task body (iterating it yielded sleep(5)); put it in an array: ${
+        where.replace("()", "([body])")
+      }`,
+    );
+    assertEquals(log.splice(0), ["worker started", "worker closed"]);
+    // An operation given as the list, and things that are no list at all.
+    assertThrows(() => make(sleep(10) as never), TypeError, "looks like one task body");
+    assertEquals(
+      assertThrows(() => make(worker as never), TypeError).message,
+      `${where} expected a list of bodies (an array or another iterable), but got function worker; pass an array of bodies: ${
+        where.replace("()", "([body, …])")
+      }`,
+    );
+    assertThrows(() => make(undefined as never), TypeError, "but got undefined");
+  }
+  // A generator that yields bodies is a list like any other.
+  const loop = virtualLoop();
+  const results = loop.runSync(function* main() {
+    function* bodies(): Generator<Operation<number>> {
+      yield worker();
+      yield (function* two(): Operation<number> {
+        yield* sleep(1);
+        return 2;
+      })();
+    }
+    return [yield* gather(bodies()), yield* race(bodies())];
+  });
+  assertEquals(results, [[1, 2], 2]);
+});
