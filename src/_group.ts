@@ -7,7 +7,7 @@
  */
 
 import { bodyNameSource, describeValue, startBody } from "./_body.ts";
-import { Instruction } from "./instruction.ts";
+import { Instruction, SharedOperation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { NameSource, Task, TaskBody, TaskObserver } from "./task.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
@@ -37,9 +37,19 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     super();
     this.#where = where;
     if (!isIterable(bodies)) throw notAListError(bodies, where);
+    // Where each generator object or operation was listed: one listed twice
+    // would be resumed by two tasks in turn, each with the other's wake-up.
+    // A shared operation (yieldNow()) serves any number of tasks at once.
+    const listedAt = new Map<unknown, number>();
     for (const body of bodies) {
       if (isWaiting(body)) throw oneBodyError(body, where);
-      this.#iters.push(startBody(body, where));
+      const iter = startBody(body, where);
+      if (iter === body && !(body instanceof SharedOperation)) {
+        const first = listedAt.get(body);
+        if (first !== undefined) throw listedTwiceError(first, this.#iters.length, where);
+        listedAt.set(body, this.#iters.length);
+      }
+      this.#iters.push(iter);
       this.#names.push(bodyNameSource(body));
     }
   }
@@ -151,5 +161,11 @@ function oneBodyError(yielded: Instruction, where: string): TypeError {
     `${where} expected a list of bodies, but got what looks like one task body (iterating it yielded ${yielded.describe()}); put it in an array: ${
       where.replace("()", "([body])")
     }`,
+  );
+}
+
+function listedTwiceError(first: number, second: number, where: string): TypeError {
+  return new TypeError(
+    `${where} was given the same generator object or operation as bodies #${first} and #${second}; it can run only once: give each body its own (Array(n).fill(worker()) repeats one; Array.from({ length: n }, () => worker()) does not)`,
   );
 }

@@ -690,3 +690,27 @@ Deno.test("gather() and race() given one body instead of a list: a TypeError at 
   });
   assertEquals(results, [[1, 2], 2]);
 });
+
+Deno.test("gather() and race() given one generator object twice: a TypeError at the call, not tasks sharing it", () => {
+  function* worker(): Operation<number> {
+    yield* sleep(5);
+    yield* sleep(5);
+    return 1;
+  }
+  for (const [where, make] of [["gather()", gather], ["race()", race]] as const) {
+    // The slip: Array(n).fill(worker()) repeats one generator, which the
+    // tasks then resume in turn, each with another's wake-up.
+    assertEquals(
+      assertThrows(() => make(Array(3).fill(worker())), TypeError).message,
+      `${where} was given the same generator object or operation as bodies #0 and #1; it can run only once: give each body its own (Array(n).fill(worker()) repeats one; Array.from({ length: n }, () => worker()) does not)`,
+    );
+    const shared = sleep(5);
+    assertThrows(() => make([sleep(1), shared, shared]), TypeError, "as bodies #1 and #2");
+  }
+  // A generator function may be listed twice: each task calls it anew; and
+  // yieldNow() is one shared operation, which any number of tasks may run.
+  const loop = virtualLoop();
+  assertEquals(loop.runSync(() => gather(Array(3).fill(worker))), [1, 1, 1]);
+  assertEquals(loop.runSync(() => gather([yieldNow(), yieldNow()])), [undefined, undefined]);
+  assertEquals(loop.time(), 10);
+});
