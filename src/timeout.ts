@@ -10,6 +10,7 @@ import { Instruction, type Operation } from "./instruction.ts";
 import { resumeWithOutcome } from "./join.ts";
 import type { Loop } from "./loop.ts";
 import type { NameSource, Task, TaskBody, TaskObserver } from "./task.ts";
+import { describeDelay } from "./sleep.ts";
 import type { Timer } from "./timers.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
 
@@ -155,7 +156,9 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
 export function timeout<T>(ms: number, body: TaskBody<T>): Operation<T> {
   if (typeof ms !== "number" || !(ms >= 0)) {
     throw new RangeError(
-      `Cannot use timeout(${String(ms)}, …): the limit must be a number of milliseconds >= 0`,
+      `Cannot use timeout(${
+        describeDelay(ms)
+      }, …): the limit must be a number of milliseconds >= 0`,
     );
   }
   return new TimeoutInstruction(ms, startBody(body, "timeout()"), bodyNameSource(body));

@@ -714,3 +714,23 @@ Deno.test("gather() and race() given one generator object twice: a TypeError at 
   assertEquals(loop.runSync(() => gather([yieldNow(), yieldNow()])), [undefined, undefined]);
   assertEquals(loop.time(), 10);
 });
+
+Deno.test('sleep() and timeout() given a delay that is no number say so, not sleep(5) for sleep("5")', () => {
+  assertEquals(
+    assertThrows(() => sleep("5" as never), RangeError).message,
+    'Cannot sleep(the string "5"): the delay must be a number of milliseconds >= 0',
+  );
+  assertEquals(
+    assertThrows(() => sleep(5n as never), RangeError).message,
+    "Cannot sleep(bigint 5): the delay must be a number of milliseconds >= 0",
+  );
+  assertEquals(
+    assertThrows(() => timeout("5" as never, sleep(1)), RangeError).message,
+    'Cannot use timeout(the string "5", …): the limit must be a number of milliseconds >= 0',
+  );
+  // Numbers are shown as they are.
+  assertEquals(
+    assertThrows(() => timeout(-1, sleep(1)), RangeError).message,
+    "Cannot use timeout(-1, …): the limit must be a number of milliseconds >= 0",
+  );
+});
