@@ -6,8 +6,8 @@
  * @module
  */
 
-import { bodyNameSource, startBody } from "./_body.ts";
-import { Instruction } from "./instruction.ts";
+import { bodyNameSource, describeValue, startBody } from "./_body.ts";
+import { Instruction, SharedOperation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { NameSource, Task, TaskBody, TaskObserver } from "./task.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
@@ -36,8 +36,20 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
   constructor(bodies: Iterable<TaskBody<unknown>>, where: string) {
     super();
     this.#where = where;
+    if (!isIterable(bodies)) throw notAListError(bodies, where);
+    // Where each generator object or operation was listed: one listed twice
+    // would be resumed by two tasks in turn, each with the other's wake-up.
+    // A shared operation (yieldNow()) serves any number of tasks at once.
+    const listedAt = new Map<unknown, number>();
     for (const body of bodies) {
-      this.#iters.push(startBody(body, where));
+      if (isWaiting(body)) throw oneBodyError(body, where);
+      const iter = startBody(body, where);
+      if (iter === body && !(body instanceof SharedOperation)) {
+        const first = listedAt.get(body);
+        if (first !== undefined) throw listedTwiceError(first, this.#iters.length, where);
+        listedAt.set(body, this.#iters.length);
+      }
+      this.#iters.push(iter);
       this.#names.push(bodyNameSource(body));
     }
   }
@@ -119,4 +131,41 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
   protected abstract childSettled(child: Task<unknown>, index: number, loop: Loop): void;
   /** Resumes the waiting task once every child has settled (at once if there were none). */
   protected abstract finish(waiter: Task<unknown>, loop: Loop): void;
+}
+
+function isIterable(value: unknown): value is Iterable<TaskBody<unknown>> {
+  return value !== null && value !== undefined &&
+    typeof (value as Iterable<unknown>)[Symbol.iterator] === "function";
+}
+
+/**
+ * Whether `body` is an instruction that a `yield*` is waiting on: not a body
+ * someone listed, but what a task body yields when it is iterated as if it
+ * were the list (`gather(worker())`, which type-checks, since a generator
+ * is an iterable of what it yields). A listed operation is not started yet.
+ */
+function isWaiting(body: unknown): body is Instruction {
+  return body instanceof Instruction && body.value === body;
+}
+
+function notAListError(bodies: unknown, where: string): TypeError {
+  return new TypeError(
+    `${where} expected a list of bodies (an array or another iterable), but got ${
+      describeValue(bodies)
+    }; pass an array of bodies: ${where.replace("()", "([body, …])")}`,
+  );
+}
+
+function oneBodyError(yielded: Instruction, where: string): TypeError {
+  return new TypeError(
+    `${where} expected a list of bodies, but got what looks like one task body (iterating it yielded ${yielded.describe()}); put it in an array: ${
+      where.replace("()", "([body])")
+    }`,
+  );
+}
+
+function listedTwiceError(first: number, second: number, where: string): TypeError {
+  return new TypeError(
+    `${where} was given the same generator object or operation as bodies #${first} and #${second}; it can run only once: give each body its own (Array(n).fill(worker()) repeats one; Array.from({ length: n }, () => worker()) does not)`,
+  );
 }

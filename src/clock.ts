@@ -64,8 +64,20 @@ export class VirtualClock implements Clock {
    * Creates a virtual clock.
    *
    * @param start The initial time in milliseconds. Default `0`.
+   * @throws {RangeError} when `start` is not a finite number.
    */
   constructor(start = 0) {
+    // Every deadline is computed from this time: NaN would fire all timers
+    // at once in no order, Infinity would make every deadline Infinity (which
+    // the loop takes for no timer: a DeadlockError), and a string would turn
+    // deadlines into strings.
+    if (!Number.isFinite(start)) {
+      throw new RangeError(
+        `Cannot start a VirtualClock at ${
+          String(start)
+        }: the start time must be a finite number of milliseconds`,
+      );
+    }
     this.#now = start;
   }
 
@@ -82,12 +94,18 @@ export class VirtualClock implements Clock {
   /**
    * Moves time forward by `ms` (for tests that drive the clock by hand).
    *
-   * @param ms How far, in milliseconds; must be >= 0.
+   * @param ms How far, in milliseconds; a finite number >= 0.
+   * @throws {RangeError} when `ms` is negative, not finite or not a number.
    */
   advance(ms: number): void {
-    if (!(ms >= 0)) {
+    // Not `ms >= 0` alone: "5" passes it and `+=` then makes the time the
+    // string "05"; Infinity passes it and leaves every later deadline at
+    // Infinity, which the loop takes for no timer at all.
+    if (!Number.isFinite(ms) || ms < 0) {
       throw new RangeError(
-        `Cannot advance a VirtualClock by ${ms} ms: the amount must be >= 0`,
+        `Cannot advance a VirtualClock by ${
+          String(ms)
+        } ms: the amount must be >= 0 (a finite number of milliseconds)`,
       );
     }
     this.#now += ms;

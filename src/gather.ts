@@ -56,7 +56,8 @@ class GatherInstruction<T> extends GroupInstruction<T[]> {
  * @typeParam T What each body returns.
  * @param bodies Generator objects, generator functions or operations.
  * @returns An operation evaluating to the results in input order.
- * @throws {TypeError} at the call when a body is not something a task can run.
+ * @throws {TypeError} at the call when a body is not something a task can run,
+ * or when `bodies` is not a list of them (one body, such as `gather(worker())`).
  *
  * @example Usage
  * ```ts

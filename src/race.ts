@@ -48,6 +48,8 @@ class RaceInstruction<T> extends GroupInstruction<T> {
  * @param bodies At least one generator object, generator function or operation.
  * @returns An operation evaluating to the winner's result.
  * @throws {RangeError} at the call when `bodies` is empty.
+ * @throws {TypeError} at the call when a body is not something a task can run,
+ * or when `bodies` is not a list of them (one body, such as `race(worker())`).
  *
  * @example Usage
  * ```ts

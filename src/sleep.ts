@@ -4,6 +4,7 @@
  * @module
  */
 
+import { describeValue } from "./_body.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { Task } from "./task.ts";
@@ -73,9 +74,18 @@ class SleepInstruction extends Instruction<void> implements Timer {
 export function sleep(ms: number): Operation<void> {
   if (typeof ms !== "number" || !(ms >= 0)) {
     throw new RangeError(
-      `Cannot sleep(${String(ms)}): the delay must be a number of milliseconds >= 0`,
+      `Cannot sleep(${describeDelay(ms)}): the delay must be a number of milliseconds >= 0`,
     );
   }
   if (ms === 0) return yieldNow();
   return new SleepInstruction(ms);
+}
+
+/**
+ * A bad delay as the error message shows it: a number as written, anything
+ * else with its type, so that `sleep("5")` does not read as `sleep(5)`.
+ * @internal
+ */
+export function describeDelay(ms: unknown): string {
+  return typeof ms === "number" ? String(ms) : describeValue(ms);
 }

@@ -10,19 +10,50 @@ import { Instruction, type Operation } from "./instruction.ts";
 import { resumeWithOutcome } from "./join.ts";
 import type { Loop } from "./loop.ts";
 import type { NameSource, Task, TaskBody, TaskObserver } from "./task.ts";
+import { describeDelay } from "./sleep.ts";
 import type { Timer } from "./timers.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
 
-class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserver {
-  override value: unknown = undefined;
-  override done = false;
+/**
+ * A timeout's entry in the timer queue: an object of its own, not the
+ * instruction, because the queue may keep a cancelled entry until it
+ * compacts or the deadline passes (an hour, for an hour-long limit), and
+ * the instruction holds the body's task and, as the value its `yield*`
+ * evaluated to, the body's result. A cancelled entry lets go of it.
+ */
+class TimeoutTimer implements Timer {
   deadline = 0;
   armed = false;
+  readonly delay: number;
+  #instruction: TimeoutInstruction<unknown> | null;
+
+  constructor(instruction: TimeoutInstruction<unknown>, delay: number) {
+    this.#instruction = instruction;
+    this.delay = delay;
+  }
+
+  fire(loop: Loop): void {
+    const instruction = this.#instruction!;
+    this.#instruction = null;
+    instruction.expire(loop);
+  }
+
+  /** Disarms the timer and lets go of the instruction. */
+  cancel(loop: Loop): void {
+    loop._removeTimer(this);
+    this.#instruction = null;
+  }
+}
+
+class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
+  override value: unknown = undefined;
+  override done = false;
   readonly delay: number;
   readonly #iter: Iterator<unknown, T, unknown>;
   readonly #name: NameSource;
   #child: Task<unknown> | null = null;
   #waiter: Task<unknown> | null = null;
+  #timer: TimeoutTimer | null = null;
   #timedOut = false;
 
   constructor(ms: number, iter: Iterator<unknown, T, unknown>, name: NameSource) {
@@ -38,18 +69,22 @@ class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserve
     this.#waiter = task;
     addObserver(child, this);
     if (this.delay !== Infinity) {
-      this.deadline = loop.time() + this.delay;
-      loop._addTimer(this);
+      const timer = new TimeoutTimer(this as TimeoutInstruction<unknown>, this.delay);
+      timer.deadline = loop.time() + this.delay;
+      loop._addTimer(timer);
+      this.#timer = timer;
     }
   }
 
-  fire(loop: Loop): void {
+  /** The limit has passed: cancel the body. Called by its timer. */
+  expire(loop: Loop): void {
+    this.#timer = null;
     this.#timedOut = true;
     loop._cancel(this.#child!, `timeout of ${this.delay} ms`);
   }
 
   taskSettled(child: Task<unknown>, loop: Loop): void {
-    loop._removeTimer(this);
+    this.#disarm(loop);
     const waiter = this.#waiter;
     if (waiter === null) return;
     this.#waiter = null;
@@ -70,7 +105,7 @@ class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserve
 
   override undo(_task: Task<unknown>, loop: Loop): void {
     this.#waiter = null;
-    loop._removeTimer(this);
+    this.#disarm(loop);
     // Nobody waits for the body's outcome any more: if it then fails (in its
     // cleanup), it must be reported like any unjoined child, not dropped.
     removeObserver(this.#child!, this);
@@ -79,6 +114,12 @@ class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserve
 
   describe(): string {
     return `task "${this.#child?.name}" with a timeout of ${this.delay} ms`;
+  }
+
+  #disarm(loop: Loop): void {
+    if (this.#timer === null) return;
+    this.#timer.cancel(loop);
+    this.#timer = null;
   }
 }
 
@@ -115,7 +156,9 @@ class TimeoutInstruction<T> extends Instruction<T> implements Timer, TaskObserve
 export function timeout<T>(ms: number, body: TaskBody<T>): Operation<T> {
   if (typeof ms !== "number" || !(ms >= 0)) {
     throw new RangeError(
-      `Cannot use timeout(${String(ms)}, …): the limit must be a number of milliseconds >= 0`,
+      `Cannot use timeout(${
+        describeDelay(ms)
+      }, …): the limit must be a number of milliseconds >= 0`,
     );
   }
   return new TimeoutInstruction(ms, startBody(body, "timeout()"), bodyNameSource(body));

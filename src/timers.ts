@@ -28,9 +28,10 @@
 import type { Loop } from "./loop.ts";
 
 /**
- * An entry of the timer queue. Sleep and timeout instructions are their own
- * entries, so arming a timer allocates nothing extra. A timer is armed at
- * most once.
+ * An entry of the timer queue. A sleep instruction is its own entry, so
+ * arming it allocates nothing extra; a timeout has a small entry of its own
+ * (see timeout.ts), since a cancelled entry may stay queued a while and must
+ * not hold what the instruction holds. A timer is armed at most once.
  * @internal
  */
 export interface Timer {

@@ -167,6 +167,26 @@ Deno.test("VirtualClock: jumpTo() never goes back; advance() rejects negative am
   assertEquals(clock.now(), 175);
 });
 
+Deno.test("VirtualClock rejects a start or an advance that is not a finite number of ms", () => {
+  for (const bad of [NaN, Infinity, -Infinity, "7", null]) {
+    const error = assertThrows(() => new VirtualClock(bad as number), RangeError);
+    assertStringIncludes(error.message, `Cannot start a VirtualClock at ${String(bad)}`);
+    assertStringIncludes(error.message, "finite number of milliseconds");
+  }
+  assertEquals(new VirtualClock(undefined).now(), 0);
+  assertEquals(new VirtualClock(-250).now(), -250);
+  const clock = new VirtualClock(100);
+  for (const bad of [Infinity, "5", null, NaN]) {
+    const error = assertThrows(() => clock.advance(bad as number), RangeError);
+    assertStringIncludes(error.message, `Cannot advance a VirtualClock by ${String(bad)} ms`);
+    assertStringIncludes(error.message, "must be >= 0 (a finite number of milliseconds)");
+  }
+  // The time is still the number it was, and still moves.
+  assertStrictEquals(clock.now(), 100);
+  clock.advance(5);
+  assertStrictEquals(clock.now(), 105);
+});
+
 Deno.test("VirtualClock: the same program run twice gives the identical event log", () => {
   function program(): { log: string[]; end: number } {
     const loop = virtualLoop();
@@ -621,4 +641,96 @@ Deno.test("race([]) throws RangeError at the call", () => {
   const error = assertThrows(() => race([]), RangeError);
   assertStringIncludes(error.message, "empty");
   assertStringIncludes(error.message, "pass at least one");
+});
+
+Deno.test("gather() and race() given one body instead of a list: a TypeError at the call, not a list made of what it yields", () => {
+  const log: string[] = [];
+  function* worker(): Operation<number> {
+    try {
+      log.push("worker started");
+      yield* sleep(5);
+      log.push("worker went on");
+      return 1;
+    } finally {
+      log.push("worker closed");
+    }
+  }
+  for (const [where, make] of [["gather()", gather], ["race()", race]] as const) {
+    // The slip: `gather(worker())` for `gather([worker()])`. It type-checks,
+    // since a generator is an iterable of the instructions it yields.
+    const error = assertThrows(() => make(worker() as never), TypeError);
+    assertEquals(
+      error.message,
+      `${where} expected a list of bodies, but got what looks like one task body (iterating it yielded sleep(5)); put it in an array: ${
+        where.replace("()", "([body])")
+      }`,
+    );
+    assertEquals(log.splice(0), ["worker started", "worker closed"]);
+    // An operation given as the list, and things that are no list at all.
+    assertThrows(() => make(sleep(10) as never), TypeError, "looks like one task body");
+    assertEquals(
+      assertThrows(() => make(worker as never), TypeError).message,
+      `${where} expected a list of bodies (an array or another iterable), but got function worker; pass an array of bodies: ${
+        where.replace("()", "([body, …])")
+      }`,
+    );
+    assertThrows(() => make(undefined as never), TypeError, "but got undefined");
+  }
+  // A generator that yields bodies is a list like any other.
+  const loop = virtualLoop();
+  const results = loop.runSync(function* main() {
+    function* bodies(): Generator<Operation<number>> {
+      yield worker();
+      yield (function* two(): Operation<number> {
+        yield* sleep(1);
+        return 2;
+      })();
+    }
+    return [yield* gather(bodies()), yield* race(bodies())];
+  });
+  assertEquals(results, [[1, 2], 2]);
+});
+
+Deno.test("gather() and race() given one generator object twice: a TypeError at the call, not tasks sharing it", () => {
+  function* worker(): Operation<number> {
+    yield* sleep(5);
+    yield* sleep(5);
+    return 1;
+  }
+  for (const [where, make] of [["gather()", gather], ["race()", race]] as const) {
+    // The slip: Array(n).fill(worker()) repeats one generator, which the
+    // tasks then resume in turn, each with another's wake-up.
+    assertEquals(
+      assertThrows(() => make(Array(3).fill(worker())), TypeError).message,
+      `${where} was given the same generator object or operation as bodies #0 and #1; it can run only once: give each body its own (Array(n).fill(worker()) repeats one; Array.from({ length: n }, () => worker()) does not)`,
+    );
+    const shared = sleep(5);
+    assertThrows(() => make([sleep(1), shared, shared]), TypeError, "as bodies #1 and #2");
+  }
+  // A generator function may be listed twice: each task calls it anew; and
+  // yieldNow() is one shared operation, which any number of tasks may run.
+  const loop = virtualLoop();
+  assertEquals(loop.runSync(() => gather(Array(3).fill(worker))), [1, 1, 1]);
+  assertEquals(loop.runSync(() => gather([yieldNow(), yieldNow()])), [undefined, undefined]);
+  assertEquals(loop.time(), 10);
+});
+
+Deno.test('sleep() and timeout() given a delay that is no number say so, not sleep(5) for sleep("5")', () => {
+  assertEquals(
+    assertThrows(() => sleep("5" as never), RangeError).message,
+    'Cannot sleep(the string "5"): the delay must be a number of milliseconds >= 0',
+  );
+  assertEquals(
+    assertThrows(() => sleep(5n as never), RangeError).message,
+    "Cannot sleep(bigint 5): the delay must be a number of milliseconds >= 0",
+  );
+  assertEquals(
+    assertThrows(() => timeout("5" as never, sleep(1)), RangeError).message,
+    'Cannot use timeout(the string "5", …): the limit must be a number of milliseconds >= 0',
+  );
+  // Numbers are shown as they are.
+  assertEquals(
+    assertThrows(() => timeout(-1, sleep(1)), RangeError).message,
+    "Cannot use timeout(-1, …): the limit must be a number of milliseconds >= 0",
+  );
 });

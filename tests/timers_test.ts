@@ -168,7 +168,7 @@ Deno.test("TimerQueue: nextDeadline skips cancelled timers at the front", () => 
   assertEquals(queue.size, 0);
 });
 
-Deno.test("TimerQueue keeps no fired timer reachable, nor any when all are cancelled", async () => {
+Deno.test("TimerQueue keeps no fired timer reachable, nor any when all are cancelled, nor a finished timeout's result", async () => {
   // Reachability needs the garbage collector on call: a process of its own.
   const script = new URL("_timer_retention.ts", import.meta.url).pathname;
   const command = new Deno.Command(Deno.execPath(), {
@@ -183,6 +183,7 @@ Deno.test("TimerQueue keeps no fired timer reachable, nor any when all are cance
     firedAlive: 0,
     idleSize: 0,
     cancelledAlive: 0,
+    timeoutResultsAlive: 0,
   });
 });
 
