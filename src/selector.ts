@@ -217,7 +217,7 @@ export class Selector {
         resolve();
       };
       if (timeoutMs !== Infinity) {
-        timer = setTimeout(this.#wake, Math.max(0, Math.ceil(timeoutMs)));
+        timer = setTimeout(this.#wake, hostDelay(timeoutMs));
       }
     });
   }
@@ -279,4 +279,14 @@ export class Selector {
       if (unused) this.#polled.delete(entry);
     }
   }
+}
+
+// The longest delay a host timer takes: setTimeout fires a longer one after
+// 1 ms (with a warning), which would wake a loop sleeping for weeks every
+// millisecond. Waking once after 24.8 days is harmless: the loop works out
+// how much longer to wait.
+const MAX_HOST_DELAY_MS = 2 ** 31 - 1;
+
+function hostDelay(timeoutMs: number): number {
+  return Math.min(MAX_HOST_DELAY_MS, Math.max(0, Math.ceil(timeoutMs)));
 }

@@ -7,6 +7,7 @@ import {
   assertGreaterOrEqual,
   assertInstanceOf,
   assertLess,
+  assertRejects,
   assertStrictEquals,
   assertStringIncludes,
   assertThrows,
@@ -267,6 +268,32 @@ Deno.test("RealClock: concurrent sleeps wake in deadline order, none early", asy
   });
   assertEquals(woke.map(([ms]) => ms), [5, 10, 20, 30]);
   for (const [ms, at] of woke) assertGreaterOrEqual(at, ms);
+});
+
+Deno.test("RealClock: a sleep longer than a host timer can take (2^31-1 ms) does not wake the loop every millisecond", async () => {
+  // Counts how often the loop looks at the time: once per wake-up or so.
+  let looks = 0;
+  const clock = {
+    now(): number {
+      looks++;
+      return performance.now();
+    },
+  };
+  const loop = new Loop({ clock });
+  const stopper = setTimeout(() => loop.stop("enough"), 50);
+  try {
+    await assertRejects(
+      () =>
+        loop.runUntilComplete(function* main() {
+          yield* sleep(2 ** 33);
+        }),
+      CancelledError,
+    );
+  } finally {
+    clearTimeout(stopper);
+  }
+  // setTimeout fires a longer delay after 1 ms: some 50 wake-ups in 50 ms.
+  assertLess(looks, 10);
 });
 
 Deno.test("RealClock: a run that sleeps 200 ms does not spin the CPU", async () => {
