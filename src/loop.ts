@@ -68,12 +68,17 @@ const NO_ERROR: unique symbol = Symbol("genloop.noError");
 /** Marks the run's main task as observed, so its failure is not escalated. */
 const RUN_OBSERVER: TaskObserver = { taskSettled(): void {} };
 
-// How many steps (and ticks) run between looks at the clock to see whether
-// the host event loop is owed a turn: counted, so that short runs never
-// read the clock at all.
-const WORK_BETWEEN_HOST_CHECKS = 4096;
 // Longest stretch of work before the host event loop gets a turn.
 const MAX_BUSY_MS = 10;
+// How often the loop aims to look at the clock while it works, to see
+// whether the host is owed a turn. It counts steps (and ticks) between
+// looks, so that short runs never read the clock at all, and adapts the
+// count to what a step costs: from 50 ns (a switch) to whatever a task
+// computes between two yields.
+const CHECK_EVERY_MS = 1;
+const MIN_WORK_BETWEEN_CHECKS = 1;
+const MAX_WORK_BETWEEN_CHECKS = 4096;
+const FIRST_WORK_BETWEEN_CHECKS = 64;
 
 /**
  * An event loop that drives generator tasks. Most programs use `run(body)`;
@@ -120,9 +125,13 @@ export class Loop {
   // a turn before the loop goes on.
   #wokenError: unknown = NO_ERROR;
   #wokenBusy = false;
-  // Work done since the clock was last looked at, and when the current
-  // stretch without a host turn was first seen busy (0: not yet).
+  // Work done since the clock was last looked at, and how much work is to
+  // pass between looks (adapted at each); when the clock was last looked at
+  // in the current stretch without a host turn, and when that stretch was
+  // first seen busy (0: not yet in this stretch).
   #workSinceCheck = 0;
+  #workBetweenChecks = FIRST_WORK_BETWEEN_CHECKS;
+  #lastCheck = 0;
   #busySince = 0;
 
   /**
@@ -440,14 +449,32 @@ export class Loop {
    */
   #hostIsDue(steps: number): boolean {
     this.#workSinceCheck += steps + 1;
-    if (this.#workSinceCheck < WORK_BETWEEN_HOST_CHECKS) return false;
-    this.#workSinceCheck = 0;
+    if (this.#workSinceCheck < this.#workBetweenChecks) return false;
     const now = performance.now();
     if (this.#busySince === 0) {
       this.#busySince = now;
-      return false;
+    } else {
+      this.#adaptWorkBetweenChecks(now - this.#lastCheck);
     }
+    this.#workSinceCheck = 0;
+    this.#lastCheck = now;
     return now - this.#busySince > MAX_BUSY_MS;
+  }
+
+  /**
+   * Sets the work between looks at the clock so that the next look comes
+   * about `CHECK_EVERY_MS` after this one, had the work cost what it did
+   * since the last look. Kept across host turns: a program's steps tend to
+   * cost alike.
+   */
+  #adaptWorkBetweenChecks(elapsedMs: number): void {
+    const work = elapsedMs > 0
+      ? Math.round(this.#workSinceCheck * CHECK_EVERY_MS / elapsedMs)
+      : MAX_WORK_BETWEEN_CHECKS;
+    this.#workBetweenChecks = Math.min(
+      MAX_WORK_BETWEEN_CHECKS,
+      Math.max(MIN_WORK_BETWEEN_CHECKS, work),
+    );
   }
 
   #hostHadTurn(): void {

@@ -1183,3 +1183,29 @@ for (
     assert(performance.now() - started < GIVE_UP_MS / 2);
   });
 }
+
+Deno.test("Loop.stop() from a host timer reaches an awaited run within tens of ms when each step computes for a while", async () => {
+  const STEP_MS = 0.25;
+  const loop = new Loop();
+  const running = loop.runUntilComplete(() =>
+    untilStopped(function* computeThenYield() {
+      const start = performance.now();
+      while (performance.now() - start < STEP_MS) {
+        // Work that takes a while between two yields.
+      }
+      yield* yieldNow();
+    })
+  );
+  const started = performance.now();
+  let late = Infinity;
+  const timer = setTimeout(() => {
+    late = performance.now() - started - 5;
+    loop.stop("from outside");
+  }, 5);
+  const error = await assertRejects(() => running, CancelledError);
+  clearTimeout(timer);
+  assertEquals(error.reason, "from outside");
+  // The loop looks at the clock about every millisecond, whatever a step
+  // costs, and gives the host a turn after 10 ms of work.
+  assert(late < 250, `the timer ran ${late.toFixed(0)} ms late`);
+});
