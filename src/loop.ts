@@ -119,6 +119,8 @@ export class Loop {
   #runEndRounds = 0;
   #lastRound = false;
   #gaveUp: Error | null = null;
+  // What a failed run's cleanup blocked on, if it did: the loop is spent.
+  #blockedCleanup: string | null = null;
   #stallTimeoutMs: number;
   // What running woken tasks inside a host callback left for #waitOutside:
   // an error to throw, and whether it ran long enough that the host is due
@@ -220,7 +222,8 @@ export class Loop {
    * a run rejects for a reason of the loop's own (deadlock, stall), its main
    * task is cancelled and the cleanup that can run does. If the run was
    * already failing then (the body threw, and a cleanup hung), that error is
-   * the rejection's `cause`.
+   * the rejection's `cause`. If that cleanup blocks, its tasks stay
+   * suspended and the loop refuses further runs: use a new `Loop`.
    */
   async runUntilComplete<T>(body: TaskBody<T>): Promise<T> {
     const main = this.#startRun(body);
@@ -312,6 +315,7 @@ export class Loop {
       if (this.#gaveUp === null) await this.#closeRoots(RUN_FAILED);
     } catch {
       // The cleanup blocked too; the original error is what the caller needs.
+      this.#noteBlockedCleanup();
     }
   }
 
@@ -323,7 +327,18 @@ export class Loop {
       if (this.#gaveUp === null) this.#closeRootsSync(RUN_FAILED);
     } catch {
       // The cleanup blocked too; the original error is what the caller needs.
+      this.#noteBlockedCleanup();
     }
+  }
+
+  /**
+   * The tasks whose cleanup blocked stay suspended in this loop. Run again,
+   * they would keep the next run from ending and fail it with their own
+   * deadlock, so the loop refuses further runs instead (see #startRun).
+   */
+  #noteBlockedCleanup(): void {
+    if (this.#blockedCleanup !== null || this.#tasks.tree.liveRoots().length === 0) return;
+    this.#blockedCleanup = this.#tasks.describeBlocked().join("; ");
   }
 
   /**
@@ -398,6 +413,11 @@ export class Loop {
     if (this.#gaveUp !== null) {
       throw new Error(
         `Cannot start a run: this loop could not end its previous one and still holds its tasks (${this.#gaveUp.message}); use a new Loop`,
+      );
+    }
+    if (this.#blockedCleanup !== null) {
+      throw new Error(
+        `Cannot start a run: this loop's previous run failed and the cleanup of its tasks blocked (${this.#blockedCleanup}); they would keep this run from ending; use a new Loop`,
       );
     }
     const main = this._spawn(startBody(body, "run()"), bodyNameSource(body), this);

@@ -16,6 +16,7 @@ import {
   call,
   CancelledError,
   currentTask,
+  DeadlockError,
   gather,
   type Instruction,
   join,
@@ -25,6 +26,7 @@ import {
   runSync,
   sleep,
   spawn,
+  suspend,
   type Task,
   TaskFailedError,
   VirtualClock,
@@ -1208,4 +1210,74 @@ Deno.test("Loop.stop() from a host timer reaches an awaited run within tens of m
   // The loop looks at the clock about every millisecond, whatever a step
   // costs, and gives the host a turn after 10 ms of work.
   assert(late < 250, `the timer ran ${late.toFixed(0)} ms late`);
+});
+
+Deno.test("Loop: after a failed run whose cleanup blocked, the next run is refused, naming the blocked task, rather than failed by it", async () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  await assertRejects(
+    () =>
+      loop.runUntilComplete(function* main() {
+        try {
+          yield* suspend();
+        } finally {
+          yield* suspend(); // a cleanup that blocks
+        }
+      }),
+    DeadlockError,
+  );
+  let ran = false;
+  const error = await assertRejects(() =>
+    loop.runUntilComplete(function* next() {
+      ran = true;
+    })
+  );
+  assertEquals(ran, false);
+  assertStringIncludes(
+    (error as Error).message,
+    "Cannot start a run: this loop's previous run failed and the cleanup of its tasks blocked",
+  );
+  assertStringIncludes((error as Error).message, 'task "main"');
+  assertStringIncludes((error as Error).message, "use a new Loop");
+});
+
+Deno.test("Loop: runSync refuses the next run when a failed run's cleanup waits for real time", () => {
+  const loop = new Loop();
+  assertThrows(
+    () =>
+      loop.runSync(function* main() {
+        try {
+          yield* sleep(10); // runSync cannot wait for the real clock
+        } finally {
+          yield* sleep(10); // nor can the cleanup
+        }
+      }),
+    Error,
+    "Cannot finish with runSync()",
+  );
+  assertThrows(
+    () => loop.runSync(function* next() {}),
+    Error,
+    "previous run failed and the cleanup of its tasks blocked",
+  );
+});
+
+Deno.test("Loop: a failed run whose cleanup finished leaves the loop fit for another run", () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  assertThrows(
+    () =>
+      loop.runSync(function* main() {
+        try {
+          yield* suspend();
+        } finally {
+          yield* sleep(5); // cleanup that waits, and ends
+        }
+      }),
+    DeadlockError,
+  );
+  assertEquals(
+    loop.runSync(function* next() {
+      return "fine";
+    }),
+    "fine",
+  );
 });
