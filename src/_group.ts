@@ -37,18 +37,19 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     super();
     this.#where = where;
     if (!isIterable(bodies)) throw notAListError(bodies, where);
-    // Where each generator object or operation was listed: one listed twice
-    // would be resumed by two tasks in turn, each with the other's wake-up.
-    // A shared operation (yieldNow()) serves any number of tasks at once.
-    const listedAt = new Map<unknown, number>();
+    // A generator object or operation listed twice in a row (the slip
+    // `Array(n).fill(worker())`) would be resumed by two tasks in turn, each
+    // with the other's wake-up. Only neighbours are compared: a set of every
+    // body listed would cost a tenth of a gather. A shared operation
+    // (yieldNow()) serves any number of tasks at once.
+    let previous: unknown = undefined;
     for (const body of bodies) {
       if (isWaiting(body)) throw oneBodyError(body, where);
       const iter = startBody(body, where);
-      if (iter === body && !(body instanceof SharedOperation)) {
-        const first = listedAt.get(body);
-        if (first !== undefined) throw listedTwiceError(first, this.#iters.length, where);
-        listedAt.set(body, this.#iters.length);
+      if (iter === previous && !(iter instanceof SharedOperation)) {
+        throw listedTwiceError(this.#iters.length - 1, this.#iters.length, where);
       }
+      previous = iter === body ? iter : undefined;
       this.#iters.push(iter);
       this.#names.push(bodyNameSource(body));
     }
