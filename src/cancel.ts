@@ -78,8 +78,9 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
  * normally unless the task fails. If it does (its cleanup threw, or a
  * child's failure reached it), that failure is thrown here as a
  * `TaskFailedError` naming the task, with the error as its `cause`: the
- * canceller waits on the task in place of a joiner, so nobody else is
- * told. Cancelling a task that has settled already completes at once. `task.cancel()` is the
+ * canceller waits on the task as a joiner does, so the failure is not
+ * reported to the task's parent (joiners, if any, get it too). Cancelling a
+ * task that has settled already completes at once. `task.cancel()` is the
  * fire-and-forget form; a failure after it is reported as any unjoined
  * failure is, to the task's parent.
  *
