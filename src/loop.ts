@@ -50,6 +50,14 @@ export interface LoopOptions {
    * names them. Default `Infinity` (wait as long as it takes).
    */
   stallTimeoutMs?: number;
+  /**
+   * Warn (through `onWarning`, once per task) about a cancelled task still
+   * running this many milliseconds of loop time after it was cancelled:
+   * cleanup should be quick, and a task that caught its `CancelledError`
+   * and went on would otherwise run on unreported. Checked when the task
+   * waits again. Default 10,000; `Infinity` turns it off.
+   */
+  cleanupWarningMs?: number;
 }
 
 /**
@@ -68,6 +76,8 @@ const NO_ERROR: unique symbol = Symbol("genloop.noError");
 /** Marks the run's main task as observed, so its failure is not escalated. */
 const RUN_OBSERVER: TaskObserver = { taskSettled(): void {} };
 
+// How long a cancelled task may run on before a warning, by default.
+const DEFAULT_CLEANUP_WARNING_MS = 10_000;
 // Longest stretch of work before the host event loop gets a turn.
 const MAX_BUSY_MS = 10;
 // How often the loop aims to look at the clock while it works, to see
@@ -142,8 +152,12 @@ export class Loop {
    * @param options The clock and reporting options.
    */
   constructor(options: LoopOptions = {}) {
+    checkOptions(options);
     this.clock = options.clock ?? new RealClock();
-    this.#tasks = new Scheduler(this, options.onWarning ?? ((message) => console.warn(message)));
+    this.#tasks = new Scheduler(this, {
+      onWarning: options.onWarning ?? ((message) => console.warn(message)),
+      cleanupWarningMs: options.cleanupWarningMs ?? DEFAULT_CLEANUP_WARNING_MS,
+    });
     this.#stallTimeoutMs = options.stallTimeoutMs ?? Infinity;
   }
 
@@ -740,6 +754,39 @@ export class Loop {
     this.#pendingCalls--;
     this.selector.wakeup();
   }
+}
+
+/**
+ * Rejects options that would fail later, far from the mistake: a clock
+ * without `now()`, a warning hook that is no function, a time limit that is
+ * no number of milliseconds (NaN would end every wait at once).
+ */
+function checkOptions(options: LoopOptions): void {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`Cannot create a Loop: options must be an object, got ${typeof options}`);
+  }
+  const { clock, onWarning } = options;
+  if (clock !== undefined && typeof clock?.now !== "function") {
+    throw new TypeError(
+      "Cannot create a Loop: clock must have a now() method (use new RealClock() or new VirtualClock())",
+    );
+  }
+  if (onWarning !== undefined && typeof onWarning !== "function") {
+    throw new TypeError(
+      `Cannot create a Loop: onWarning must be a function taking the message, got ${typeof onWarning}`,
+    );
+  }
+  checkMs(options.stallTimeoutMs, "stallTimeoutMs");
+  checkMs(options.cleanupWarningMs, "cleanupWarningMs");
+}
+
+function checkMs(ms: unknown, name: string): void {
+  if (ms === undefined || (typeof ms === "number" && ms >= 0)) return;
+  throw new RangeError(
+    `Cannot create a Loop: ${name} must be a number of milliseconds >= 0 (Infinity for no limit), got ${
+      typeof ms === "number" ? ms : typeof ms
+    }`,
+  );
 }
 
 /**

@@ -60,6 +60,14 @@ const SETTLED_ITER: Iterator<unknown, unknown, unknown> = {
 // Within a batch, the ready queue is trimmed every 1024 steps.
 const TRIM_EVERY_MASK = 1023;
 
+/** What a `Scheduler` is told by its loop's options. @internal */
+export interface SchedulerOptions {
+  /** Receives warnings. */
+  onWarning: (message: string) => void;
+  /** How long a cancelled task may run on before a warning. */
+  cleanupWarningMs: number;
+}
+
 /** The ready queue and the life cycle of one loop's tasks. @internal */
 export class Scheduler {
   /** Who spawned whom; roots are main and detached tasks. */
@@ -93,11 +101,16 @@ export class Scheduler {
   // pairs (see `cancel`).
   #cancelQueue: unknown[] = [];
   #deliveringCancels = false;
-  #onWarning: (message: string) => void;
+  // When cancel() reached each live task, while it is to be warned about
+  // if it runs on too long (see #warnIfLingering).
+  #cancelledAt = new Map<Task<unknown>, number>();
+  readonly #cleanupWarningMs: number;
+  readonly #onWarning: (message: string) => void;
 
-  constructor(loop: Loop, onWarning: (message: string) => void) {
+  constructor(loop: Loop, options: SchedulerOptions) {
     this.#loop = loop;
-    this.#onWarning = onWarning;
+    this.#onWarning = options.onWarning;
+    this.#cleanupWarningMs = options.cleanupWarningMs;
   }
 
   /** How many tasks are ready. */
@@ -180,6 +193,7 @@ export class Scheduler {
       // a second error was deferred) is thrown at this very yield*.
       if (task._slot !== undefined && task._slot instanceof Thrown) continue;
       if (this.#deferred.size > 0 && this.#deliverDeferred(task)) continue;
+      if (this.#cancelledAt.size > 0) this.#warnIfLingering(task);
       const instruction = step.value;
       if (instruction === YIELD_NOW_INSTRUCTION) {
         // The most frequent instruction needs no dispatch: back of the queue.
@@ -272,6 +286,7 @@ export class Scheduler {
       task._slot = outcome;
       task._iter = SETTLED_ITER;
       if (this.#cancelled.size > 0) this.#cancelled.delete(task);
+      if (this.#cancelledAt.size > 0) this.#cancelledAt.delete(task);
       const observed = this.#notifyObservers(task);
       if (task.state === "failed" && !observed) this.#escalate(task);
       const parent = parentOf(task);
@@ -343,6 +358,24 @@ export class Scheduler {
       default:
         return;
     }
+  }
+
+  /**
+   * Warns, once, about a task that waits again long after it was
+   * cancelled: cleanup should be quick, and a task that caught its
+   * CancelledError and went on would otherwise run on unreported.
+   */
+  #warnIfLingering(task: Task<unknown>): void {
+    const since = this.#cancelledAt.get(task);
+    if (since === undefined) return;
+    const ms = this.#loop.time() - since;
+    if (ms < this.#cleanupWarningMs) return;
+    this.#cancelledAt.delete(task);
+    this.#warn(
+      `Task "${task.name}" still runs ${
+        Math.round(ms)
+      } ms after it was cancelled. Cleanup should be quick; a task that catches its CancelledError must re-throw it after cleanup (see LoopOptions.cleanupWarningMs)`,
+    );
   }
 
   /**
@@ -472,6 +505,7 @@ export class Scheduler {
     if (task.settled || this.#cancelled.has(task)) return;
     const error = cancelledError(task, reason);
     this.#cancelled.set(task, error);
+    if (this.#cleanupWarningMs !== Infinity) this.#cancelledAt.set(task, this.#loop.time());
     this.#interrupt(task, error);
   }
 

@@ -684,6 +684,70 @@ Deno.test("LoopOptions.onWarning: a task that catches CancelledError and returns
   assertEquals(loop.time(), 3);
 });
 
+/** Catches every CancelledError and goes on sleeping, `rounds` times. */
+function* stubborn(rounds: number): Operation<number> {
+  let caught = 0;
+  for (let i = 0; i < rounds; i++) {
+    try {
+      yield* sleep(1_000);
+    } catch (error) {
+      if (!(error instanceof CancelledError)) throw error;
+      caught++;
+    }
+  }
+  return caught;
+}
+
+Deno.test("LoopOptions.cleanupWarningMs: a task that catches its cancellation and runs on is warned about once, naming it", () => {
+  const warnings: string[] = [];
+  const loop = virtualLoop({
+    onWarning: (message) => warnings.push(`t=${loop.time()} ${message}`),
+  });
+  const error = loop.runSync(function* main() {
+    const task = yield* spawn(stubborn(60), { name: "stubborn" });
+    yield* sleep(1);
+    task.cancel();
+    return yield* joinError(task);
+  });
+  assertInstanceOf(error, CancelledError);
+  // Once when it waited 10 s after the cancellation (not at each of its 50
+  // later waits), then the usual report when it returned normally.
+  assertEquals(warnings.length, 2);
+  assertStringIncludes(
+    warnings[0],
+    't=10001 Task "stubborn" still runs 10000 ms after it was cancelled',
+  );
+  assertStringIncludes(warnings[0], "must re-throw it after cleanup");
+  assertStringIncludes(warnings[1], 'Task "stubborn" caught its CancelledError');
+});
+
+Deno.test("LoopOptions.cleanupWarningMs: cleanup that waits less is not warned about; the limit can be set or turned off", () => {
+  function* slowCleanup(): Operation<void> {
+    try {
+      yield* suspend();
+    } finally {
+      yield* sleep(400);
+      yield* sleep(400);
+    }
+  }
+  const warningsWith = (options: LoopOptions): string[] => {
+    const warnings: string[] = [];
+    virtualLoop({ ...options, onWarning: (message) => warnings.push(message) }).runSync(
+      function* main() {
+        const task = yield* spawn(slowCleanup);
+        yield* sleep(1);
+        yield* cancel(task);
+      },
+    );
+    return warnings;
+  };
+  assertEquals(warningsWith({}), []);
+  assertEquals(warningsWith({ cleanupWarningMs: Infinity }), []);
+  const warnings = warningsWith({ cleanupWarningMs: 300 });
+  assertEquals(warnings.length, 1);
+  assertStringIncludes(warnings[0], 'Task "slowCleanup" still runs 400 ms after it was cancelled');
+});
+
 Deno.test("LoopOptions.onWarning: not called when the task re-throws CancelledError", () => {
   const warnings: string[] = [];
   const loop = virtualLoop({ onWarning: (message) => warnings.push(message) });

@@ -1104,6 +1104,34 @@ Deno.test("Loop.spawn() rejects a bad body at the call", () => {
   assertEquals(loop.running, false);
 });
 
+Deno.test("new Loop() rejects options that would fail later, saying which and what to pass", () => {
+  const cases: [unknown, typeof TypeError | typeof RangeError, string][] = [
+    [null, TypeError, "options must be an object"],
+    [{ clock: {} }, TypeError, "clock must have a now() method"],
+    [{ clock: Date.now }, TypeError, "clock must have a now() method"],
+    [
+      { onWarning: "console" },
+      TypeError,
+      "onWarning must be a function taking the message, got string",
+    ],
+    [{ stallTimeoutMs: NaN }, RangeError, "stallTimeoutMs must be a number of milliseconds >= 0"],
+    [{ stallTimeoutMs: -1 }, RangeError, "(Infinity for no limit), got -1"],
+    [{ stallTimeoutMs: "50" }, RangeError, "got string"],
+    [
+      { cleanupWarningMs: NaN },
+      RangeError,
+      "cleanupWarningMs must be a number of milliseconds >= 0",
+    ],
+  ];
+  for (const [options, ErrorClass, message] of cases) {
+    assertThrows(() => new Loop(options as never), ErrorClass, message);
+  }
+  // Limits of 0 and Infinity are fine, as are the defaults.
+  new Loop({ stallTimeoutMs: 0, cleanupWarningMs: Infinity });
+  new Loop({ clock: new VirtualClock(), onWarning: () => {} });
+  new Loop();
+});
+
 Deno.test("Loop refuses to start a run while one is in progress, naming the running task", () => {
   const loop = new Loop();
   let nestedRan = false;
