@@ -467,3 +467,40 @@ Deno.test("ConnStream: a write that fails part way throws the connection's error
   assertInstanceOf(error, Deno.errors.BrokenPipe);
   assertEquals(written.length, 3, "the first write went out, the second failed");
 });
+
+Deno.test("ConnStream: a task of another Loop that reads a stream a task already reads gets an error naming both; the first still gets the bytes", async () => {
+  await withListener(async (listener) => {
+    const [client, conn] = await Promise.all([
+      Deno.connect({ hostname: HOST, port: listener.addr.port }),
+      listener.accept(),
+    ]);
+    const stream = new ConnStream(conn, { name: "shared" });
+    function* readOnce(): Operation<unknown> {
+      try {
+        return new TextDecoder().decode((yield* read(stream))!);
+      } catch (error) {
+        return error;
+      }
+    }
+    // Each run starts synchronously: readerA waits in read() when this returns.
+    const loopA = new Loop();
+    const first = loopA.runUntilComplete(function* readerA() {
+      return yield* readOnce();
+    });
+    const second = new Loop().runUntilComplete(function* readerB() {
+      return yield* readOnce();
+    });
+    // Only bounds the hang of a reader whose wake-up went elsewhere.
+    const guard = setTimeout(() => loopA.stop("readerA was never woken"), 1_000);
+    await client.write(new TextEncoder().encode("hello"));
+    const [a, b] = await Promise.all([first, second]).finally(() => clearTimeout(guard));
+    await run(close(stream));
+    client.close();
+    assertEquals(a, "hello");
+    assertInstanceOf(b, Error);
+    assertEquals(
+      b.message,
+      'Cannot wait for EVENT_READ on stream "shared" in task "readerB": task "readerA" in another Loop already waits for it; use one reader and one writer per stream',
+    );
+  });
+});
