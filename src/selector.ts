@@ -159,7 +159,14 @@ export class Selector {
     holders[slot] = registration;
     if (stream.watch !== undefined) {
       this.#watching++;
-      stream.watch(event, () => this.#notify(registration));
+      try {
+        stream.watch(event, () => this.#notify(registration));
+      } catch (error) {
+        // The task gets the error instead of a wait: leave no registration
+        // behind to refuse its next wait or to wake it later.
+        this.#drop(registration);
+        throw error;
+      }
     } else {
       this.#polledRegistrations++;
       this.#polled.add(entry);

@@ -504,3 +504,33 @@ Deno.test("ConnStream: a task of another Loop that reads a stream a task already
     );
   });
 });
+
+Deno.test("ConnStream: a connection whose read() throws at once fails that read only; the next read waits and gets the bytes", async () => {
+  let reads = 0;
+  const conn = {
+    remoteAddr: { transport: "tcp", hostname: HOST, port: 1 },
+    read(buffer: Uint8Array): Promise<number | null> {
+      if (++reads === 1) throw new Deno.errors.Interrupted("read refused");
+      buffer.set([104, 105]);
+      return Promise.resolve(2);
+    },
+    close(): void {},
+  } as unknown as Deno.Conn;
+  const stream = new ConnStream(conn, { name: "throwing" });
+  const loop = new Loop();
+  const outcome = await loop.runUntilComplete(function* main() {
+    let first: unknown = null;
+    try {
+      yield* read(stream);
+    } catch (error) {
+      first = error;
+    }
+    // Its wait left nothing behind: not "task "main" already waits for it".
+    const waits = loop.selector.size;
+    const second = new TextDecoder().decode((yield* read(stream))!);
+    return [first, waits, second];
+  });
+  assertInstanceOf(outcome[0], Deno.errors.Interrupted);
+  assertEquals(outcome.slice(1), [0, "hi"]);
+  assertEquals(reads, 2);
+});
