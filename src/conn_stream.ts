@@ -263,7 +263,14 @@ export class ConnStream implements Stream {
   };
 
   #writeSettled(error: unknown): void {
-    if (error !== null && !this.#closed) this.#writeError = error;
+    // A write cut short by close() failed too: its writer (one of another
+    // Loop, or one woken by a close() made without the close operation)
+    // must not be told that every byte went out.
+    if (error !== null) {
+      this.#writeError = this.#closed
+        ? closedError(this, "it was closed while a write was in flight, before all of it was sent")
+        : error;
+    }
     this.#writing = null;
     const notify = this.#writeNotify;
     this.#writeNotify = null;

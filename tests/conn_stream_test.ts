@@ -534,3 +534,31 @@ Deno.test("ConnStream: a connection whose read() throws at once fails that read 
   assertEquals(outcome.slice(1), [0, "hi"]);
   assertEquals(reads, 2);
 });
+
+Deno.test("ConnStream: a write in flight when the stream is closed from outside its loop throws BadResource, not a byte count", async () => {
+  let failWrite: (error: Error) => void = () => {};
+  const conn = {
+    remoteAddr: { transport: "tcp", hostname: HOST, port: 1 },
+    // A peer that reads nothing: the write is in flight until the close.
+    write: (): Promise<number> => new Promise((_, reject) => failWrite = reject),
+    close(): void {
+      failWrite(new Deno.errors.BadResource("Bad resource ID"));
+    },
+  } as unknown as Deno.Conn;
+  const stream = new ConnStream(conn, { name: "stuck" });
+  const writing = run(function* writer() {
+    try {
+      return yield* write(stream, "never sent");
+    } catch (error) {
+      return error;
+    }
+  });
+  // Another Loop's task, or a signal handler, closes it.
+  await run(close(stream));
+  const outcome = await writing;
+  assertInstanceOf(outcome, Deno.errors.BadResource);
+  assertEquals(
+    outcome.message,
+    'Stream "stuck" is closed: it was closed while a write was in flight, before all of it was sent',
+  );
+});
