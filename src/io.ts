@@ -13,7 +13,7 @@ import { IncomingConn } from "./_incoming_conn.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import { EVENT_READ, EVENT_WRITE, type SelectorEvent } from "./selector.ts";
-import { toBytes } from "./simulated_stream.ts";
+import { bytesHint, toBytes } from "./simulated_stream.ts";
 import { closedError, isStream, type Stream, WOULD_BLOCK } from "./stream.ts";
 import type { Task } from "./task.ts";
 import { describeValue } from "./_body.ts";
@@ -351,17 +351,6 @@ export function write(stream: Stream, data: Uint8Array | string): Operation<numb
     );
   }
   return writeLoop(stream, toBytes(data));
-}
-
-/** How to turn `data` into something `write` takes. */
-function bytesHint(data: unknown): string {
-  if (data instanceof ArrayBuffer || data instanceof SharedArrayBuffer) {
-    return "wrap it as new Uint8Array(buffer)";
-  }
-  if (ArrayBuffer.isView(data)) {
-    return "write its bytes as new Uint8Array(view.buffer, view.byteOffset, view.byteLength)";
-  }
-  return "encode it first, e.g. with new TextEncoder().encode(text) or JSON.stringify";
 }
 
 function* writeLoop(stream: Stream, bytes: Uint8Array): Generator<Instruction, number> {

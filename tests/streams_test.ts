@@ -21,6 +21,7 @@ import {
   runSync,
   Selector,
   SimulatedStream,
+  type SimulatedStreamOptions,
   sleep,
   spawn,
   type Stream,
@@ -418,4 +419,40 @@ Deno.test("VirtualClock stands still while a task waits on a Promise", async () 
     yield* join(sleeper);
   });
   assertEquals(log, ["promise settled@0", "sleeper woke@1000"]);
+});
+
+Deno.test("new SimulatedStream(): data that is not a Uint8Array or a string, or options that are no object, is a TypeError that says how to pass it", () => {
+  const cases: [unknown, string][] = [
+    // It used to be kept as it was: buffered NaN, and read() said end of stream.
+    [
+      { data: new ArrayBuffer(3) },
+      "data must be a Uint8Array or a string, but got an object of class ArrayBuffer; wrap it as new Uint8Array(buffer)",
+    ],
+    // read() returned the caller's array itself, not bytes.
+    [
+      { data: [104, 105] },
+      "data must be a Uint8Array or a string, but got an array; encode it first",
+    ],
+    [
+      { data: new Uint16Array(2) },
+      "data must be a Uint8Array or a string, but got an object of class Uint16Array; write its bytes as new Uint8Array(",
+    ],
+    // The text was ignored: an empty stream.
+    [
+      "hi",
+      'options must be an object such as { data: "text", waitCycles: 2 }, but got the string "hi"',
+    ],
+  ];
+  for (const [options, expected] of cases) {
+    assertThrows(
+      () => new SimulatedStream("S", options as SimulatedStreamOptions),
+      TypeError,
+      `Cannot create SimulatedStream "S": ${expected}`,
+    );
+  }
+  assertThrows(
+    () => new SimulatedStream("S", { waitCycles: "2" as unknown as number }),
+    RangeError,
+    'Cannot create SimulatedStream "S": waitCycles must be an integer >= 0, got the string "2"',
+  );
 });
