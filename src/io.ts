@@ -17,6 +17,7 @@ import { bytesHint, toBytes } from "./simulated_stream.ts";
 import { closedError, isStream, type Stream, WOULD_BLOCK } from "./stream.ts";
 import type { Task } from "./task.ts";
 import { describeValue } from "./_body.ts";
+import { describeDelay } from "./sleep.ts";
 
 const DEFAULT_READ_MAX = 64 * 1024;
 
@@ -179,15 +180,18 @@ class WaitConnInstruction extends Instruction<void> {
 function checkStream(stream: unknown, where: string): asserts stream is Stream {
   if (!isStream(stream)) {
     throw new TypeError(
-      `${where} expected a genloop Stream (SimulatedStream, ConnStream, …); wrap a Deno.Conn with new ConnStream(conn)`,
+      `${where} expected a genloop Stream (SimulatedStream, ConnStream, …), but got ${
+        describeValue(stream)
+      }; wrap a Deno.Conn with new ConnStream(conn)`,
     );
   }
 }
 
 function checkMax(stream: Stream, max: number, operation: string): void {
   if (!Number.isInteger(max) || max <= 0) {
+    // As sleep() shows a bad delay: read(s, "5") must not read as read(s, 5).
     throw new RangeError(
-      `Cannot ${operation}(${stream.name}, ${max}): max must be a positive integer`,
+      `Cannot ${operation}(${stream.name}, ${describeDelay(max)}): max must be a positive integer`,
     );
   }
 }
@@ -245,6 +249,8 @@ function* whenReadable<T>(
  * @param stream The stream to read from.
  * @param buffer Where to put the bytes; at most `buffer.length` are read.
  * @returns An operation evaluating to the byte count, or `null` at EOF.
+ * @throws {TypeError} at the call, when `buffer` is not a `Uint8Array`.
+ * @throws {RangeError} at the call, when `buffer` is empty.
  *
  * @example Usage
  * ```ts
@@ -260,12 +266,30 @@ function* whenReadable<T>(
  */
 export function readInto(stream: Stream, buffer: Uint8Array): Operation<number | null> {
   checkStream(stream, "readInto()");
-  if (!(buffer instanceof Uint8Array) || buffer.length === 0) {
+  if (!(buffer instanceof Uint8Array)) {
+    throw new TypeError(
+      `Cannot readInto(${stream.name}, …): buffer must be a Uint8Array, but got ${
+        describeValue(buffer)
+      }; ${intoHint(buffer)}`,
+    );
+  }
+  if (buffer.length === 0) {
     throw new RangeError(
-      `Cannot readInto(${stream.name}, …): buffer must be a non-empty Uint8Array`,
+      `Cannot readInto(${stream.name}, …): buffer must not be empty; allocate one as new Uint8Array(size)`,
     );
   }
   return whenReadable(stream, () => stream.tryReadInto(buffer));
+}
+
+/** How to get a Uint8Array to read into from `buffer`. */
+function intoHint(buffer: unknown): string {
+  if (buffer instanceof ArrayBuffer || buffer instanceof SharedArrayBuffer) {
+    return "read into its bytes as new Uint8Array(buffer)";
+  }
+  if (ArrayBuffer.isView(buffer)) {
+    return "read into its bytes as new Uint8Array(view.buffer, view.byteOffset, view.byteLength)";
+  }
+  return "allocate one as new Uint8Array(size)";
 }
 
 /**

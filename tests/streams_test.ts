@@ -17,6 +17,8 @@ import {
   join,
   Loop,
   read,
+  readInto,
+  readView,
   run,
   runSync,
   Selector,
@@ -455,4 +457,48 @@ Deno.test("new SimulatedStream(): data that is not a Uint8Array or a string, or 
     RangeError,
     'Cannot create SimulatedStream "S": waitCycles must be an integer >= 0, got the string "2"',
   );
+});
+
+Deno.test("readInto(), read() and readView() given a buffer or a max of the wrong kind say at the call what they got and what to pass", () => {
+  const stream = new SimulatedStream("S", { data: "abc" });
+  const buffers: [unknown, string][] = [
+    [
+      new ArrayBuffer(4),
+      "an object of class ArrayBuffer; read into its bytes as new Uint8Array(buffer)",
+    ],
+    [
+      new Uint16Array(4),
+      "an object of class Uint16Array; read into its bytes as new Uint8Array(view.buffer, view.byteOffset, view.byteLength)",
+    ],
+    [64, "number 64; allocate one as new Uint8Array(size)"],
+  ];
+  for (const [buffer, expected] of buffers) {
+    assertThrows(
+      () => readInto(stream, buffer as Uint8Array),
+      TypeError,
+      `Cannot readInto(S, …): buffer must be a Uint8Array, but got ${expected}`,
+    );
+  }
+  assertThrows(
+    () => readInto(stream, new Uint8Array(0)),
+    RangeError,
+    "Cannot readInto(S, …): buffer must not be empty; allocate one as new Uint8Array(size)",
+  );
+  // "5" used to show as 5, as if the number 5 were refused.
+  assertThrows(
+    () => read(stream, "5" as unknown as number),
+    RangeError,
+    'Cannot read(S, the string "5"): max must be a positive integer',
+  );
+  assertThrows(
+    () => readView(stream, 5n as unknown as number),
+    RangeError,
+    "Cannot readView(S, bigint 5): max must be a positive integer",
+  );
+  assertThrows(
+    () => read(new Uint8Array(4) as unknown as Stream),
+    TypeError,
+    "read() expected a genloop Stream (SimulatedStream, ConnStream, …), but got an object of class Uint8Array; wrap a Deno.Conn with new ConnStream(conn)",
+  );
+  assertEquals(stream.buffered, 3);
 });
