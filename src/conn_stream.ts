@@ -15,6 +15,7 @@
 
 import { EVENT_READ, type SelectorEvent } from "./selector.ts";
 import { closedError, type Stream, WOULD_BLOCK } from "./stream.ts";
+import { describeValue } from "./_body.ts";
 
 const READ_BUFFER_BYTES = 64 * 1024;
 
@@ -93,9 +94,18 @@ export class ConnStream implements Stream {
    *
    * @param conn Any `Deno.Conn`.
    * @param options The name and read buffer size.
+   * @throws {TypeError} when `conn` is not a connection.
    * @throws {RangeError} when `bufferSize` is not a positive integer.
    */
   constructor(conn: Deno.Conn, options: ConnStreamOptions = {}) {
+    if (!isConn(conn)) {
+      // Else a TypeError from deep inside ("reading 'transport'"), or later.
+      throw new TypeError(
+        `new ConnStream() expected a Deno.Conn (from Deno.connect() or listener.accept()), but got ${
+          describeValue(conn)
+        }${connHint(conn)}`,
+      );
+    }
     this.conn = conn;
     this.name = options.name ?? describeAddr(conn.remoteAddr);
     const bufferSize = options.bufferSize ?? READ_BUFFER_BYTES;
@@ -276,6 +286,23 @@ export class ConnStream implements Stream {
     this.#writeNotify = null;
     if (notify !== null) notify();
   }
+}
+
+/** Loosely: a stand-in used only for reading (or writing) may lack the other. */
+function isConn(value: unknown): value is Deno.Conn {
+  return typeof value === "object" && value !== null &&
+    typeof (value as Deno.Conn).close === "function" &&
+    (typeof (value as Deno.Conn).read === "function" ||
+      typeof (value as Deno.Conn).write === "function");
+}
+
+/** What to pass instead of `value` to `new ConnStream()`. */
+function connHint(value: unknown): string {
+  if (value instanceof ConnStream) return "; it is a ConnStream already: use it as it is";
+  if (typeof value === "object" && value !== null && "accept" in value) {
+    return "; to take a connection from a listener, use yield* accept(listener)";
+  }
+  return "; open one with yield* connect({ hostname, port })";
 }
 
 /** "host:port" or the socket path, for names and messages. */

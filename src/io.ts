@@ -443,6 +443,9 @@ function* settleAfter(
  *
  * @param options Where to connect, as for `Deno.connect`.
  * @returns An operation evaluating to the connected stream.
+ * @throws {TypeError} at the call, when `options` is no object or its
+ * `port` is no number.
+ * @throws {RangeError} at the call, when `port` is out of range.
  *
  * @example Usage
  * ```ts
@@ -457,6 +460,23 @@ function* settleAfter(
  * ```
  */
 export function connect(options: Deno.ConnectOptions): Operation<ConnStream> {
+  // Checked here: Deno.connect() would throw only at the yield*, or (for
+  // no options at all) fail on a property of undefined.
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `connect() expected options such as { hostname: "127.0.0.1", port: 8080 }, but got ${
+        describeValue(options)
+      }`,
+    );
+  }
+  const port: unknown = options.port;
+  if ((options.transport ?? "tcp") === "tcp" && !isPort(port)) {
+    throw new (typeof port === "number" ? RangeError : TypeError)(
+      `Cannot connect to ${options.hostname ?? "127.0.0.1"}:${
+        describeDelay(port)
+      }: port must be an integer from 0 to 65535`,
+    );
+  }
   return connectWith(
     new IncomingConn(
       `connect to ${options?.hostname ?? "127.0.0.1"}:${options?.port}`,
@@ -540,6 +560,10 @@ function* whenArrived(incoming: IncomingConn): Generator<Instruction, ConnStream
     if (conn !== WOULD_BLOCK) return new ConnStream(conn);
     yield* new WaitConnInstruction(incoming);
   }
+}
+
+function isPort(value: unknown): boolean {
+  return Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 65535;
 }
 
 function isListener(value: unknown): value is Deno.Listener {
