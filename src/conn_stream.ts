@@ -87,6 +87,8 @@ export class ConnStream implements Stream {
   #pending: Uint8Array | null = null;
   #pendingOffset = 0;
   #pendingOwned = false;
+  // What cancelled writes left to send after the write in flight (copied).
+  #queued: Uint8Array | null = null;
   #closed = false;
 
   /**
@@ -186,12 +188,24 @@ export class ConnStream implements Stream {
    * that what follows the host write in flight is sent from the copy, not
    * from the caller's buffer. That host write itself cannot be recalled.
    */
-  abandonWrite(): void {
-    if (this.#pending === null || this.#pendingOwned || this.#closed) return;
-    // From where the write in flight starts: #onWritten counts from there.
-    this.#pending = this.#pending.slice(this.#pendingOffset);
-    this.#pendingOffset = 0;
-    this.#pendingOwned = true;
+  abandonWrite(rest?: Uint8Array): void {
+    if (this.#closed) return;
+    if (this.#pending !== null && !this.#pendingOwned) {
+      // From where the write in flight starts: #onWritten counts from there.
+      this.#pending = this.#pending.slice(this.#pendingOffset);
+      this.#pendingOffset = 0;
+      this.#pendingOwned = true;
+    }
+    if (rest === undefined || rest.length === 0 || this.#writeError !== null) return;
+    if (this.#writing === null) {
+      // What it waited behind is out: send the rest now.
+      this.#pendingOwned = true;
+      this.#writing = this.#writeFrom(rest.slice(), 0);
+    } else {
+      // Sent once the write in flight is out, before any later write.
+      const queued = this.#queued;
+      this.#queued = queued === null ? rest.slice() : concat(queued, rest);
+    }
   }
 
   /** Whether no write is in flight; throws the last write's error. */
@@ -263,12 +277,19 @@ export class ConnStream implements Stream {
     const data = this.#pending!;
     const offset = this.#pendingOffset + n;
     if (offset < data.length) return this.#writeFrom(data, offset);
+    const queued = this.#queued;
+    if (queued !== null) {
+      this.#queued = null;
+      this.#pendingOwned = true;
+      return this.#writeFrom(queued, 0);
+    }
     this.#pending = null;
     this.#writeSettled(null);
   };
 
   #onWriteError = (error: unknown): void => {
     this.#pending = null;
+    this.#queued = null;
     this.#writeSettled(error);
   };
 
@@ -286,6 +307,13 @@ export class ConnStream implements Stream {
     this.#writeNotify = null;
     if (notify !== null) notify();
   }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const joined = new Uint8Array(a.length + b.length);
+  joined.set(a);
+  joined.set(b, a.length);
+  return joined;
 }
 
 /** Loosely: a stand-in used only for reading (or writing) may lack the other. */

@@ -339,7 +339,9 @@ export function readView(
  * UTF-8 encoded. Do not change `data` until the write has returned.
  *
  * A write that is cancelled (by `timeout`, `race`, `cancel`) before it
- * returns still goes out in full, before any later write on the stream.
+ * returns still goes out in full, before any later write on the stream,
+ * also when it was still waiting for an earlier cancelled write to go out
+ * (on streams with `abandonWrite`, as both built-in ones have).
  * On a `ConnStream`, the bytes not yet handed to the host are copied at the
  * cancellation, but the one host write in flight then cannot be recalled:
  * it may read any of `data` from where the write had got to, until it
@@ -379,17 +381,29 @@ export function write(stream: Stream, data: Uint8Array | string): Operation<numb
 
 function* writeLoop(stream: Stream, bytes: Uint8Array): Generator<Instruction, number> {
   let written = 0;
+  let handingOver = false;
   try {
     while (written < bytes.length) {
       const accepted = stream.tryWrite(written === 0 ? bytes : bytes.subarray(written));
-      if (accepted === WOULD_BLOCK) yield* new WaitStreamInstruction(stream, EVENT_WRITE);
-      else written += accepted;
+      if (accepted === WOULD_BLOCK) {
+        handingOver = true;
+        yield* new WaitStreamInstruction(stream, EVENT_WRITE);
+        handingOver = false;
+      } else {
+        written += accepted;
+      }
     }
     while (!stream.flushed()) yield* new WaitStreamInstruction(stream, EVENT_WRITE);
   } catch (error) {
     // Cancelled (or failed) with bytes of `bytes` handed over but maybe not
-    // out: the caller gets its buffer back, so the stream must stop reading it.
-    if (written > 0 && stream.abandonWrite !== undefined) stream.abandonWrite();
+    // out: the caller gets its buffer back, so the stream must stop reading
+    // it. Interrupted while waiting to hand over the rest (behind an earlier
+    // cancelled write still going out): the rest goes out too, as promised,
+    // rather than silently not at all.
+    const rest = handingOver ? bytes.subarray(written) : undefined;
+    if ((written > 0 || rest !== undefined) && stream.abandonWrite !== undefined) {
+      stream.abandonWrite(rest);
+    }
     throw error;
   }
   return written;

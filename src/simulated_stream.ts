@@ -153,6 +153,14 @@ export class SimulatedStream implements Stream {
     return data.length;
   }
 
+  /**
+   * A writer waiting for the wait cycles to pass was cancelled: its bytes
+   * are appended anyway, as a cancelled write still goes out in full.
+   */
+  abandonWrite(rest?: Uint8Array): void {
+    if (rest !== undefined && !this.#closed && !this.#ended) this.#append(rest.slice());
+  }
+
   /** Writes complete at once. */
   flushed(): boolean {
     return true;

@@ -287,6 +287,30 @@ Deno.test("ConnStream: a cancelled write is finished from a copy, not from the c
   assertEquals(sent(), "AAAAAAAAAAAAnext");
 });
 
+Deno.test("ConnStream: a write cancelled while it waits behind an earlier cancelled write still goes out in full, in order", async () => {
+  const { conn, sent } = slowConn(4);
+  const stream = new ConnStream(conn, { name: "slow" });
+  const second = new TextEncoder().encode("BBBB");
+  const outcome = await run(function* main() {
+    const writer = yield* spawn(function* writer() {
+      yield* write(stream, "AAAAAAAA");
+    });
+    yield* yieldNow(); // its first host write is in flight
+    yield* cancel(writer);
+    const waiter = yield* spawn(function* waiter() {
+      yield* write(stream, second);
+    });
+    yield* yieldNow(); // it waits for the cancelled write to be out
+    yield* cancel(waiter);
+    second.fill("X".charCodeAt(0)); // the caller's buffer is its own again
+    yield* write(stream, "next");
+    return [writer.state, waiter.state];
+  });
+  assertEquals(outcome, ["cancelled", "cancelled"]);
+  // "BBBB" used to be dropped: the cancelled write was never sent at all.
+  assertEquals(sent(), "AAAAAAAABBBBnext");
+});
+
 Deno.test("write(): data that is not a Uint8Array or a string is a TypeError at the call that says how to pass it", () => {
   const stream = new SimulatedStream("sink");
   const cases: [unknown, string][] = [

@@ -9,6 +9,7 @@ import {
 } from "@std/assert";
 import {
   call,
+  cancel,
   close,
   DeadlockError,
   EVENT_READ,
@@ -501,4 +502,18 @@ Deno.test("readInto(), read() and readView() given a buffer or a max of the wron
     "read() expected a genloop Stream (SimulatedStream, ConnStream, …), but got an object of class Uint8Array; wrap a Deno.Conn with new ConnStream(conn)",
   );
   assertEquals(stream.buffered, 3);
+});
+
+Deno.test("SimulatedStream: a write cancelled while the stream's wait cycles pass still goes out in full", () => {
+  const stream = new SimulatedStream("slow", { waitCycles: 3 });
+  const text = runSync(function* main() {
+    const writer = yield* spawn(function* writer() {
+      yield* write(stream, "late");
+    });
+    yield* yieldNow(); // the writer waits for the stream to be ready
+    yield* cancel(writer);
+    stream.end();
+    return decode(yield* read(stream));
+  });
+  assertEquals(text, "late");
 });
