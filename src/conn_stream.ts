@@ -15,6 +15,7 @@
 
 import { EVENT_READ, type SelectorEvent } from "./selector.ts";
 import { closedError, type Stream, WOULD_BLOCK } from "./stream.ts";
+import { describeValue } from "./_body.ts";
 
 const READ_BUFFER_BYTES = 64 * 1024;
 
@@ -86,6 +87,8 @@ export class ConnStream implements Stream {
   #pending: Uint8Array | null = null;
   #pendingOffset = 0;
   #pendingOwned = false;
+  // What cancelled writes left to send after the write in flight (copied).
+  #queued: Uint8Array | null = null;
   #closed = false;
 
   /**
@@ -93,9 +96,18 @@ export class ConnStream implements Stream {
    *
    * @param conn Any `Deno.Conn`.
    * @param options The name and read buffer size.
+   * @throws {TypeError} when `conn` is not a connection.
    * @throws {RangeError} when `bufferSize` is not a positive integer.
    */
   constructor(conn: Deno.Conn, options: ConnStreamOptions = {}) {
+    if (!isConn(conn)) {
+      // Else a TypeError from deep inside ("reading 'transport'"), or later.
+      throw new TypeError(
+        `new ConnStream() expected a Deno.Conn (from Deno.connect() or listener.accept()), but got ${
+          describeValue(conn)
+        }${connHint(conn)}`,
+      );
+    }
     this.conn = conn;
     this.name = options.name ?? describeAddr(conn.remoteAddr);
     const bufferSize = options.bufferSize ?? READ_BUFFER_BYTES;
@@ -176,12 +188,24 @@ export class ConnStream implements Stream {
    * that what follows the host write in flight is sent from the copy, not
    * from the caller's buffer. That host write itself cannot be recalled.
    */
-  abandonWrite(): void {
-    if (this.#pending === null || this.#pendingOwned || this.#closed) return;
-    // From where the write in flight starts: #onWritten counts from there.
-    this.#pending = this.#pending.slice(this.#pendingOffset);
-    this.#pendingOffset = 0;
-    this.#pendingOwned = true;
+  abandonWrite(rest?: Uint8Array): void {
+    if (this.#closed) return;
+    if (this.#pending !== null && !this.#pendingOwned) {
+      // From where the write in flight starts: #onWritten counts from there.
+      this.#pending = this.#pending.slice(this.#pendingOffset);
+      this.#pendingOffset = 0;
+      this.#pendingOwned = true;
+    }
+    if (rest === undefined || rest.length === 0 || this.#writeError !== null) return;
+    if (this.#writing === null) {
+      // What it waited behind is out: send the rest now.
+      this.#pendingOwned = true;
+      this.#writing = this.#writeFrom(rest.slice(), 0);
+    } else {
+      // Sent once the write in flight is out, before any later write.
+      const queued = this.#queued;
+      this.#queued = queued === null ? rest.slice() : concat(queued, rest);
+    }
   }
 
   /** Whether no write is in flight; throws the last write's error. */
@@ -253,22 +277,60 @@ export class ConnStream implements Stream {
     const data = this.#pending!;
     const offset = this.#pendingOffset + n;
     if (offset < data.length) return this.#writeFrom(data, offset);
+    const queued = this.#queued;
+    if (queued !== null) {
+      this.#queued = null;
+      this.#pendingOwned = true;
+      return this.#writeFrom(queued, 0);
+    }
     this.#pending = null;
     this.#writeSettled(null);
   };
 
   #onWriteError = (error: unknown): void => {
     this.#pending = null;
+    this.#queued = null;
     this.#writeSettled(error);
   };
 
   #writeSettled(error: unknown): void {
-    if (error !== null && !this.#closed) this.#writeError = error;
+    // A write cut short by close() failed too: its writer (one of another
+    // Loop, or one woken by a close() made without the close operation)
+    // must not be told that every byte went out.
+    if (error !== null) {
+      this.#writeError = this.#closed
+        ? closedError(this, "it was closed while a write was in flight, before all of it was sent")
+        : error;
+    }
     this.#writing = null;
     const notify = this.#writeNotify;
     this.#writeNotify = null;
     if (notify !== null) notify();
   }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const joined = new Uint8Array(a.length + b.length);
+  joined.set(a);
+  joined.set(b, a.length);
+  return joined;
+}
+
+/** Loosely: a stand-in used only for reading (or writing) may lack the other. */
+function isConn(value: unknown): value is Deno.Conn {
+  return typeof value === "object" && value !== null &&
+    typeof (value as Deno.Conn).close === "function" &&
+    (typeof (value as Deno.Conn).read === "function" ||
+      typeof (value as Deno.Conn).write === "function");
+}
+
+/** What to pass instead of `value` to `new ConnStream()`. */
+function connHint(value: unknown): string {
+  if (value instanceof ConnStream) return "; it is a ConnStream already: use it as it is";
+  if (typeof value === "object" && value !== null && "accept" in value) {
+    return "; to take a connection from a listener, use yield* accept(listener)";
+  }
+  return "; open one with yield* connect({ hostname, port })";
 }
 
 /** "host:port" or the socket path, for names and messages. */

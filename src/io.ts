@@ -13,10 +13,11 @@ import { IncomingConn } from "./_incoming_conn.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import { EVENT_READ, EVENT_WRITE, type SelectorEvent } from "./selector.ts";
-import { toBytes } from "./simulated_stream.ts";
+import { bytesHint, toBytes } from "./simulated_stream.ts";
 import { closedError, isStream, type Stream, WOULD_BLOCK } from "./stream.ts";
 import type { Task } from "./task.ts";
 import { describeValue } from "./_body.ts";
+import { describeDelay } from "./sleep.ts";
 
 const DEFAULT_READ_MAX = 64 * 1024;
 
@@ -179,15 +180,18 @@ class WaitConnInstruction extends Instruction<void> {
 function checkStream(stream: unknown, where: string): asserts stream is Stream {
   if (!isStream(stream)) {
     throw new TypeError(
-      `${where} expected a genloop Stream (SimulatedStream, ConnStream, …); wrap a Deno.Conn with new ConnStream(conn)`,
+      `${where} expected a genloop Stream (SimulatedStream, ConnStream, …), but got ${
+        describeValue(stream)
+      }; wrap a Deno.Conn with new ConnStream(conn)`,
     );
   }
 }
 
 function checkMax(stream: Stream, max: number, operation: string): void {
   if (!Number.isInteger(max) || max <= 0) {
+    // As sleep() shows a bad delay: read(s, "5") must not read as read(s, 5).
     throw new RangeError(
-      `Cannot ${operation}(${stream.name}, ${max}): max must be a positive integer`,
+      `Cannot ${operation}(${stream.name}, ${describeDelay(max)}): max must be a positive integer`,
     );
   }
 }
@@ -245,6 +249,8 @@ function* whenReadable<T>(
  * @param stream The stream to read from.
  * @param buffer Where to put the bytes; at most `buffer.length` are read.
  * @returns An operation evaluating to the byte count, or `null` at EOF.
+ * @throws {TypeError} at the call, when `buffer` is not a `Uint8Array`.
+ * @throws {RangeError} at the call, when `buffer` is empty.
  *
  * @example Usage
  * ```ts
@@ -260,12 +266,30 @@ function* whenReadable<T>(
  */
 export function readInto(stream: Stream, buffer: Uint8Array): Operation<number | null> {
   checkStream(stream, "readInto()");
-  if (!(buffer instanceof Uint8Array) || buffer.length === 0) {
+  if (!(buffer instanceof Uint8Array)) {
+    throw new TypeError(
+      `Cannot readInto(${stream.name}, …): buffer must be a Uint8Array, but got ${
+        describeValue(buffer)
+      }; ${intoHint(buffer)}`,
+    );
+  }
+  if (buffer.length === 0) {
     throw new RangeError(
-      `Cannot readInto(${stream.name}, …): buffer must be a non-empty Uint8Array`,
+      `Cannot readInto(${stream.name}, …): buffer must not be empty; allocate one as new Uint8Array(size)`,
     );
   }
   return whenReadable(stream, () => stream.tryReadInto(buffer));
+}
+
+/** How to get a Uint8Array to read into from `buffer`. */
+function intoHint(buffer: unknown): string {
+  if (buffer instanceof ArrayBuffer || buffer instanceof SharedArrayBuffer) {
+    return "read into its bytes as new Uint8Array(buffer)";
+  }
+  if (ArrayBuffer.isView(buffer)) {
+    return "read into its bytes as new Uint8Array(view.buffer, view.byteOffset, view.byteLength)";
+  }
+  return "allocate one as new Uint8Array(size)";
 }
 
 /**
@@ -315,7 +339,9 @@ export function readView(
  * UTF-8 encoded. Do not change `data` until the write has returned.
  *
  * A write that is cancelled (by `timeout`, `race`, `cancel`) before it
- * returns still goes out in full, before any later write on the stream.
+ * returns still goes out in full, before any later write on the stream,
+ * also when it was still waiting for an earlier cancelled write to go out
+ * (on streams with `abandonWrite`, as both built-in ones have).
  * On a `ConnStream`, the bytes not yet handed to the host are copied at the
  * cancellation, but the one host write in flight then cannot be recalled:
  * it may read any of `data` from where the write had got to, until it
@@ -353,30 +379,31 @@ export function write(stream: Stream, data: Uint8Array | string): Operation<numb
   return writeLoop(stream, toBytes(data));
 }
 
-/** How to turn `data` into something `write` takes. */
-function bytesHint(data: unknown): string {
-  if (data instanceof ArrayBuffer || data instanceof SharedArrayBuffer) {
-    return "wrap it as new Uint8Array(buffer)";
-  }
-  if (ArrayBuffer.isView(data)) {
-    return "write its bytes as new Uint8Array(view.buffer, view.byteOffset, view.byteLength)";
-  }
-  return "encode it first, e.g. with new TextEncoder().encode(text) or JSON.stringify";
-}
-
 function* writeLoop(stream: Stream, bytes: Uint8Array): Generator<Instruction, number> {
   let written = 0;
+  let handingOver = false;
   try {
     while (written < bytes.length) {
       const accepted = stream.tryWrite(written === 0 ? bytes : bytes.subarray(written));
-      if (accepted === WOULD_BLOCK) yield* new WaitStreamInstruction(stream, EVENT_WRITE);
-      else written += accepted;
+      if (accepted === WOULD_BLOCK) {
+        handingOver = true;
+        yield* new WaitStreamInstruction(stream, EVENT_WRITE);
+        handingOver = false;
+      } else {
+        written += accepted;
+      }
     }
     while (!stream.flushed()) yield* new WaitStreamInstruction(stream, EVENT_WRITE);
   } catch (error) {
     // Cancelled (or failed) with bytes of `bytes` handed over but maybe not
-    // out: the caller gets its buffer back, so the stream must stop reading it.
-    if (written > 0 && stream.abandonWrite !== undefined) stream.abandonWrite();
+    // out: the caller gets its buffer back, so the stream must stop reading
+    // it. Interrupted while waiting to hand over the rest (behind an earlier
+    // cancelled write still going out): the rest goes out too, as promised,
+    // rather than silently not at all.
+    const rest = handingOver ? bytes.subarray(written) : undefined;
+    if ((written > 0 || rest !== undefined) && stream.abandonWrite !== undefined) {
+      stream.abandonWrite(rest);
+    }
     throw error;
   }
   return written;
@@ -430,6 +457,9 @@ function* settleAfter(
  *
  * @param options Where to connect, as for `Deno.connect`.
  * @returns An operation evaluating to the connected stream.
+ * @throws {TypeError} at the call, when `options` is no object or its
+ * `port` is no number.
+ * @throws {RangeError} at the call, when `port` is out of range.
  *
  * @example Usage
  * ```ts
@@ -444,6 +474,23 @@ function* settleAfter(
  * ```
  */
 export function connect(options: Deno.ConnectOptions): Operation<ConnStream> {
+  // Checked here: Deno.connect() would throw only at the yield*, or (for
+  // no options at all) fail on a property of undefined.
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(
+      `connect() expected options such as { hostname: "127.0.0.1", port: 8080 }, but got ${
+        describeValue(options)
+      }`,
+    );
+  }
+  const port: unknown = options.port;
+  if ((options.transport ?? "tcp") === "tcp" && !isPort(port)) {
+    throw new (typeof port === "number" ? RangeError : TypeError)(
+      `Cannot connect to ${options.hostname ?? "127.0.0.1"}:${
+        describeDelay(port)
+      }: port must be an integer from 0 to 65535`,
+    );
+  }
   return connectWith(
     new IncomingConn(
       `connect to ${options?.hostname ?? "127.0.0.1"}:${options?.port}`,
@@ -527,6 +574,10 @@ function* whenArrived(incoming: IncomingConn): Generator<Instruction, ConnStream
     if (conn !== WOULD_BLOCK) return new ConnStream(conn);
     yield* new WaitConnInstruction(incoming);
   }
+}
+
+function isPort(value: unknown): boolean {
+  return Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 65535;
 }
 
 function isListener(value: unknown): value is Deno.Listener {

@@ -67,6 +67,17 @@ interface Registration extends SelectorKey {
   active: boolean;
 }
 
+/**
+ * Who waits on each stream, across the selectors of every Loop: a push
+ * stream keeps one callback per event, so a second waiter, even in another
+ * Loop, would silently take the first one's wake-up (and its bytes). Kept
+ * per stream for its lifetime, so registering allocates nothing here.
+ */
+const holdersOf = new WeakMap<
+  SelectableStream,
+  { read: Registration | null; write: Registration | null }
+>();
+
 interface StreamEntry {
   readonly stream: SelectableStream;
   read: Registration | null;
@@ -117,30 +128,45 @@ export class Selector {
   /**
    * Registers `task` as waiting for `event` on `stream`.
    *
-   * @throws {Error} when another task already waits for the same event on it.
+   * @throws {Error} when another task, of this Loop or another, already waits
+   *   for the same event on it.
    */
   register(
     stream: SelectableStream,
     event: SelectorEvent,
     task: Task<unknown>,
   ): void {
+    const slot = event === EVENT_READ ? "read" : "write";
+    let holders = holdersOf.get(stream);
+    if (holders === undefined) {
+      holders = { read: null, write: null };
+      holdersOf.set(stream, holders);
+    }
     let entry = this.#entries.get(stream);
+    const holder = holders[slot];
+    if (holder !== null) {
+      const where = entry?.[slot] === holder ? "" : " in another Loop";
+      throw new Error(
+        `Cannot wait for ${event} on stream "${stream.name}" in task "${task.name}": task "${holder.task.name}"${where} already waits for it; use one reader and one writer per stream`,
+      );
+    }
     if (entry === undefined) {
       entry = { stream, read: null, write: null };
       this.#entries.set(stream, entry);
     }
-    const slot = event === EVENT_READ ? "read" : "write";
-    const holder = entry[slot];
-    if (holder !== null) {
-      throw new Error(
-        `Cannot wait for ${event} on stream "${stream.name}" in task "${task.name}": task "${holder.task.name}" already waits for it; use one reader and one writer per stream`,
-      );
-    }
     const registration: Registration = { stream, event, task, active: true };
     entry[slot] = registration;
+    holders[slot] = registration;
     if (stream.watch !== undefined) {
       this.#watching++;
-      stream.watch(event, () => this.#notify(registration));
+      try {
+        stream.watch(event, () => this.#notify(registration));
+      } catch (error) {
+        // The task gets the error instead of a wait: leave no registration
+        // behind to refuse its next wait or to wake it later.
+        this.#drop(registration);
+        throw error;
+      }
     } else {
       this.#polledRegistrations++;
       this.#polled.add(entry);
@@ -268,8 +294,9 @@ export class Selector {
     if (!registration.active) return;
     registration.active = false;
     const entry = this.#entries.get(registration.stream)!;
-    if (registration.event === EVENT_READ) entry.read = null;
-    else entry.write = null;
+    const holders = holdersOf.get(registration.stream)!;
+    if (registration.event === EVENT_READ) entry.read = holders.read = null;
+    else entry.write = holders.write = null;
     const unused = entry.read === null && entry.write === null;
     if (unused) this.#entries.delete(registration.stream);
     if (registration.stream.watch !== undefined) {

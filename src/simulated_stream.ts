@@ -9,6 +9,7 @@
 
 import { EVENT_READ, type SelectorEvent } from "./selector.ts";
 import { closedError, type Stream, WOULD_BLOCK } from "./stream.ts";
+import { describeValue } from "./_body.ts";
 
 /** Options for `new SimulatedStream(name, options)`. */
 export interface SimulatedStreamOptions {
@@ -53,19 +54,40 @@ export class SimulatedStream implements Stream {
    *
    * @param name Shown in messages and deadlock reports.
    * @param options Wait cycles, initial data and whether it has ended.
+   * @throws {TypeError} when `data` is neither a Uint8Array nor a string.
+   * @throws {RangeError} when `waitCycles` is not an integer >= 0.
    */
   constructor(name: string, options: SimulatedStreamOptions = {}) {
+    const where = `Cannot create SimulatedStream "${name}"`;
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError(
+        `${where}: options must be an object such as { data: "text", waitCycles: 2 }, but got ${
+          describeValue(options)
+        }`,
+      );
+    }
     const waitCycles = options.waitCycles ?? 1;
     if (!Number.isInteger(waitCycles) || waitCycles < 0) {
       throw new RangeError(
-        `Cannot create SimulatedStream "${name}": waitCycles must be an integer >= 0, got ${waitCycles}`,
+        `${where}: waitCycles must be an integer >= 0, got ${
+          typeof waitCycles === "number" ? waitCycles : describeValue(waitCycles)
+        }`,
+      );
+    }
+    // Anything else (an ArrayBuffer, an array, a Uint16Array) used to be
+    // kept as it was: reads then returned it as it was, or nothing at all.
+    const data: unknown = options.data;
+    if (data !== undefined && typeof data !== "string" && !(data instanceof Uint8Array)) {
+      throw new TypeError(
+        `${where}: data must be a Uint8Array or a string, but got ${describeValue(data)}; ${
+          bytesHint(data)
+        }`,
       );
     }
     this.name = name;
     this.#waitCycles = waitCycles;
     // Copied, as writes are: the caller keeps its array, and every read
     // returns an array of its own.
-    const data = options.data;
     if (data !== undefined) this.#append(typeof data === "string" ? toBytes(data) : data.slice());
     this.#ended = options.ended ?? false;
   }
@@ -131,6 +153,14 @@ export class SimulatedStream implements Stream {
     return data.length;
   }
 
+  /**
+   * A writer waiting for the wait cycles to pass was cancelled: its bytes
+   * are appended anyway, as a cancelled write still goes out in full.
+   */
+  abandonWrite(rest?: Uint8Array): void {
+    if (rest !== undefined && !this.#closed && !this.#ended) this.#append(rest.slice());
+  }
+
   /** Writes complete at once. */
   flushed(): boolean {
     return true;
@@ -166,6 +196,17 @@ export class SimulatedStream implements Stream {
     this.#buffered -= max;
     return first.subarray(0, max);
   }
+}
+
+/** How to turn `data`, which is neither a Uint8Array nor a string, into one. */
+export function bytesHint(data: unknown): string {
+  if (data instanceof ArrayBuffer || data instanceof SharedArrayBuffer) {
+    return "wrap it as new Uint8Array(buffer)";
+  }
+  if (ArrayBuffer.isView(data)) {
+    return "write its bytes as new Uint8Array(view.buffer, view.byteOffset, view.byteLength)";
+  }
+  return "encode it first, e.g. with new TextEncoder().encode(text) or JSON.stringify";
 }
 
 /** UTF-8 encodes strings; passes bytes through. */

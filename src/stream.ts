@@ -45,12 +45,14 @@ export interface Stream extends SelectableStream {
    */
   tryWrite(data: Uint8Array): number | typeof WOULD_BLOCK;
   /**
-   * Optional, for streams that keep a reference to written data: the
-   * writer stopped waiting before `flushed()` (it was cancelled or timed
-   * out), and its buffer is the caller's again. The stream should copy what
-   * it still has to send rather than read that buffer later.
+   * Optional: the writer stopped waiting (it was cancelled or timed out)
+   * before `flushed()`, or, with `rest`, while `tryWrite` said
+   * `WOULD_BLOCK` for those last bytes of its data. Its buffer is the
+   * caller's again: the stream should copy what it still has to send, and
+   * `rest`, to send after what it accepted before, rather than read that
+   * buffer later. Without it, a cancelled write may be cut short.
    */
-  abandonWrite?(): void;
+  abandonWrite?(rest?: Uint8Array): void;
   /** Whether every accepted byte has been written; throws a write error. */
   flushed(): boolean;
   /**

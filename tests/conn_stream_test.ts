@@ -467,3 +467,98 @@ Deno.test("ConnStream: a write that fails part way throws the connection's error
   assertInstanceOf(error, Deno.errors.BrokenPipe);
   assertEquals(written.length, 3, "the first write went out, the second failed");
 });
+
+Deno.test("ConnStream: a task of another Loop that reads a stream a task already reads gets an error naming both; the first still gets the bytes", async () => {
+  await withListener(async (listener) => {
+    const [client, conn] = await Promise.all([
+      Deno.connect({ hostname: HOST, port: listener.addr.port }),
+      listener.accept(),
+    ]);
+    const stream = new ConnStream(conn, { name: "shared" });
+    function* readOnce(): Operation<unknown> {
+      try {
+        return new TextDecoder().decode((yield* read(stream))!);
+      } catch (error) {
+        return error;
+      }
+    }
+    // Each run starts synchronously: readerA waits in read() when this returns.
+    const loopA = new Loop();
+    const first = loopA.runUntilComplete(function* readerA() {
+      return yield* readOnce();
+    });
+    const second = new Loop().runUntilComplete(function* readerB() {
+      return yield* readOnce();
+    });
+    // Only bounds the hang of a reader whose wake-up went elsewhere.
+    const guard = setTimeout(() => loopA.stop("readerA was never woken"), 1_000);
+    await client.write(new TextEncoder().encode("hello"));
+    const [a, b] = await Promise.all([first, second]).finally(() => clearTimeout(guard));
+    await run(close(stream));
+    client.close();
+    assertEquals(a, "hello");
+    assertInstanceOf(b, Error);
+    assertEquals(
+      b.message,
+      'Cannot wait for EVENT_READ on stream "shared" in task "readerB": task "readerA" in another Loop already waits for it; use one reader and one writer per stream',
+    );
+  });
+});
+
+Deno.test("ConnStream: a connection whose read() throws at once fails that read only; the next read waits and gets the bytes", async () => {
+  let reads = 0;
+  const conn = {
+    remoteAddr: { transport: "tcp", hostname: HOST, port: 1 },
+    read(buffer: Uint8Array): Promise<number | null> {
+      if (++reads === 1) throw new Deno.errors.Interrupted("read refused");
+      buffer.set([104, 105]);
+      return Promise.resolve(2);
+    },
+    close(): void {},
+  } as unknown as Deno.Conn;
+  const stream = new ConnStream(conn, { name: "throwing" });
+  const loop = new Loop();
+  const outcome = await loop.runUntilComplete(function* main() {
+    let first: unknown = null;
+    try {
+      yield* read(stream);
+    } catch (error) {
+      first = error;
+    }
+    // Its wait left nothing behind: not "task "main" already waits for it".
+    const waits = loop.selector.size;
+    const second = new TextDecoder().decode((yield* read(stream))!);
+    return [first, waits, second];
+  });
+  assertInstanceOf(outcome[0], Deno.errors.Interrupted);
+  assertEquals(outcome.slice(1), [0, "hi"]);
+  assertEquals(reads, 2);
+});
+
+Deno.test("ConnStream: a write in flight when the stream is closed from outside its loop throws BadResource, not a byte count", async () => {
+  let failWrite: (error: Error) => void = () => {};
+  const conn = {
+    remoteAddr: { transport: "tcp", hostname: HOST, port: 1 },
+    // A peer that reads nothing: the write is in flight until the close.
+    write: (): Promise<number> => new Promise((_, reject) => failWrite = reject),
+    close(): void {
+      failWrite(new Deno.errors.BadResource("Bad resource ID"));
+    },
+  } as unknown as Deno.Conn;
+  const stream = new ConnStream(conn, { name: "stuck" });
+  const writing = run(function* writer() {
+    try {
+      return yield* write(stream, "never sent");
+    } catch (error) {
+      return error;
+    }
+  });
+  // Another Loop's task, or a signal handler, closes it.
+  await run(close(stream));
+  const outcome = await writing;
+  assertInstanceOf(outcome, Deno.errors.BadResource);
+  assertEquals(
+    outcome.message,
+    'Stream "stuck" is closed: it was closed while a write was in flight, before all of it was sent',
+  );
+});

@@ -287,6 +287,30 @@ Deno.test("ConnStream: a cancelled write is finished from a copy, not from the c
   assertEquals(sent(), "AAAAAAAAAAAAnext");
 });
 
+Deno.test("ConnStream: a write cancelled while it waits behind an earlier cancelled write still goes out in full, in order", async () => {
+  const { conn, sent } = slowConn(4);
+  const stream = new ConnStream(conn, { name: "slow" });
+  const second = new TextEncoder().encode("BBBB");
+  const outcome = await run(function* main() {
+    const writer = yield* spawn(function* writer() {
+      yield* write(stream, "AAAAAAAA");
+    });
+    yield* yieldNow(); // its first host write is in flight
+    yield* cancel(writer);
+    const waiter = yield* spawn(function* waiter() {
+      yield* write(stream, second);
+    });
+    yield* yieldNow(); // it waits for the cancelled write to be out
+    yield* cancel(waiter);
+    second.fill("X".charCodeAt(0)); // the caller's buffer is its own again
+    yield* write(stream, "next");
+    return [writer.state, waiter.state];
+  });
+  assertEquals(outcome, ["cancelled", "cancelled"]);
+  // "BBBB" used to be dropped: the cancelled write was never sent at all.
+  assertEquals(sent(), "AAAAAAAABBBBnext");
+});
+
 Deno.test("write(): data that is not a Uint8Array or a string is a TypeError at the call that says how to pass it", () => {
   const stream = new SimulatedStream("sink");
   const cases: [unknown, string][] = [
@@ -435,4 +459,48 @@ Deno.test("close(listener) in one loop ends an accept() waiting on it in another
     yield* close(listener);
   });
   assertEquals(await accepting, "BadResource");
+});
+
+Deno.test("new ConnStream() given something other than a connection is a TypeError at the call that says what to pass", () => {
+  const stream = new ConnStream(slowConn(1).conn, { name: "c" });
+  const listener = { addr: { transport: "tcp" }, accept() {}, close() {} };
+  const cases: [unknown, string][] = [
+    // These used to fail with "Cannot read properties of undefined (reading 'remoteAddr')" or "'transport'".
+    [undefined, "undefined; open one with yield* connect({ hostname, port })"],
+    [stream, "an object of class ConnStream; it is a ConnStream already: use it as it is"],
+    [
+      listener,
+      "an object of class Object; to take a connection from a listener, use yield* accept(listener)",
+    ],
+  ];
+  for (const [conn, expected] of cases) {
+    assertThrows(
+      () => new ConnStream(conn as Deno.Conn),
+      TypeError,
+      `new ConnStream() expected a Deno.Conn (from Deno.connect() or listener.accept()), but got ${expected}`,
+    );
+  }
+});
+
+Deno.test("connect() given no options or a bad port throws at the call, not at the yield*", () => {
+  assertThrows(
+    () => connect(undefined as unknown as Deno.ConnectOptions),
+    TypeError,
+    'connect() expected options such as { hostname: "127.0.0.1", port: 8080 }, but got undefined',
+  );
+  assertThrows(
+    () => connect({ hostname: HOST } as Deno.ConnectOptions),
+    TypeError,
+    `Cannot connect to ${HOST}:undefined: port must be an integer from 0 to 65535`,
+  );
+  assertThrows(
+    () => connect({ hostname: HOST, port: "8080" as unknown as number }),
+    TypeError,
+    `Cannot connect to ${HOST}:the string "8080": port must be an integer from 0 to 65535`,
+  );
+  assertThrows(
+    () => connect({ hostname: HOST, port: 70_000 }),
+    RangeError,
+    `Cannot connect to ${HOST}:70000: port must be an integer from 0 to 65535`,
+  );
 });

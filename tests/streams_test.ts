@@ -9,6 +9,7 @@ import {
 } from "@std/assert";
 import {
   call,
+  cancel,
   close,
   DeadlockError,
   EVENT_READ,
@@ -17,10 +18,13 @@ import {
   join,
   Loop,
   read,
+  readInto,
+  readView,
   run,
   runSync,
   Selector,
   SimulatedStream,
+  type SimulatedStreamOptions,
   sleep,
   spawn,
   type Stream,
@@ -418,4 +422,98 @@ Deno.test("VirtualClock stands still while a task waits on a Promise", async () 
     yield* join(sleeper);
   });
   assertEquals(log, ["promise settled@0", "sleeper woke@1000"]);
+});
+
+Deno.test("new SimulatedStream(): data that is not a Uint8Array or a string, or options that are no object, is a TypeError that says how to pass it", () => {
+  const cases: [unknown, string][] = [
+    // It used to be kept as it was: buffered NaN, and read() said end of stream.
+    [
+      { data: new ArrayBuffer(3) },
+      "data must be a Uint8Array or a string, but got an object of class ArrayBuffer; wrap it as new Uint8Array(buffer)",
+    ],
+    // read() returned the caller's array itself, not bytes.
+    [
+      { data: [104, 105] },
+      "data must be a Uint8Array or a string, but got an array; encode it first",
+    ],
+    [
+      { data: new Uint16Array(2) },
+      "data must be a Uint8Array or a string, but got an object of class Uint16Array; write its bytes as new Uint8Array(",
+    ],
+    // The text was ignored: an empty stream.
+    [
+      "hi",
+      'options must be an object such as { data: "text", waitCycles: 2 }, but got the string "hi"',
+    ],
+  ];
+  for (const [options, expected] of cases) {
+    assertThrows(
+      () => new SimulatedStream("S", options as SimulatedStreamOptions),
+      TypeError,
+      `Cannot create SimulatedStream "S": ${expected}`,
+    );
+  }
+  assertThrows(
+    () => new SimulatedStream("S", { waitCycles: "2" as unknown as number }),
+    RangeError,
+    'Cannot create SimulatedStream "S": waitCycles must be an integer >= 0, got the string "2"',
+  );
+});
+
+Deno.test("readInto(), read() and readView() given a buffer or a max of the wrong kind say at the call what they got and what to pass", () => {
+  const stream = new SimulatedStream("S", { data: "abc" });
+  const buffers: [unknown, string][] = [
+    [
+      new ArrayBuffer(4),
+      "an object of class ArrayBuffer; read into its bytes as new Uint8Array(buffer)",
+    ],
+    [
+      new Uint16Array(4),
+      "an object of class Uint16Array; read into its bytes as new Uint8Array(view.buffer, view.byteOffset, view.byteLength)",
+    ],
+    [64, "number 64; allocate one as new Uint8Array(size)"],
+  ];
+  for (const [buffer, expected] of buffers) {
+    assertThrows(
+      () => readInto(stream, buffer as Uint8Array),
+      TypeError,
+      `Cannot readInto(S, …): buffer must be a Uint8Array, but got ${expected}`,
+    );
+  }
+  assertThrows(
+    () => readInto(stream, new Uint8Array(0)),
+    RangeError,
+    "Cannot readInto(S, …): buffer must not be empty; allocate one as new Uint8Array(size)",
+  );
+  // "5" used to show as 5, as if the number 5 were refused.
+  assertThrows(
+    () => read(stream, "5" as unknown as number),
+    RangeError,
+    'Cannot read(S, the string "5"): max must be a positive integer',
+  );
+  assertThrows(
+    () => readView(stream, 5n as unknown as number),
+    RangeError,
+    "Cannot readView(S, bigint 5): max must be a positive integer",
+  );
+  assertThrows(
+    () => read(new Uint8Array(4) as unknown as Stream),
+    TypeError,
+    "read() expected a genloop Stream (SimulatedStream, ConnStream, …), but got an object of class Uint8Array; wrap a Deno.Conn with new ConnStream(conn)",
+  );
+  assertEquals(stream.buffered, 3);
+});
+
+Deno.test("SimulatedStream: a write cancelled while the stream's wait cycles pass still goes out in full", () => {
+  const stream = new SimulatedStream("slow", { waitCycles: 3 });
+  const text = runSync(function* main() {
+    const writer = yield* spawn(function* writer() {
+      yield* write(stream, "late");
+    });
+    yield* yieldNow(); // the writer waits for the stream to be ready
+    yield* cancel(writer);
+    stream.end();
+    return decode(yield* read(stream));
+  });
+  assertEquals(text, "late");
 });
