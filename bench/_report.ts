@@ -74,8 +74,8 @@ function format(value: number): string {
 
 function formatRatio(value: number): string {
   // Three significant digits, so a ratio just short of its target does not
-  // print as if it met it (0.897 against ≥ 0.9).
-  if (value < 0.01) return value.toExponential(1);
+  // print as if it met it (0.897 against ≥ 0.9, 0.00504 against ≤ 0.005).
+  if (value < 0.01) return value.toExponential(2);
   return value < 10 ? value.toPrecision(3) : value.toFixed(1);
 }
 
