@@ -74,8 +74,8 @@ function format(value: number): string {
 
 function formatRatio(value: number): string {
   // Three significant digits, so a ratio just short of its target does not
-  // print as if it met it (0.897 against ≥ 0.9).
-  if (value < 0.01) return value.toExponential(1);
+  // print as if it met it (0.897 against ≥ 0.9, 0.00504 against ≤ 0.005).
+  if (value < 0.01) return value.toExponential(2);
   return value < 10 ? value.toPrecision(3) : value.toFixed(1);
 }
 
@@ -146,7 +146,7 @@ function escapeXml(text: string): string {
  * A horizontal bar chart of the ratios on a log scale, with the parity line
  * (1.0) marked: bars left of it mean genloop costs less than the baseline.
  */
-export function toSvg(rows: Comparison[], machine: Machine): string {
+export function toSvg(rows: Comparison[], machine: Machine, info?: RunInfo): string {
   const label = (row: Comparison): string =>
     `${row.group}: ${row.name} vs ${row.baselineName}${
       row.higherIsBetter ? " (higher is better)" : ""
@@ -156,10 +156,16 @@ export function toSvg(rows: Comparison[], machine: Machine): string {
   const labelWidth = Math.max(300, Math.ceil(Math.max(...rows.map((r) => label(r).length)) * 6.6));
   const plotWidth = 420;
   const top = 74;
-  const height = top + rows.length * rowHeight + 40;
+  // The notes (CPU steal, a scaled-down size) go under the axis: they say
+  // how far the bars can be trusted.
+  const notes = info?.notes ?? [];
+  const plotBottom = top + rows.length * rowHeight + 40;
+  const height = plotBottom + notes.length * 18 + (notes.length > 0 ? 8 : 0);
   const width = labelWidth + plotWidth + 90;
   const minLog = -3;
-  const maxLog = 1;
+  // Up to 100: ratios of 10-20 occur (cancel, virtual sleeps on a busy day),
+  // and a bar cut off at 10 would read as smaller than its number says.
+  const maxLog = 2;
   const x = (value: number): number => {
     // A ratio that is not positive (an overshoot below zero) sits at the left edge.
     const log = value > 0 ? Math.log10(value) : minLog;
@@ -175,12 +181,12 @@ export function toSvg(rows: Comparison[], machine: Machine): string {
     }</text>`,
     `<text x="10" y="56" fill="#555">bars: <tspan fill="#2a9d4b">green</tspan> target met, <tspan fill="#d1495b">red</tspan> target missed, <tspan fill="#8899aa">grey</tspan> no target (reference)</text>`,
   ];
-  for (const tick of [0.001, 0.01, 0.1, 1, 10]) {
+  for (const tick of [0.001, 0.01, 0.1, 1, 10, 100]) {
     parts.push(
-      `<line x1="${x(tick)}" y1="${top - 6}" x2="${x(tick)}" y2="${height - 34}" stroke="${
+      `<line x1="${x(tick)}" y1="${top - 6}" x2="${x(tick)}" y2="${plotBottom - 34}" stroke="${
         tick === 1 ? "#000" : "#ddd"
       }"/>`,
-      `<text x="${x(tick)}" y="${height - 20}" text-anchor="middle" fill="#555">${tick}</text>`,
+      `<text x="${x(tick)}" y="${plotBottom - 20}" text-anchor="middle" fill="#555">${tick}</text>`,
     );
   }
   rows.forEach((row, i) => {
@@ -196,6 +202,13 @@ export function toSvg(rows: Comparison[], machine: Machine): string {
         rowHeight - 10
       }" fill="${color}"/>`,
       `<text x="${end + 4}" y="${y + 16}">${formatRatio(value)}</text>`,
+    );
+  });
+  notes.forEach((note, i) => {
+    parts.push(
+      `<text x="10" y="${plotBottom + 4 + i * 18}" fill="#555">${
+        escapeXml(`Note: ${note}.`)
+      }</text>`,
     );
   });
   parts.push("</svg>");

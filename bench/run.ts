@@ -53,7 +53,7 @@ await Deno.writeTextFile(
   new URL("results.md", here),
   toMarkdown(rows, machine, { notes, seconds }),
 );
-await Deno.writeTextFile(new URL("results.svg", here), toSvg(rows, machine));
+await Deno.writeTextFile(new URL("results.svg", here), toSvg(rows, machine, { notes, seconds }));
 console.log(`\nAll results (ratio = genloop ÷ baseline):\n${toConsole(rows)}`);
 for (const note of notes) console.log(`note: ${note}`);
 console.log(`\nWrote bench/results.md and bench/results.svg; the run took ${seconds.toFixed(1)} s`);

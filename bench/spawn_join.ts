@@ -12,10 +12,12 @@
 
 import { run as runEffection, spawn as spawnEffection } from "npm:effection@4";
 import { gather, join, type Operation, runSync, spawn, type Task } from "../mod.ts";
-import { type Comparison, nsPerOp, nsPerOpTakingTurns } from "./_measure.ts";
+import { type Comparison, nsPerOpTakingTurns } from "./_measure.ts";
 
 const TASKS = 1_000_000;
 const BATCH = 1_000;
+// How many times over one genloop turn runs effection's task count.
+const GENLOOP_RUNS_PER_TURN = 25;
 
 // The shortest possible task: it returns at once, so the scheduler is all
 // that is measured.
@@ -144,11 +146,22 @@ export async function benchSpawnJoin(): Promise<Comparison[]> {
   );
   // effection gets about a second per run: as many tasks as it does in that.
   const effectionTasks = await effectionCount(1_000);
-  // genloop on exactly the same count, so the ratio compares like with like.
-  // One such run takes only milliseconds, so a collection or a noisy spell
-  // of the machine can double it: the median of many runs is taken.
-  const sameCount = await nsPerOp(() => genloopSequential(effectionTasks), effectionTasks, 51);
-  const effection = await nsPerOp(() => effectionSequential(effectionTasks), effectionTasks, 3);
+  // genloop on exactly the same count, so the ratio compares like with like,
+  // taking turns with effection so that a slow spell of the machine lands on
+  // both. One genloop run of that count takes only milliseconds, so each of
+  // its turns runs it GENLOOP_RUNS_PER_TURN times over: a turn then spans
+  // collections and noise as effection's one-second turn does.
+  const [genloopTurn, effection] = await nsPerOpTakingTurns(
+    [
+      () => {
+        for (let r = 0; r < GENLOOP_RUNS_PER_TURN; r++) genloopSequential(effectionTasks);
+      },
+      () => effectionSequential(effectionTasks),
+    ],
+    effectionTasks,
+    3,
+  );
+  const sameCount = genloopTurn / GENLOOP_RUNS_PER_TURN;
   const tasks = TASKS.toLocaleString("en");
   return [
     {
