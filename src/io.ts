@@ -341,7 +341,9 @@ export function readView(
  * A write that is cancelled (by `timeout`, `race`, `cancel`) before it
  * returns still goes out in full, before any later write on the stream,
  * also when it was still waiting for an earlier cancelled write to go out
- * (on streams with `abandonWrite`, as both built-in ones have).
+ * (on streams with `abandonWrite`, as both built-in ones have). A write
+ * cancelled before it began sends nothing: one whose task never ran, such
+ * as the body of a `timeout` whose limit passed before the body started.
  * On a `ConnStream`, the bytes not yet handed to the host are copied at the
  * cancellation, but the one host write in flight then cannot be recalled:
  * it may read any of `data` from where the write had got to, until it

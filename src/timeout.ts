@@ -128,7 +128,10 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
  * if it finishes within `ms`; otherwise cancels it, waits until its cleanup
  * has run, and throws `TimeoutError`. A body whose cleanup fails is not
  * dropped: its `TaskFailedError` reaches the task after the `TimeoutError`,
- * at its next `yield*`.
+ * at its next `yield*`. The body starts on the loop's next turn, as any
+ * spawned task does; if the limit has passed by then (`timeout(0, …)`, or
+ * a loop too busy to start it in time), it is cancelled before it starts
+ * and none of it runs.
  *
  * @typeParam T What the body returns.
  * @param ms The limit in milliseconds of the loop's clock (>= 0; `Infinity`

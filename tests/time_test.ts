@@ -513,6 +513,25 @@ Deno.test("timeout() cancelled from outside cancels its body and arms nothing mo
   assertEquals(log, ["body cleaned@10", "waiter cancelled, timers 0"]);
 });
 
+Deno.test("timeout(): a body not started when the limit passes never runs, as documented", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const outcome = loop.runSync(function* main() {
+    try {
+      return yield* timeout(0, function* body() {
+        log.push("body ran"); // would run at once, needing no wait
+        return "done";
+      });
+    } catch (error) {
+      if (!(error instanceof TimeoutError)) throw error;
+      return "timed out";
+    }
+  });
+  assertEquals(outcome, "timed out");
+  assertEquals(log, []);
+  assertEquals(loop._timerCount, 0);
+});
+
 Deno.test("timeout(Infinity) arms no timer; timeout() rejects a bad limit at the call", () => {
   const loop = virtualLoop();
   function* body(): Operation<number> {
