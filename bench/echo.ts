@@ -1,7 +1,8 @@
 /**
  * TCP echo on 127.0.0.1: a genloop echo server against a plain Deno
  * async/await echo server, both driven by the same plain async/await
- * client code in this process.
+ * client code, which runs in a Worker (see `_echo_client.ts`) so that the
+ * servers have the main thread to themselves.
  *
  * The genloop server reads with `readView`, which lends the stream's own
  * buffer: like the plain server, it copies no byte on the way through.
@@ -20,6 +21,7 @@ import {
   spawn,
   write,
 } from "../mod.ts";
+import type { EchoRequest } from "./_echo_client.ts";
 import { addNote, type Comparison, median } from "./_measure.ts";
 
 const HOST = "127.0.0.1";
@@ -119,65 +121,46 @@ function startPlainServer(): Server {
 }
 
 // ---------------------------------------------------------------------------
-// The clients: plain async/await, the same for both servers.
+// The client: the same plain async/await code for both servers, in a Worker.
 
-async function readExactly(conn: Deno.Conn, buffer: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < buffer.length) {
-    const n = await conn.read(buffer.subarray(offset));
-    if (n === null) throw new Error("echo ended early");
-    offset += n;
+/** The client Worker, asked for one measurement at a time. */
+class EchoClient {
+  #worker = new Worker(new URL("./_echo_client.ts", import.meta.url), { type: "module" });
+
+  /** Runs one measurement in the Worker and returns its number. */
+  measure(request: EchoRequest): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#worker.onmessage = (event: MessageEvent<{ value?: number; error?: string }>) => {
+        const { value, error } = event.data;
+        if (error !== undefined) reject(new Error(`echo client: ${error}`));
+        else resolve(value!);
+      };
+      this.#worker.postMessage(request);
+    });
   }
-}
 
-/** Round trips per second: many connections, small messages, in lockstep. */
-async function roundTrips(port: number): Promise<number> {
-  const start = performance.now();
-  await Promise.all(Array.from({ length: CONNECTIONS }, async (_, id) => {
-    const conn = await Deno.connect({ hostname: HOST, port });
-    const message = new Uint8Array(MESSAGE_BYTES).fill(id & 0xff);
-    const reply = new Uint8Array(MESSAGE_BYTES);
-    try {
-      for (let i = 0; i < MESSAGES; i++) {
-        await conn.write(message);
-        await readExactly(conn, reply);
-        if (reply[MESSAGE_BYTES - 1] !== (id & 0xff)) throw new Error("wrong echo");
-      }
-    } finally {
-      conn.close();
-    }
-  }));
-  return (CONNECTIONS * MESSAGES) / ((performance.now() - start) / 1000);
-}
-
-/** MiB/s over one connection: stream `bytes` in while reading the echo out. */
-async function streaming(port: number, bytes: number): Promise<number> {
-  const conn = await Deno.connect({ hostname: HOST, port });
-  const chunk = new Uint8Array(CHUNK_BYTES).fill(7);
-  const start = performance.now();
-  const sending = (async () => {
-    for (let sent = 0; sent < bytes; sent += CHUNK_BYTES) {
-      let offset = 0;
-      while (offset < chunk.length) offset += await conn.write(chunk.subarray(offset));
-    }
-  })();
-  const buffer = new Uint8Array(CHUNK_BYTES);
-  let received = 0;
-  try {
-    while (received < bytes) {
-      const n = await conn.read(buffer);
-      if (n === null) throw new Error("stream ended early");
-      received += n;
-    }
-    await sending;
-  } finally {
-    conn.close();
+  roundTrips(port: number): Promise<number> {
+    return this.measure({
+      kind: "roundTrips",
+      port,
+      connections: CONNECTIONS,
+      messages: MESSAGES,
+      bytes: MESSAGE_BYTES,
+    });
   }
-  return bytes / MiB / ((performance.now() - start) / 1000);
+
+  streaming(port: number, total: number): Promise<number> {
+    return this.measure({ kind: "streaming", port, total, chunk: CHUNK_BYTES });
+  }
+
+  close(): void {
+    this.#worker.terminate();
+  }
 }
 
 /** Measures both servers with the same clients, alternating between them. */
 export async function benchEcho(): Promise<Comparison[]> {
+  const client = new EchoClient();
   const genloopServer = startGenloopServer();
   const plainServer = startPlainServer();
   const servers = [genloopServer, plainServer];
@@ -188,8 +171,8 @@ export async function benchEcho(): Promise<Comparison[]> {
     // Warm up both, and find how much one streaming run can move in budget.
     let slowest = Infinity;
     for (const server of servers) {
-      await roundTrips(server.port);
-      slowest = Math.min(slowest, await streaming(server.port, WARMUP_STREAM_BYTES));
+      await client.roundTrips(server.port);
+      slowest = Math.min(slowest, await client.streaming(server.port, WARMUP_STREAM_BYTES));
     }
     while (
       streamBytes > WARMUP_STREAM_BYTES && streamBytes / MiB / slowest > STREAM_BUDGET_MS / 1000
@@ -197,12 +180,15 @@ export async function benchEcho(): Promise<Comparison[]> {
       streamBytes /= 2;
     }
     for (let run = 0; run < RUNS; run++) {
-      for (let s = 0; s < servers.length; s++) rps[s].push(await roundTrips(servers[s].port));
       for (let s = 0; s < servers.length; s++) {
-        mibps[s].push(await streaming(servers[s].port, streamBytes));
+        rps[s].push(await client.roundTrips(servers[s].port));
+      }
+      for (let s = 0; s < servers.length; s++) {
+        mibps[s].push(await client.streaming(servers[s].port, streamBytes));
       }
     }
   } finally {
+    client.close();
     await genloopServer.stop();
     await plainServer.stop();
   }
