@@ -146,6 +146,32 @@ Deno.test("SimulatedStream is a loopback pipe between a writer task and a reader
   assertEquals(received, "one two three");
 });
 
+Deno.test("read() and write() operations run once: a second yield* of the same one is a TypeError, not a silent undefined", () => {
+  const stream = new SimulatedStream("A", { data: "abcdef" });
+  const errors = runSync(function* main() {
+    const found: string[] = [];
+    const reading = read(stream, 2);
+    yield* reading;
+    try {
+      yield* reading;
+    } catch (error) {
+      found.push((error as Error).message);
+    }
+    const writing = write(stream, "x");
+    yield* writing;
+    try {
+      yield* writing;
+    } catch (error) {
+      found.push((error as Error).message);
+    }
+    return found;
+  });
+  assertEquals(errors.length, 2);
+  for (const message of errors) assertStringIncludes(message, "Cannot run an operation twice");
+  assertStringIncludes(errors[0], 'EVENT_READ on stream "A"');
+  assertStringIncludes(errors[1], 'EVENT_WRITE on stream "A"');
+});
+
 Deno.test("read() on a stream nobody writes is a DeadlockError naming the task and stream", () => {
   const stream = new SimulatedStream("silent");
   const error = assertThrows(
