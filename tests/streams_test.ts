@@ -288,6 +288,95 @@ Deno.test("cancelling a task waiting on call() ignores the late outcome", async 
   assertEquals(result, ["cancelled", "CancelledError"]);
 });
 
+Deno.test("Selector: describe(), waiters() and unregister() see push and polled registrations alike, each selector only its own", () => {
+  const loop = new Loop();
+  const reader = loop.spawn(function* reader() {});
+  const writer = loop.spawn(function* writer() {});
+  const notifies: (() => void)[] = [];
+  const pushed = {
+    name: "socket",
+    watch(_event: string, notify: () => void): void {
+      notifies.push(notify);
+    },
+  };
+  const polled = new SimulatedStream("simulated", { waitCycles: 5 });
+  const selector = new Selector();
+  const other = new Selector();
+  selector.register(pushed, EVENT_READ, reader);
+  selector.register(pushed, EVENT_WRITE, writer);
+  selector.register(polled, EVENT_READ, reader);
+  assertEquals(selector.describe().sort(), [
+    'EVENT_READ on stream "simulated"',
+    'EVENT_READ on stream "socket"',
+    'EVENT_WRITE on stream "socket"',
+  ]);
+  assertEquals(selector.waiters(pushed).map((task) => task.name), ["reader", "writer"]);
+  // Another selector has nothing there, and cannot take it away.
+  assertEquals(other.waiters(pushed), []);
+  other.unregister(pushed);
+  assertEquals(selector.size, 3);
+  selector.unregister(pushed, EVENT_WRITE);
+  assertEquals(selector.describe().sort(), [
+    'EVENT_READ on stream "simulated"',
+    'EVENT_READ on stream "socket"',
+  ]);
+  // A woken registration is taken by select(), once, even if notified twice.
+  notifies[0]();
+  notifies[0]();
+  assertEquals(selector.select().map((key) => `${key.event} ${key.task.name}`), [
+    "EVENT_READ reader",
+  ]);
+  assertEquals(selector.describe(), ['EVENT_READ on stream "simulated"']);
+  selector.unregister(polled);
+  assertEquals([selector.size, selector.describe().length, selector.waiters(polled).length], [
+    0,
+    0,
+    0,
+  ]);
+  // The stream is free again, for this selector or another.
+  other.register(pushed, EVENT_READ, reader);
+  assertEquals(other.waiters(pushed).map((task) => task.name), ["reader"]);
+  other.unregister(pushed);
+});
+
+Deno.test("read(): a push stream that reports readiness twice wakes its reader once", async () => {
+  let data: Uint8Array | null = null;
+  let ready: (() => void) | null = null;
+  const stream: Stream = {
+    name: "chatty",
+    closed: false,
+    watch(_event, notify): void {
+      ready = notify;
+    },
+    tryRead(): Uint8Array | null | typeof WOULD_BLOCK {
+      const taken = data;
+      data = null;
+      return taken ?? WOULD_BLOCK;
+    },
+    tryReadInto: () => WOULD_BLOCK,
+    tryWrite: () => WOULD_BLOCK,
+    flushed: () => true,
+    close: () => undefined,
+  };
+  const chunks = await run(function* main() {
+    const got: number[] = [];
+    yield* spawn(function* feeder() {
+      yield* call(() => Promise.resolve());
+      data = new Uint8Array(3);
+      ready!();
+      ready!(); // once more: must not wake the reader a second time
+    });
+    got.push((yield* read(stream))!.length);
+    // Woken twice, the reader would run again at once, and the second
+    // wake-up would end this sleep before its time.
+    const start = performance.now();
+    yield* sleep(20);
+    got.push(performance.now() - start >= 19 ? 1 : 0);
+    return got;
+  });
+  assertEquals(chunks, [3, 1]);
+});
+
 Deno.test("Selector.select(timeoutMs) resolves early when a push stream becomes ready", async () => {
   const loop = new Loop();
   const task = loop.spawn(function* idle() {});
