@@ -301,19 +301,33 @@ export class Selector {
   }
 
   #selectNow(): SelectorKey[] {
+    // A server's selector holds sockets only: it has no polled stream to
+    // ask, and the ready ones are what they pushed, taken whole.
+    if (this.#polled.size === 0) return this.#takePushed();
     const ready: Registration[] = [];
     for (const { stream, read, write } of this.#polled.values()) {
       if (read !== null && stream.poll!(EVENT_READ, false)) ready.push(read);
       if (write !== null && stream.poll!(EVENT_WRITE, read !== null)) ready.push(write);
     }
-    if (this.#pushed.length > 0) {
-      for (const registration of this.#pushed) {
-        if (registration.active) ready.push(registration);
-      }
-      this.#pushed = [];
-    }
+    for (const registration of this.#takePushed()) ready.push(registration);
     for (const registration of ready) this.#drop(registration);
     return ready;
+  }
+
+  /** Takes the push registrations that reported readiness, and drops them. */
+  #takePushed(): Registration[] {
+    const pushed = this.#pushed;
+    if (pushed.length === 0) return [];
+    this.#pushed = [];
+    // Notified once each (see #notify); one cancelled meanwhile is left out.
+    let kept = 0;
+    for (const registration of pushed) {
+      if (!registration.active) continue;
+      this.#drop(registration);
+      pushed[kept++] = registration;
+    }
+    pushed.length = kept;
+    return pushed;
   }
 
   #notify(registration: Registration): void {
