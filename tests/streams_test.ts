@@ -339,25 +339,35 @@ Deno.test("Selector: describe(), waiters() and unregister() see push and polled 
   other.unregister(pushed);
 });
 
-Deno.test("read(): a push stream that reports readiness twice wakes its reader once", async () => {
-  let data: Uint8Array | null = null;
-  let ready: (() => void) | null = null;
-  const stream: Stream = {
-    name: "chatty",
+/**
+ * A read-only push stream for tests: `watch` is the test's; reads take
+ * what `take()` gives, or would block while it gives null.
+ */
+function pushStream(
+  name: string,
+  watch: (event: string, notify: () => void) => void,
+  take: () => Uint8Array | null,
+): Stream {
+  return {
+    name,
     closed: false,
-    watch(_event, notify): void {
-      ready = notify;
-    },
-    tryRead(): Uint8Array | null | typeof WOULD_BLOCK {
-      const taken = data;
-      data = null;
-      return taken ?? WOULD_BLOCK;
-    },
+    watch,
+    tryRead: () => take() ?? WOULD_BLOCK,
     tryReadInto: () => WOULD_BLOCK,
     tryWrite: () => WOULD_BLOCK,
     flushed: () => true,
     close: () => undefined,
   };
+}
+
+Deno.test("read(): a push stream that reports readiness twice wakes its reader once", async () => {
+  let data: Uint8Array | null = null;
+  let ready: (() => void) | null = null;
+  const stream = pushStream("chatty", (_event, notify) => ready = notify, () => {
+    const taken = data;
+    data = null;
+    return taken;
+  });
   const chunks = await run(function* main() {
     const got: number[] = [];
     yield* spawn(function* feeder() {
@@ -437,23 +447,14 @@ function handoffStream(): {
   let received = "";
   let notify: (() => void) | null = null;
   let data: Uint8Array | null = null;
-  const stream: Stream = {
-    name: "handoff",
-    closed: false,
-    watch(_event: string, ready: () => void): void {
-      if (data !== null) ready();
-      else notify = ready;
-    },
-    tryRead(): Uint8Array | null | typeof WOULD_BLOCK {
-      const taken = data;
-      data = null;
-      return taken ?? WOULD_BLOCK;
-    },
-    tryReadInto: () => WOULD_BLOCK,
-    tryWrite: () => WOULD_BLOCK,
-    flushed: () => true,
-    close: () => undefined,
-  };
+  const stream = pushStream("handoff", (_event, ready) => {
+    if (data !== null) ready();
+    else notify = ready;
+  }, () => {
+    const taken = data;
+    data = null;
+    return taken;
+  });
   return {
     deliver(text: string): void {
       data = new TextEncoder().encode(text);
