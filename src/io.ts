@@ -260,8 +260,20 @@ class ReadInstruction<T> extends StreamInstruction<T> {
    * what it gave, or hand this instruction to the loop to wait again.
    */
   override next(): IteratorResult<Instruction, T> {
-    if (this.done) return super.next();
-    const result = this.#attempt();
+    if (this.done) {
+      // A second yield*: Instruction.next's TypeError, also after a throw
+      // (a cancellation), which leaves `value` as this instruction: taken
+      // for the loop's resume, it would end the yield* with `undefined`.
+      this.value = undefined;
+      return super.next();
+    }
+    let result: unknown;
+    try {
+      result = this.#attempt();
+    } catch (error) {
+      this.done = true;
+      throw error;
+    }
     if (result === WOULD_BLOCK) {
       this.value = this;
       return this as IteratorResult<Instruction, T>;
@@ -441,7 +453,11 @@ class WriteInstruction extends StreamInstruction<number> {
 
   /** First call, and each resume after a wait: go on writing. */
   override next(): IteratorResult<Instruction, number> {
-    if (this.done) return super.next();
+    if (this.done) {
+      // A second yield* (see ReadInstruction.next).
+      this.value = undefined;
+      return super.next();
+    }
     let finished: boolean;
     try {
       finished = this.#advance();

@@ -17,6 +17,7 @@ import {
   gather,
   join,
   Loop,
+  type Operation,
   read,
   readInto,
   readView,
@@ -170,6 +171,53 @@ Deno.test("read() and write() operations run once: a second yield* of the same o
   for (const message of errors) assertStringIncludes(message, "Cannot run an operation twice");
   assertStringIncludes(errors[0], 'EVENT_READ on stream "A"');
   assertStringIncludes(errors[1], 'EVENT_WRITE on stream "A"');
+});
+
+Deno.test("read() and write() that failed or were cancelled: a second yield* of the same one is a TypeError, not a retry or a silent undefined", () => {
+  const outcomes = runSync(function* main() {
+    const found: string[] = [];
+    function* twice(op: Operation<unknown>): Operation<unknown> {
+      let first: unknown;
+      for (let i = 0; i < 2; i++) {
+        try {
+          found.push(`value ${yield* op}`);
+        } catch (error) {
+          found.push((error as Error).name);
+          first ??= error;
+        }
+      }
+      return first;
+    }
+    // A read whose stream threw once: the same read does not read again.
+    const failing = new SimulatedStream("failing", { data: "abc" });
+    const tryRead = failing.tryRead.bind(failing);
+    failing.tryRead = () => {
+      failing.tryRead = tryRead;
+      throw new Error("transient");
+    };
+    yield* twice(read(failing));
+    // A read and a write cancelled while they wait.
+    const waiting = [
+      read(new SimulatedStream("silent")),
+      write(new SimulatedStream("slow", { waitCycles: 100 }), "xyz"),
+    ];
+    for (const op of waiting) {
+      const task = yield* spawn(function* cancelled() {
+        throw yield* twice(op);
+      });
+      yield* yieldNow();
+      yield* cancel(task);
+    }
+    return found;
+  });
+  assertEquals(outcomes, [
+    "Error",
+    "TypeError",
+    "CancelledError",
+    "TypeError",
+    "CancelledError",
+    "TypeError",
+  ]);
 });
 
 Deno.test("read() on a stream nobody writes is a DeadlockError naming the task and stream", () => {
