@@ -12,7 +12,7 @@ import { ConnStream, describeAddr } from "./conn_stream.ts";
 import { IncomingConn } from "./_incoming_conn.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
-import { EVENT_READ, EVENT_WRITE, type SelectorEvent } from "./selector.ts";
+import { EVENT_READ, EVENT_WRITE } from "./selector.ts";
 import { bytesHint, toBytes } from "./simulated_stream.ts";
 import { closedError, isStream, type Stream, WOULD_BLOCK } from "./stream.ts";
 import type { Task } from "./task.ts";
@@ -202,35 +202,6 @@ export function read(stream: Stream, max: number = DEFAULT_READ_MAX): Operation<
   return new ReadInstruction(stream, READ_COPY, max, null);
 }
 
-/**
- * A read or a write: what it waits on between tries is its stream's
- * readiness for one event, registered with the loop's selector.
- */
-abstract class StreamInstruction<T> extends Instruction<T> {
-  override value: unknown = undefined;
-  override done = false;
-  protected readonly stream: Stream;
-  readonly #event: SelectorEvent;
-
-  constructor(stream: Stream, event: SelectorEvent) {
-    super();
-    this.stream = stream;
-    this.#event = event;
-  }
-
-  perform(task: Task<unknown>, loop: Loop): void {
-    loop.selector.register(this.stream, this.#event, task);
-  }
-
-  override undo(_task: Task<unknown>, loop: Loop): void {
-    loop.selector.unregister(this.stream, this.#event);
-  }
-
-  describe(): string {
-    return `${this.#event} on stream "${this.stream.name}"`;
-  }
-}
-
 /** Which of the stream's read methods a `ReadInstruction` tries. */
 type ReadKind = typeof READ_COPY | typeof READ_INTO | typeof READ_VIEW;
 const READ_COPY = 0;
@@ -243,13 +214,17 @@ const READ_VIEW = 2;
  * generator, a closure and a wait instruction per read cost about a tenth
  * of an echo server's work per message.
  */
-class ReadInstruction<T> extends StreamInstruction<T> {
+class ReadInstruction<T> extends Instruction<T> {
+  override value: unknown = undefined;
+  override done = false;
+  readonly #stream: Stream;
   readonly #kind: ReadKind;
   readonly #max: number;
   readonly #buffer: Uint8Array | null;
 
   constructor(stream: Stream, kind: ReadKind, max: number, buffer: Uint8Array | null) {
-    super(stream, EVENT_READ);
+    super();
+    this.#stream = stream;
     this.#kind = kind;
     this.#max = max;
     this.#buffer = buffer;
@@ -281,8 +256,20 @@ class ReadInstruction<T> extends StreamInstruction<T> {
     return this.finishNow(result);
   }
 
+  perform(task: Task<unknown>, loop: Loop): void {
+    loop.selector.register(this.#stream, EVENT_READ, task);
+  }
+
+  override undo(_task: Task<unknown>, loop: Loop): void {
+    loop.selector.unregister(this.#stream, EVENT_READ);
+  }
+
+  describe(): string {
+    return `${EVENT_READ} on stream "${this.#stream.name}"`;
+  }
+
   #attempt(): unknown {
-    const stream = this.stream;
+    const stream = this.#stream;
     switch (this.#kind) {
       case READ_COPY:
         return stream.tryRead(this.#max);
@@ -440,14 +427,18 @@ export function write(stream: Stream, data: Uint8Array | string): Operation<numb
  * takes no more, then waits until they are out. One object per write, its
  * own iterator, as `ReadInstruction` is.
  */
-class WriteInstruction extends StreamInstruction<number> {
+class WriteInstruction extends Instruction<number> {
+  override value: unknown = undefined;
+  override done = false;
+  readonly #stream: Stream;
   readonly #bytes: Uint8Array;
   #written = 0;
   // Waiting to hand over the rest (the stream took no more for now).
   #handingOver = false;
 
   constructor(stream: Stream, bytes: Uint8Array) {
-    super(stream, EVENT_WRITE);
+    super();
+    this.#stream = stream;
     this.#bytes = bytes;
   }
 
@@ -479,9 +470,21 @@ class WriteInstruction extends StreamInstruction<number> {
     return super.throw(error);
   }
 
+  perform(task: Task<unknown>, loop: Loop): void {
+    loop.selector.register(this.#stream, EVENT_WRITE, task);
+  }
+
+  override undo(_task: Task<unknown>, loop: Loop): void {
+    loop.selector.unregister(this.#stream, EVENT_WRITE);
+  }
+
+  describe(): string {
+    return `${EVENT_WRITE} on stream "${this.#stream.name}"`;
+  }
+
   /** Writes on; returns whether every byte is handed over and out. */
   #advance(): boolean {
-    const stream = this.stream;
+    const stream = this.#stream;
     const bytes = this.#bytes;
     this.#handingOver = false;
     while (this.#written < bytes.length) {
@@ -504,7 +507,7 @@ class WriteInstruction extends StreamInstruction<number> {
    * not at all.
    */
   #abandon(): void {
-    const stream = this.stream;
+    const stream = this.#stream;
     const rest = this.#handingOver ? this.#bytes.subarray(this.#written) : undefined;
     if ((this.#written > 0 || rest !== undefined) && stream.abandonWrite !== undefined) {
       stream.abandonWrite(rest);
