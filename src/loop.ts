@@ -758,7 +758,7 @@ export class Loop {
 
 /**
  * Rejects options that would fail later, far from the mistake: a clock
- * without `now()`, a warning hook that is no function, a time limit that is
+ * whose `now()` is missing, cannot be called or gives no number, a warning hook that is no function, a time limit that is
  * no number of milliseconds (NaN would end every wait at once).
  */
 function checkOptions(options: LoopOptions): void {
@@ -766,11 +766,7 @@ function checkOptions(options: LoopOptions): void {
     throw new TypeError(`Cannot create a Loop: options must be an object, got ${typeof options}`);
   }
   const { clock, onWarning } = options;
-  if (clock !== undefined && typeof clock?.now !== "function") {
-    throw new TypeError(
-      "Cannot create a Loop: clock must have a now() method (use new RealClock() or new VirtualClock())",
-    );
-  }
+  if (clock !== undefined) checkClock(clock);
   if (onWarning !== undefined && typeof onWarning !== "function") {
     throw new TypeError(
       `Cannot create a Loop: onWarning must be a function taking the message, got ${typeof onWarning}`,
@@ -778,6 +774,42 @@ function checkOptions(options: LoopOptions): void {
   }
   checkMs(options.stallTimeoutMs, "stallTimeoutMs");
   checkMs(options.cleanupWarningMs, "cleanupWarningMs");
+}
+
+/**
+ * A clock's `now()` is called once: one that cannot be called as a method
+ * (`{ now: performance.now }`: "Illegal invocation") or gives no number
+ * would otherwise fail at the first sleep of a run, inside a task.
+ */
+function checkClock(clock: Clock): void {
+  if (typeof clock?.now !== "function") {
+    throw new TypeError(
+      "Cannot create a Loop: clock must have a now() method (use new RealClock() or new VirtualClock())",
+    );
+  }
+  if (clock.jumpTo !== undefined && typeof clock.jumpTo !== "function") {
+    throw new TypeError(
+      `Cannot create a Loop: clock.jumpTo must be a function if given, got ${typeof clock.jumpTo}`,
+    );
+  }
+  let now: unknown;
+  try {
+    now = clock.now();
+  } catch (error) {
+    throw new TypeError(
+      `Cannot create a Loop: clock.now() threw ${
+        describeError(error)
+      } (a method taken off its object, such as performance.now, needs binding: { now: () => performance.now() })`,
+      { cause: error },
+    );
+  }
+  if (typeof now !== "number" || Number.isNaN(now)) {
+    throw new TypeError(
+      `Cannot create a Loop: clock.now() must return a number of milliseconds, got ${
+        typeof now === "number" ? now : typeof now
+      }`,
+    );
+  }
 }
 
 function checkMs(ms: unknown, name: string): void {

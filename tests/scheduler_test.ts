@@ -1132,6 +1132,32 @@ Deno.test("new Loop() rejects options that would fail later, saying which and wh
   new Loop();
 });
 
+Deno.test("new Loop() rejects a clock whose now() cannot be called or gives no number, or whose jumpTo is no function", () => {
+  // performance.now taken off its object throws "Illegal invocation" when
+  // called: accepted, the loop failed only at the first sleep of a run.
+  const cases: [unknown, string][] = [
+    [{ now: performance.now }, "clock.now() threw TypeError: Illegal invocation"],
+    [{ now: () => "0" }, "clock.now() must return a number of milliseconds, got string"],
+    [{ now: () => NaN }, "clock.now() must return a number of milliseconds, got NaN"],
+    [{ now: () => 0, jumpTo: null }, "clock.jumpTo must be a function if given, got object"],
+  ];
+  for (const [clock, message] of cases) {
+    assertThrows(() => new Loop({ clock: clock as never }), TypeError, message);
+  }
+  // A clock of one's own, with now() on its prototype, is fine.
+  class StepClock {
+    #t = 5;
+    now(): number {
+      return this.#t;
+    }
+    jumpTo(time: number): void {
+      this.#t = time;
+    }
+  }
+  assertEquals(new Loop({ clock: new StepClock() }).time(), 5);
+  assertEquals(new Loop({ clock: performance }).clock, performance);
+});
+
 Deno.test("Loop refuses to start a run while one is in progress, naming the running task", () => {
   const loop = new Loop();
   let nestedRan = false;
