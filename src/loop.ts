@@ -87,7 +87,10 @@ const MAX_BUSY_MS = 10;
 // computes between two yields.
 const CHECK_EVERY_MS = 1;
 const MIN_WORK_BETWEEN_CHECKS = 1;
-const MAX_WORK_BETWEEN_CHECKS = 4096;
+// A step that suddenly costs more than those before it (a task starts to
+// compute between yields) delays the host's turn by up to this many such
+// steps; cheap switches pay a clock read per this many, a few per mille.
+const MAX_WORK_BETWEEN_CHECKS = 256;
 const FIRST_WORK_BETWEEN_CHECKS = 64;
 
 /**
@@ -485,11 +488,10 @@ export class Loop {
     this.#workSinceCheck += steps + 1;
     if (this.#workSinceCheck < this.#workBetweenChecks) return false;
     const now = performance.now();
-    if (this.#busySince === 0) {
-      this.#busySince = now;
-    } else {
-      this.#adaptWorkBetweenChecks(now - this.#lastCheck);
-    }
+    // The first look after a host turn measures the turn too: it can only
+    // make the next look come sooner.
+    if (this.#lastCheck > 0) this.#adaptWorkBetweenChecks(now - this.#lastCheck);
+    if (this.#busySince === 0) this.#busySince = now;
     this.#workSinceCheck = 0;
     this.#lastCheck = now;
     return now - this.#busySince > MAX_BUSY_MS;

@@ -1335,3 +1335,34 @@ Deno.test("Loop: a failed run whose cleanup finished leaves the loop fit for ano
     "fine",
   );
 });
+
+Deno.test("Loop.stop() from a host timer reaches an awaited run soon also when cheap switching turns into computing", async () => {
+  const STEP_MS = 1;
+  const loop = new Loop();
+  let late = Infinity;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let started = 0;
+  const running = loop.runUntilComplete(function* main() {
+    // A stretch of cheap switches teaches the loop that steps cost little.
+    const cheapUntil = performance.now() + 30;
+    while (performance.now() < cheapUntil) yield* yieldNow();
+    started = performance.now();
+    timer = setTimeout(() => {
+      late = performance.now() - started - 1;
+      loop.stop("from outside");
+    }, 1);
+    return yield* untilStopped(function* computeThenYield() {
+      const start = performance.now();
+      while (performance.now() - start < STEP_MS) {
+        // Work that takes a while between two yields.
+      }
+      yield* yieldNow();
+    });
+  });
+  const error = await assertRejects(() => running, CancelledError);
+  clearTimeout(timer);
+  assertEquals(error.reason, "from outside");
+  // At most 256 of the dearer steps pass before the loop looks at the clock
+  // again; counting up to 4096 of them took seconds.
+  assert(late < 500, `the timer ran ${late.toFixed(0)} ms late`);
+});
