@@ -140,10 +140,10 @@ export class Loop {
   // a turn before the loop goes on.
   #wokenError: unknown = NO_ERROR;
   #wokenBusy = false;
-  // Work done since the clock was last looked at, and how much work is to
-  // pass between looks (adapted at each); when the clock was last looked at
-  // in the current stretch without a host turn, and when that stretch was
-  // first seen busy (0: not yet in this stretch).
+  // Work done since the clock was last looked at (in this stretch without
+  // a host turn), and how much work is to pass between looks (adapted at
+  // each); when the clock was last looked at (0: never), and when the
+  // current stretch was first seen busy (0: not yet).
   #workSinceCheck = 0;
   #workBetweenChecks = FIRST_WORK_BETWEEN_CHECKS;
   #lastCheck = 0;
