@@ -211,8 +211,8 @@ const READ_VIEW = 2;
 /**
  * A read: tries the stream at once, and waits for EVENT_READ between tries
  * until it does not block. One object per read, its own iterator: a
- * generator, a closure and a wait instruction per read cost about a tenth
- * of an echo server's work per message.
+ * generator, a closure and a wait instruction per read and write were 30%
+ * of the instructions of an echo round trip over a connection stub.
  */
 class ReadInstruction<T> extends Instruction<T> {
   override value: unknown = undefined;
