@@ -64,3 +64,7 @@ export { ConnStream, type ConnStreamOptions } from "./src/conn_stream.ts";
 export { accept, close, connect, read, readInto, readView, write } from "./src/io.ts";
 export { SimulatedStream, type SimulatedStreamOptions } from "./src/simulated_stream.ts";
 export { type Stream, WOULD_BLOCK } from "./src/stream.ts";
+
+// Keeps the hidden classes of the loop's objects alive across full GCs, so
+// that one does not throw the loop's optimized code away (see the module).
+import "./src/_shape_anchors.ts";

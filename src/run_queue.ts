@@ -12,7 +12,10 @@ const INITIAL_CAPACITY = 64;
 // the memory back; smaller ones keep it, so that a loop filling and
 // draining a few thousand tasks per tick does not reallocate every tick.
 const MIN_CAPACITY_TO_SHRINK = 4096;
-const SHRINK_WHEN_FILLED_BELOW = 1 / 16;
+// (As a shift: a fraction would make #shrinkBelow a double, and changing a
+// field from integer to double gives the class a new hidden class, which
+// the anchors of _shape_anchors.ts would not hold.)
+const SHRINK_WHEN_FILLED_BELOW_SHIFT = 4;
 
 /** A first-in, first-out queue backed by a power-of-two ring buffer. */
 export class RunQueue<T> {
@@ -93,7 +96,7 @@ export class RunQueue<T> {
     this.#mask = capacity - 1;
     this.#head = 0;
     this.#shrinkBelow = capacity >= MIN_CAPACITY_TO_SHRINK
-      ? capacity * SHRINK_WHEN_FILLED_BELOW
+      ? capacity >> SHRINK_WHEN_FILLED_BELOW_SHIFT
       : -1;
   }
 }

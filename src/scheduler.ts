@@ -16,7 +16,7 @@ import { Instruction, RESUME_SHARED } from "./instruction.ts";
 import { YIELD_NOW_INSTRUCTION } from "./yield_now.ts";
 import { invalidInstructionError } from "./_invalid.ts";
 import { RunQueue } from "./run_queue.ts";
-import { forEachLiveChild, hasLiveChildren, takeObservers, TaskTree } from "./task_tree.ts";
+import { hasLiveChildren, liveChildren, takeObservers, TaskTree } from "./task_tree.ts";
 import { cancelledError, mergeErrors } from "./_error_util.ts";
 import { type NameSource, parentOf, running, Task, Thrown } from "./task.ts";
 import type { Loop } from "./loop.ts";
@@ -24,8 +24,9 @@ import type { Loop } from "./loop.ts";
 /**
  * What a task waits on after its body ended while children still run. It
  * holds the body's outcome until the task can settle with it.
+ * @internal
  */
-class Closing extends Instruction {
+export class Closing extends Instruction {
   override value: unknown = undefined;
   override done = false;
   /** Whether the body threw (or a child's failure was added since). */
@@ -272,7 +273,7 @@ export class Scheduler {
     task.state = "waiting";
     task._slot = new Closing(threw, value);
     const reason = `its parent "${task.name}" ended`;
-    forEachLiveChild(task, (child) => this.cancel(child, reason));
+    for (const child of liveChildren(task)) this.cancel(child, reason);
   }
 
   /**

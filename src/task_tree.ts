@@ -65,16 +65,24 @@ export function hasLiveChildren(task: Task<unknown>): boolean {
   return links !== null && links instanceof TaskLinks && links.live > 0;
 }
 
-/** Calls `visit` on each child of `task` that has not settled, newest first. */
-export function forEachLiveChild(task: Task<unknown>, visit: (child: Task<unknown>) => void): void {
+/**
+ * The children of `task` that have not settled, newest first: a copy, so
+ * that the caller may change the list while it goes through them.
+ */
+export function liveChildren(task: Task<unknown>): Task<unknown>[] {
   const links = task._links;
-  if (links instanceof TaskLinks) forEachLive(links, visit);
+  return links instanceof TaskLinks ? liveNewestFirst(links) : [];
 }
 
-function forEachLive(links: TaskLinks, visit: (task: Task<unknown>) => void): void {
-  // Taken first, then visited: a visit may change the list.
-  const live = listed(links).filter((task) => !task.settled);
-  for (let i = live.length - 1; i >= 0; i--) visit(live[i]);
+// A callback made once: a closure made per call would be a new function
+// each time, and optimized code that inlined it would be thrown away once
+// it is garbage collected.
+function isLive(task: Task<unknown>): boolean {
+  return !task.settled;
+}
+
+function liveNewestFirst(links: TaskLinks): Task<unknown>[] {
+  return listed(links).filter(isLive).reverse();
 }
 
 /**
@@ -182,7 +190,7 @@ export class TaskTree {
   /** The root tasks (main, detached and `loop.spawn` tasks) that have not settled, oldest first. */
   liveRoots(): Task<unknown>[] {
     if (this.#roots.live === 0) return [];
-    return listed(this.#roots).filter((task) => !task.settled);
+    return listed(this.#roots).filter(isLive);
   }
 
   /**
@@ -192,11 +200,8 @@ export class TaskTree {
    */
   describeBlocked(isCancelled: (task: Task<unknown>) => boolean): string[] {
     const lines: string[] = [];
-    const stack: Task<unknown>[] = [];
-    const push = (task: Task<unknown>): void => {
-      stack.push(task);
-    };
-    forEachLive(this.#roots, push);
+    // Popped oldest first.
+    const stack = liveNewestFirst(this.#roots);
     while (stack.length > 0) {
       const task = stack.pop()!;
       if (task.state === "waiting") {
@@ -206,7 +211,8 @@ export class TaskTree {
         const wait = task._slot as Instruction;
         lines.push(`task "${task.name}"${cancelled} waits for ${wait.describe()}`);
       }
-      forEachLiveChild(task, push);
+      // Not push(...children): a spread of 100k arguments overflows the stack.
+      for (const child of liveChildren(task)) stack.push(child);
     }
     return lines.reverse();
   }

@@ -1,0 +1,43 @@
+/**
+ * Run by shape_anchors_test.ts with V8's deoptimization trace on: warms
+ * the loop's hot path (spawn+join, sleeps, groups), then forces full GCs
+ * between runs, when none of the loop's objects is alive.
+ */
+
+import { gather, join, Loop, runSync, sleep, spawn, VirtualClock } from "../mod.ts";
+
+const TASKS = 20_000;
+
+function* child(): Generator<unknown, number, unknown> {
+  return 1;
+}
+
+function* sleeper(ms: number): Generator<unknown, void, unknown> {
+  yield* sleep(ms);
+}
+
+// Declared once, not per run: each closure of a generator function makes
+// its generators a hidden class of their own, which dies with the closure
+// and takes the code that resumed them along, whatever the library does.
+function* spawnJoin(): Generator<unknown, number, unknown> {
+  let sum = 0;
+  for (let i = 0; i < TASKS; i++) sum += yield* join(yield* spawn(child));
+  yield* gather([child(), child()]);
+  return sum;
+}
+
+function* sleeps(): Generator<unknown, void, unknown> {
+  for (let i = 0; i < TASKS; i++) yield* spawn(sleeper(1 + (i % 100)));
+}
+
+function workload(): void {
+  runSync(spawnJoin);
+  new Loop({ clock: new VirtualClock() }).runSync(sleeps);
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (gc === undefined) throw new Error("run with --v8-flags=--expose-gc");
+for (let i = 0; i < 6; i++) {
+  gc();
+  workload();
+}
