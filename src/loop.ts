@@ -92,6 +92,10 @@ const MIN_WORK_BETWEEN_CHECKS = 1;
 // steps; cheap switches pay a clock read per this many, a few per mille.
 const MAX_WORK_BETWEEN_CHECKS = 256;
 const FIRST_WORK_BETWEEN_CHECKS = 64;
+// "Not yet" for the times the host-turn fields record. Not 0: a field first
+// holding an integer, then a clock's fraction, would change the loop's
+// hidden class, which src/_shape_anchors.ts could then not keep.
+const NEVER = -Infinity;
 
 /**
  * An event loop that drives generator tasks. Most programs use `run(body)`;
@@ -142,12 +146,12 @@ export class Loop {
   #wokenBusy = false;
   // Work done since the clock was last looked at (in this stretch without
   // a host turn), and how much work is to pass between looks (adapted at
-  // each); when the clock was last looked at (0: never), and when the
-  // current stretch was first seen busy (0: not yet).
+  // each); when the clock was last looked at, and when the current stretch
+  // was first seen busy (NEVER: not yet).
   #workSinceCheck = 0;
   #workBetweenChecks = FIRST_WORK_BETWEEN_CHECKS;
-  #lastCheck = 0;
-  #busySince = 0;
+  #lastCheck = NEVER;
+  #busySince = NEVER;
 
   /**
    * Creates a loop.
@@ -490,8 +494,8 @@ export class Loop {
     const now = performance.now();
     // The first look after a host turn measures the turn too: it can only
     // make the next look come sooner.
-    if (this.#lastCheck > 0) this.#adaptWorkBetweenChecks(now - this.#lastCheck);
-    if (this.#busySince === 0) this.#busySince = now;
+    if (this.#lastCheck !== NEVER) this.#adaptWorkBetweenChecks(now - this.#lastCheck);
+    if (this.#busySince === NEVER) this.#busySince = now;
     this.#workSinceCheck = 0;
     this.#lastCheck = now;
     return now - this.#busySince > MAX_BUSY_MS;
@@ -515,7 +519,7 @@ export class Loop {
 
   #hostHadTurn(): void {
     this.#workSinceCheck = 0;
-    this.#busySince = 0;
+    this.#busySince = NEVER;
   }
 
   async #giveHostATurn(): Promise<void> {

@@ -14,7 +14,10 @@ import { yieldNow } from "./yield_now.ts";
 class SleepInstruction extends Instruction<void> implements Timer {
   override value: unknown = undefined;
   override done = false;
-  deadline = 0;
+  // NaN until armed: a clock's time is a fraction, and a field that starts
+  // as an integer changes hidden class when it gets one (see
+  // src/_shape_anchors.ts).
+  deadline = NaN;
   armed = false;
   readonly delay: number;
   #waiter: Task<unknown> | null = null;

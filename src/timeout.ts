@@ -22,7 +22,10 @@ import { addObserver, removeObserver } from "./task_tree.ts";
  * evaluated to, the body's result. A cancelled entry lets go of it.
  */
 class TimeoutTimer implements Timer {
-  deadline = 0;
+  // NaN until armed: a clock's time is a fraction, and a field that starts
+  // as an integer changes hidden class when it gets one (see
+  // src/_shape_anchors.ts).
+  deadline = NaN;
   armed = false;
   readonly delay: number;
   #instruction: TimeoutInstruction<unknown> | null;

@@ -4,7 +4,7 @@
  * between runs, when none of the loop's objects is alive.
  */
 
-import { gather, join, Loop, runSync, sleep, spawn, VirtualClock } from "../mod.ts";
+import { gather, join, Loop, run, runSync, sleep, spawn, VirtualClock, yieldNow } from "../mod.ts";
 
 const TASKS = 20_000;
 
@@ -30,14 +30,28 @@ function* sleeps(): Generator<unknown, void, unknown> {
   for (let i = 0; i < TASKS; i++) yield* spawn(sleeper(1 + (i % 100)));
 }
 
-function workload(): void {
+function* busy(): Generator<unknown, void, unknown> {
+  for (let i = 0; i < 50; i++) yield* yieldNow();
+  yield* sleep(1);
+}
+
+// On the real clock, long enough that the loop looks at the time and gives
+// the host turns.
+function* realTime(): Generator<unknown, void, unknown> {
+  const tasks = [];
+  for (let i = 0; i < 400; i++) tasks.push(yield* spawn(busy));
+  for (const task of tasks) yield* join(task);
+}
+
+async function workload(): Promise<void> {
   runSync(spawnJoin);
   new Loop({ clock: new VirtualClock() }).runSync(sleeps);
+  await run(realTime);
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error("run with --v8-flags=--expose-gc");
 for (let i = 0; i < 6; i++) {
   gc();
-  workload();
+  await workload();
 }
