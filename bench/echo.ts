@@ -33,7 +33,7 @@ const WARMUP_STREAM_BYTES = 32 * 1024 * 1024;
 // A streaming run longer than this is scaled down (and the output says so).
 const STREAM_BUDGET_MS = 1_500;
 const CHUNK_BYTES = 64 * 1024;
-const RUNS = 3;
+const RUNS = 5;
 const MiB = 1024 * 1024;
 
 /** A running echo server and how to stop it. */
