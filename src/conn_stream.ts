@@ -28,6 +28,25 @@ export interface ConnStreamOptions {
 }
 
 /**
+ * The buffers that host writes of cancelled writers still read from, with
+ * how many such writes read each. `Deno.Conn.write` reads its buffer until
+ * it completes and cannot be recalled; the writer's caller got its buffer
+ * back, but a ConnStream's own read buffer (lent by readView) must not be
+ * refilled under such a write: the stream reads into a new one instead.
+ */
+const heldByHost = new Map<ArrayBufferLike, number>();
+
+function hold(buffer: ArrayBufferLike): void {
+  heldByHost.set(buffer, (heldByHost.get(buffer) ?? 0) + 1);
+}
+
+function release(buffer: ArrayBufferLike): void {
+  const holders = heldByHost.get(buffer)!;
+  if (holders === 1) heldByHost.delete(buffer);
+  else heldByHost.set(buffer, holders - 1);
+}
+
+/**
  * A stream over a real connection (`Deno.TcpConn`, `Deno.UnixConn`,
  * `Deno.TlsConn`, …). Use it with `read`, `write` and `close`; get one from
  * `connect(options)` or `accept(listener)`, or wrap a connection yourself.
@@ -87,6 +106,9 @@ export class ConnStream implements Stream {
   #pending: Uint8Array | null = null;
   #pendingOffset = 0;
   #pendingOwned = false;
+  // The caller's buffer that the host write in flight reads, once its
+  // writer was cancelled (see heldByHost).
+  #heldBuffer: ArrayBufferLike | null = null;
   // What cancelled writes left to send after the write in flight (copied).
   #queued: Uint8Array | null = null;
   #closed = false;
@@ -191,6 +213,8 @@ export class ConnStream implements Stream {
   abandonWrite(rest?: Uint8Array): void {
     if (this.#closed) return;
     if (this.#pending !== null && !this.#pendingOwned) {
+      this.#heldBuffer = this.#pending.buffer;
+      hold(this.#heldBuffer);
       // From where the write in flight starts: #onWritten counts from there.
       this.#pending = this.#pending.slice(this.#pendingOffset);
       this.#pendingOffset = 0;
@@ -239,6 +263,10 @@ export class ConnStream implements Stream {
 
   #startRead(): void {
     if (this.#reading !== null || this.#closed) return;
+    if (heldByHost.size > 0 && heldByHost.has(this.#buffer.buffer)) {
+      // A view of it is still being sent by a cancelled write's host write.
+      this.#buffer = new Uint8Array(this.#buffer.length);
+    }
     this.#start = 0;
     this.#end = 0;
     // One reaction per outcome, no .finally(): each extra Promise in the
@@ -274,6 +302,7 @@ export class ConnStream implements Stream {
   }
 
   #onWritten = (n: number): Promise<void> | void => {
+    this.#releaseHeld();
     const data = this.#pending!;
     const offset = this.#pendingOffset + n;
     if (offset < data.length) return this.#writeFrom(data, offset);
@@ -288,10 +317,18 @@ export class ConnStream implements Stream {
   };
 
   #onWriteError = (error: unknown): void => {
+    this.#releaseHeld();
     this.#pending = null;
     this.#queued = null;
     this.#writeSettled(error);
   };
+
+  /** The host write that read a cancelled writer's buffer is over. */
+  #releaseHeld(): void {
+    if (this.#heldBuffer === null) return;
+    release(this.#heldBuffer);
+    this.#heldBuffer = null;
+  }
 
   #writeSettled(error: unknown): void {
     // A write cut short by close() failed too: its writer (one of another

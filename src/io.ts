@@ -341,6 +341,9 @@ function intoHint(buffer: unknown): string {
  * reading again, or copy them with `slice()`. The fastest way to move bulk
  * data: `read` allocates and `readInto` copies each chunk, while `readView`
  * does neither. Streams that cannot lend their buffer give a copy instead.
+ * A view written with a `write` that was cancelled is safe too: while the
+ * host still sends from it (see `write`), a `ConnStream` reads into a new
+ * buffer rather than refill that one.
  *
  * @param stream The stream to read from.
  * @param max The most bytes to return (default 64 KiB).
@@ -501,7 +504,8 @@ class WriteInstruction extends Instruction<number> {
 
   /**
    * Interrupted with bytes handed over but maybe not out: the caller gets
-   * its buffer back, so the stream must stop reading it. Interrupted while
+   * its buffer back, so the stream must stop reading it (but for a host
+   * write in flight, which cannot be recalled: see ConnStream). Interrupted while
    * waiting to hand over the rest (behind an earlier cancelled write still
    * going out): the rest goes out too, as promised, rather than silently
    * not at all.

@@ -20,6 +20,7 @@ import {
   Loop,
   type Operation,
   read,
+  readView,
   run,
   SimulatedStream,
   sleep,
@@ -309,6 +310,67 @@ Deno.test("ConnStream: a write cancelled while it waits behind an earlier cancel
   assertEquals(outcome, ["cancelled", "cancelled"]);
   // "BBBB" used to be dropped: the cancelled write was never sent at all.
   assertEquals(sent(), "AAAAAAAABBBBnext");
+});
+
+/**
+ * A stand-in for a `Deno.Conn` whose writes take every byte but read them
+ * only when they complete, 10 ms later, as a host write on a full socket
+ * reads its buffer while it sends, until the peer has taken it all.
+ */
+function lateReadingConn(): { conn: Deno.Conn; sent: () => string } {
+  let sent = "";
+  const conn = {
+    remoteAddr: { transport: "tcp", hostname: HOST, port: 2 },
+    write(data: Uint8Array): Promise<number> {
+      return new Promise((resolve) =>
+        setTimeout(() => {
+          sent += new TextDecoder().decode(data);
+          resolve(data.length);
+        }, 10)
+      );
+    },
+    close(): void {},
+  } as unknown as Deno.Conn;
+  return { conn, sent: () => sent };
+}
+
+/** A stand-in for a `Deno.Conn` that reads `chunks`, one per read, then the end. */
+function chunksConn(chunks: string[]): Deno.Conn {
+  const left = chunks.map((chunk) => new TextEncoder().encode(chunk));
+  return {
+    remoteAddr: { transport: "tcp", hostname: HOST, port: 3 },
+    read(buffer: Uint8Array): Promise<number | null> {
+      return new Promise((resolve) =>
+        setTimeout(() => {
+          const chunk = left.shift();
+          if (chunk === undefined) return resolve(null);
+          buffer.set(chunk);
+          resolve(chunk.length);
+        }, 0)
+      );
+    },
+    close(): void {},
+  } as unknown as Deno.Conn;
+}
+
+Deno.test("ConnStream: a readView view that a cancelled write is still sending is not overwritten by the next read", async () => {
+  const from = new ConnStream(chunksConn(["AAAA", "BBBB"]), { name: "from" });
+  const { conn, sent } = lateReadingConn();
+  const to = new ConnStream(conn, { name: "to" });
+  const outcome = await run(function* main() {
+    const view = (yield* readView(from))!;
+    const writer = yield* spawn(function* writer() {
+      yield* write(to, view);
+    });
+    yield* yieldNow(); // its host write is in flight, and reads the view as it goes
+    yield* cancel(writer);
+    // The next read must not refill the buffer the host is still sending.
+    const next = yield* readView(from);
+    yield* write(to, "next");
+    return [writer.state, decode(next)];
+  });
+  assertEquals(outcome, ["cancelled", "BBBB"]);
+  assertEquals(sent(), "AAAAnext");
 });
 
 Deno.test("write(): data that is not a Uint8Array or a string is a TypeError at the call that says how to pass it", () => {
