@@ -438,6 +438,8 @@ class WriteInstruction extends Instruction<number> {
   #written = 0;
   // Waiting to hand over the rest (the stream took no more for now).
   #handingOver = false;
+  // The stream was told the writer stopped waiting (see #abandon).
+  #abandoned = false;
 
   constructor(stream: Stream, bytes: Uint8Array) {
     super();
@@ -479,6 +481,10 @@ class WriteInstruction extends Instruction<number> {
 
   override undo(_task: Task<unknown>, loop: Loop): void {
     loop.selector.unregister(this.#stream, EVENT_WRITE);
+    // At the cancellation, not when the task next runs: a task.cancel()
+    // returns at once, and what its caller does next (refill a readView
+    // buffer, change the data) must find the stream told already.
+    this.#abandon();
   }
 
   describe(): string {
@@ -511,6 +517,9 @@ class WriteInstruction extends Instruction<number> {
    * not at all.
    */
   #abandon(): void {
+    // Once: a cancelled wait is undone, then thrown into.
+    if (this.#abandoned) return;
+    this.#abandoned = true;
     const stream = this.#stream;
     const rest = this.#handingOver ? this.#bytes.subarray(this.#written) : undefined;
     if ((this.#written > 0 || rest !== undefined) && stream.abandonWrite !== undefined) {

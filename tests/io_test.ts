@@ -288,6 +288,24 @@ Deno.test("ConnStream: a cancelled write is finished from a copy, not from the c
   assertEquals(sent(), "AAAAAAAAAAAAnext");
 });
 
+Deno.test("ConnStream: a write cancelled with task.cancel() is copied at once, so its caller may change the buffer right after", async () => {
+  const { conn, sent } = slowConn(4);
+  const stream = new ConnStream(conn, { name: "slow" });
+  const buffer = new TextEncoder().encode("AAAAAAAAAAAA");
+  const outcome = await run(function* main() {
+    const writer = yield* spawn(function* writer() {
+      yield* write(stream, buffer);
+    });
+    yield* yieldNow(); // the writer starts; its first host write is in flight
+    writer.cancel(); // returns before the writer runs again
+    buffer.fill("B".charCodeAt(0));
+    yield* write(stream, "next");
+    return writer.state;
+  });
+  assertEquals(outcome, "cancelled");
+  assertEquals(sent(), "AAAAAAAAAAAAnext");
+});
+
 Deno.test("ConnStream: a write cancelled while it waits behind an earlier cancelled write still goes out in full, in order", async () => {
   const { conn, sent } = slowConn(4);
   const stream = new ConnStream(conn, { name: "slow" });
@@ -365,6 +383,27 @@ Deno.test("ConnStream: a readView view that a cancelled write is still sending i
     yield* yieldNow(); // its host write is in flight, and reads the view as it goes
     yield* cancel(writer);
     // The next read must not refill the buffer the host is still sending.
+    const next = yield* readView(from);
+    yield* write(to, "next");
+    return [writer.state, decode(next)];
+  });
+  assertEquals(outcome, ["cancelled", "BBBB"]);
+  assertEquals(sent(), "AAAAnext");
+});
+
+Deno.test("ConnStream: a readView view that a task.cancel()ed write is still sending is not overwritten by a read started in the same step", async () => {
+  const from = new ConnStream(chunksConn(["AAAA", "BBBB"]), { name: "from" });
+  const { conn, sent } = lateReadingConn();
+  const to = new ConnStream(conn, { name: "to" });
+  const outcome = await run(function* main() {
+    const view = (yield* readView(from))!;
+    const writer = yield* spawn(function* writer() {
+      yield* write(to, view);
+    });
+    yield* yieldNow(); // its host write is in flight, and reads the view as it goes
+    // Returns at once, before the writer runs again: the read below starts
+    // now, and must not refill the buffer the host is still sending.
+    writer.cancel();
     const next = yield* readView(from);
     yield* write(to, "next");
     return [writer.state, decode(next)];
