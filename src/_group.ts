@@ -45,11 +45,14 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     let previous: unknown = undefined;
     for (const body of bodies) {
       if (isWaiting(body)) throw oneBodyError(body, where);
-      const iter = startBody(body, where);
-      if (iter === previous && !(iter instanceof SharedOperation)) {
+      if (body === previous && !(body instanceof SharedOperation)) {
         throw listedTwiceError(this.#iters.length - 1, this.#iters.length, where);
       }
-      previous = iter === body ? iter : undefined;
+      const iter = startBody(body, where);
+      // Only a body that is its own iterator (a generator object, an
+      // operation such as sleep(5)) can run just once; an iterable makes a
+      // new iterator for each task.
+      previous = isOwnIterator(body) ? body : undefined;
       this.#iters.push(iter);
       this.#names.push(bodyNameSource(body));
     }
@@ -169,4 +172,10 @@ function listedTwiceError(first: number, second: number, where: string): TypeErr
   return new TypeError(
     `${where} was given the same generator object or operation as bodies #${first} and #${second}; it can run only once: give each body its own (Array(n).fill(worker()) repeats one; Array.from({ length: n }, () => worker()) does not)`,
   );
+}
+
+/** Whether `body` is an iterator itself (it has `next`), not a maker of them. */
+function isOwnIterator(body: unknown): boolean {
+  return typeof body === "object" && body !== null &&
+    typeof (body as Iterator<unknown>).next === "function";
 }

@@ -18,7 +18,7 @@
  * @module
  */
 
-import { bodyNameSource, startBody } from "./_body.ts";
+import { bodyNameSource, drive, startBody } from "./_body.ts";
 import { type Clock, RealClock } from "./clock.ts";
 import { CancelledError, DeadlockError, describeError } from "./errors.ts";
 import { LeftoversInstruction } from "./_leftovers.ts";
@@ -402,7 +402,7 @@ export class Loop {
       (error) => this.#tasks.orphanErrors.push(error),
     );
     for (const task of leftovers) this.#tasks.cancel(task, reason);
-    return this._spawn(waiting, "the run's end", this);
+    return this._spawn(drive(waiting), "the run's end", this);
   }
 
   /**
