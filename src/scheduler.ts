@@ -13,7 +13,7 @@
 
 import { CancelledError, describeError, TaskFailedError } from "./errors.ts";
 import { Instruction, RESUME_SHARED } from "./instruction.ts";
-import { YIELD_NOW_INSTRUCTION } from "./yield_now.ts";
+import { YIELD_NOW_INSTRUCTION, YIELD_NOW_STEP } from "./yield_now.ts";
 import { invalidInstructionError } from "./_invalid.ts";
 import { RunQueue } from "./run_queue.ts";
 import { hasLiveChildren, liveChildren, takeObservers, TaskTree } from "./task_tree.ts";
@@ -196,7 +196,9 @@ export class Scheduler {
         this.#bodyEnded(task, true, error);
         return;
       }
-      if (step.done) {
+      // A task switch (yieldNow) is recognised by the step's identity alone.
+      const switching = step === YIELD_NOW_STEP;
+      if (!switching && step.done) {
         this.#bodyEnded(task, false, step.value);
         return;
       }
@@ -205,12 +207,12 @@ export class Scheduler {
       if (task._slot !== undefined && task._slot instanceof Thrown) continue;
       if (this.#deferred.size > 0 && this.#deliverDeferred(task)) continue;
       if (this.#cancelledAt.size > 0) this.#warnIfLingering(task);
-      const instruction = step.value;
-      if (instruction === YIELD_NOW_INSTRUCTION) {
+      if (switching || step.value === YIELD_NOW_INSTRUCTION) {
         // The most frequent instruction needs no dispatch: back of the queue.
         this.enqueue(task, RESUME_SHARED);
         return;
       }
+      const instruction = step.value;
       if (!(instruction instanceof Instruction) || instruction.value !== instruction) {
         task._slot = new Thrown(invalidInstructionError(task, instruction));
         continue;

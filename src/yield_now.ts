@@ -36,6 +36,14 @@ class SuspendInstruction extends Instruction<never> {
 /** @internal The loop recognises this one to skip dispatch. */
 export const YIELD_NOW_INSTRUCTION: Instruction = new YieldNowInstruction();
 const YIELD_NOW: Operation<void> = new SharedOperation<void>(YIELD_NOW_INSTRUCTION);
+/**
+ * @internal What every `yield* yieldNow()` hands the loop: one object, which
+ * the loop recognises by identity, before it reads any property of a step
+ * (in a program with many kinds of instruction, each such read is a
+ * megamorphic lookup).
+ */
+export const YIELD_NOW_STEP: IteratorResult<Instruction, void> = YIELD_NOW[Symbol.iterator]()
+  .next();
 const SUSPEND: Operation<never> = new SharedOperation<never>(new SuspendInstruction());
 
 /**
