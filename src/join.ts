@@ -46,19 +46,27 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
    * at once: its result is returned, or its error thrown, right here.
    */
   override next(resumeValue?: unknown): IteratorResult<Instruction, T> {
+    // Written out rather than super.next() / finishNow(): the base class's
+    // accesses to value and done are shared by every instruction class, so
+    // megamorphic in any program using a few kinds; these here see only
+    // joins. Measured, a third of the cost a varied program adds to a spawn
+    // and join.
+    if (this.value === this) {
+      this.value = resumeValue;
+      this.done = true;
+      return this as IteratorResult<Instruction, T>;
+    }
+    if (this.done) return super.next(resumeValue);
     const task = canFinishInStep();
     const target = this.#target as Task<unknown>;
-    if (
-      task === null || this.value !== undefined || !target.settled ||
-      !belongsTo(target, task, running.loop!)
-    ) {
-      return super.next(resumeValue);
+    if (task === null || !target.settled || !belongsTo(target, task, running.loop!)) {
+      this.value = this;
+      return this as IteratorResult<Instruction, T>;
     }
-    if (target.state !== "done") {
-      this.done = true;
-      throw target._slot;
-    }
-    return this.finishNow(target._slot);
+    this.done = true;
+    if (target.state !== "done") throw target._slot;
+    this.value = target._slot;
+    return this as IteratorResult<Instruction, T>;
   }
 
   perform(task: Task<unknown>, loop: Loop): void {

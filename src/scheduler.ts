@@ -196,10 +196,15 @@ export class Scheduler {
         this.#bodyEnded(task, true, error);
         return;
       }
-      // A task switch (yieldNow) is recognised by the step's identity alone.
+      // Each property read of a step is a megamorphic lookup in a program
+      // with many kinds of instruction (each is a hidden class of its own),
+      // so they are kept few: a task switch (yieldNow) is recognised by the
+      // step's identity alone, and a waiting instruction by being its own
+      // value (then it is not done).
       const switching = step === YIELD_NOW_STEP;
-      if (!switching && step.done) {
-        this.#bodyEnded(task, false, step.value);
+      const instruction = switching ? undefined : step.value;
+      if (!switching && instruction !== step && step.done) {
+        this.#bodyEnded(task, false, instruction);
         return;
       }
       // An error that reached the task while it ran (it cancelled itself, or
@@ -207,13 +212,12 @@ export class Scheduler {
       if (task._slot !== undefined && task._slot instanceof Thrown) continue;
       if (this.#deferred.size > 0 && this.#deliverDeferred(task)) continue;
       if (this.#cancelledAt.size > 0) this.#warnIfLingering(task);
-      if (switching || step.value === YIELD_NOW_INSTRUCTION) {
+      if (switching || instruction === YIELD_NOW_INSTRUCTION) {
         // The most frequent instruction needs no dispatch: back of the queue.
         this.enqueue(task, RESUME_SHARED);
         return;
       }
-      const instruction = step.value;
-      if (!(instruction instanceof Instruction) || instruction.value !== instruction) {
+      if (!isWaitingInstruction(instruction, step)) {
         task._slot = new Thrown(invalidInstructionError(task, instruction));
         continue;
       }
@@ -553,6 +557,17 @@ export class Scheduler {
   interrupt(task: Task<unknown>, error: unknown): void {
     this.#interrupt(task, error);
   }
+}
+
+/**
+ * Whether `instruction`, the `value` of `step`, is an instruction handed
+ * over by `yield*` (not yielded bare, with a forgotten `*`): one that is its
+ * own value. The step is usually that instruction itself, whose value the
+ * caller has just read.
+ */
+function isWaitingInstruction(instruction: unknown, step: unknown): instruction is Instruction {
+  if (!(instruction instanceof Instruction)) return false;
+  return instruction === step || instruction.value === instruction;
 }
 
 /** Whether `error` still waits in `task`'s slot, never thrown into its body. */

@@ -38,9 +38,14 @@ class SpawnInstruction<T> extends Instruction<Task<T>> {
    * trip through the loop (about a tenth of a spawn and join).
    */
   override next(resumeValue?: unknown): IteratorResult<Instruction, Task<T>> {
+    // Written out rather than finishNow(), whose accesses to value and done
+    // see every instruction class (see JoinInstruction.next).
     const task = canFinishInStep();
     if (task === null || this.value !== undefined) return super.next(resumeValue);
-    return this.finishNow(this.#start(task, running.loop!));
+    const child = this.#start(task, running.loop!);
+    this.value = child;
+    this.done = true;
+    return this as IteratorResult<Instruction, Task<T>>;
   }
 
   perform(task: Task<unknown>, loop: Loop): void {
