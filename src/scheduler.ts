@@ -18,7 +18,7 @@ import { invalidInstructionError } from "./_invalid.ts";
 import { RunQueue } from "./run_queue.ts";
 import { hasLiveChildren, liveChildren, takeObservers, TaskTree } from "./task_tree.ts";
 import { cancelledError, mergeErrors } from "./_error_util.ts";
-import { type NameSource, parentOf, running, Task, Thrown } from "./task.ts";
+import { type NameSource, parentOf, Task, Thrown } from "./task.ts";
 import type { Loop } from "./loop.ts";
 
 /**
@@ -154,9 +154,6 @@ export class Scheduler {
   runReady(): number {
     const queue = this.#queue;
     const batch = queue.size;
-    // Between batches no task runs; inside a nested loop's batch, the outer
-    // loop's task is put back afterwards.
-    const outerTask = running.task;
     try {
       for (let n = batch; n > 0; n--) {
         this.#step(queue.shift()!);
@@ -166,7 +163,8 @@ export class Scheduler {
       }
       queue.trim();
     } finally {
-      running.task = outerTask;
+      // Between batches no task runs.
+      this.#loop._runningTask = null;
     }
     return batch;
   }
@@ -249,7 +247,7 @@ export class Scheduler {
    * knows, so while one waits they are told no task runs.
    */
   #markRunning(task: Task<unknown>): void {
-    running.task = this.#deferred.size > 0 && this.#deferred.has(task) ? null : task;
+    this.#loop._runningTask = this.#deferred.size > 0 && this.#deferred.has(task) ? null : task;
   }
 
   /** The body returned or threw. Settle, or first close its children. */

@@ -230,31 +230,28 @@ export class Thrown {
 }
 
 /**
- * The task whose step a loop is running now, and that loop. `loop` is set
- * while a loop ticks, `task` for each step of its batch of ready tasks;
- * both are put back afterwards, so that a loop nested in a step (a
- * `runSync` inside a task) restores the outer ones. An
- * operation that needs no wait (`spawn`, `currentTask`, `join` of a settled
- * task) reads it to finish inside the task's own step, without a round
- * trip through the loop, but only while nothing is due to be thrown at the
- * task: see `canFinishInStep`.
+ * The loop that is ticking now: set while a loop ticks and put back
+ * afterwards, so that a loop nested in a step (a `runSync` inside a task)
+ * restores the outer one. The task whose step that loop runs is its
+ * `_runningTask`. An operation that needs no wait (`spawn`, `currentTask`,
+ * `join` of a settled task) reads them to finish inside the task's own
+ * step, without a round trip through the loop, but only while nothing is
+ * due to be thrown at the task: see `canFinishInStep`.
  * @internal
  */
-export const running: { task: Task<unknown> | null; loop: Loop | null } = {
-  task: null,
-  loop: null,
-};
+export const running: { loop: Loop | null } = { loop: null };
 
 /**
  * The running task, if an operation may finish inside its step: there is
  * one, and no error waits in its slot (it cancelled itself, or another loop
  * running inside its step cancelled it), since that error must be thrown at
- * this very `yield*`. A deferred error is excluded by the loop (`task` is
- * `null` then).
+ * this very `yield*`. A deferred error is excluded by the loop (the running
+ * task is `null` then).
  * @internal
  */
 export function canFinishInStep(): Task<unknown> | null {
-  const task = running.task;
+  const loop = running.loop;
+  const task = loop === null ? null : loop._runningTask;
   return task !== null && task._slot === undefined ? task : null;
 }
 
