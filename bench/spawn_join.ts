@@ -49,10 +49,8 @@ function check(sum: number): void {
 }
 
 // The main bodies below are declared once, as a program's task bodies are,
-// not as a generator function made anew for each run: the generators of
-// each such function have a hidden class of their own, which dies with it,
-// and a full GC (effection's turns cause many) then throws away the
-// scheduler's code that resumed them (see src/_shape_anchors.ts).
+// not as a generator function made anew for each run (each would be a new
+// hidden class for V8 to learn).
 
 function* gatherMain(): Operation<void> {
   let sum = 0;

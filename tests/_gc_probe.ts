@@ -16,9 +16,6 @@ function* sleeper(ms: number): Generator<unknown, void, unknown> {
   yield* sleep(ms);
 }
 
-// Declared once, not per run: each closure of a generator function makes
-// its generators a hidden class of their own, which dies with the closure
-// and takes the code that resumed them along, whatever the library does.
 function* spawnJoin(): Generator<unknown, number, unknown> {
   let sum = 0;
   for (let i = 0; i < TASKS; i++) sum += yield* join(yield* spawn(child));
@@ -44,7 +41,12 @@ function* realTime(): Generator<unknown, void, unknown> {
 }
 
 async function workload(): Promise<void> {
-  runSync(spawnJoin);
+  // A main made anew for each run, as a program calling run() in a loop
+  // would: its generators' hidden class dies with it, and the code that
+  // resumes tasks must not have been built for it.
+  runSync(function* main() {
+    return yield* spawnJoin();
+  });
   new Loop({ clock: new VirtualClock() }).runSync(sleeps);
   await run(realTime);
 }
