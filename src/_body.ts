@@ -63,6 +63,15 @@ export function startBody<T>(body: TaskBody<T>, where: string): Generator<unknow
 }
 
 /**
+ * Whether `startBody` runs `body` itself (a generator object, or an iterator
+ * with `next` and `throw` such as `sleep(5)`), which can run only once,
+ * rather than an iterator that `body` makes anew for each task.
+ */
+export function runsItself(body: unknown): boolean {
+  return isGeneratorObject(body) || isDrivable(body);
+}
+
+/**
  * A generator that runs `iter` (an operation such as `sleep(10)`, or any
  * iterator with `next` and `throw`) as its own body. The scheduler resumes
  * every task through the generator prototype's own `next` and `throw`,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { bodyNameSource, describeValue, startBody } from "./_body.ts";
+import { bodyNameSource, describeValue, runsItself, startBody } from "./_body.ts";
 import { Instruction, SharedOperation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { NameSource, Task, TaskBody, TaskObserver } from "./task.ts";
@@ -51,8 +51,8 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
       const iter = startBody(body, where);
       // Only a body that is its own iterator (a generator object, an
       // operation such as sleep(5)) can run just once; an iterable makes a
-      // new iterator for each task.
-      previous = isOwnIterator(body) ? body : undefined;
+      // new iterator for each task, even if it has a next() of its own.
+      previous = runsItself(body) ? body : undefined;
       this.#iters.push(iter);
       this.#names.push(bodyNameSource(body));
     }
@@ -172,10 +172,4 @@ function listedTwiceError(first: number, second: number, where: string): TypeErr
   return new TypeError(
     `${where} was given the same generator object or operation as bodies #${first} and #${second}; it can run only once: give each body its own (Array(n).fill(worker()) repeats one; Array.from({ length: n }, () => worker()) does not)`,
   );
-}
-
-/** Whether `body` is an iterator itself (it has `next`), not a maker of them. */
-function isOwnIterator(body: unknown): boolean {
-  return typeof body === "object" && body !== null &&
-    typeof (body as Iterator<unknown>).next === "function";
 }

@@ -761,6 +761,22 @@ Deno.test("gather() and race() given one generator object twice: a TypeError at 
   assertEquals(loop.time(), 10);
 });
 
+Deno.test("gather() and race() may be given twice an operation object that makes a new iterator per run, even one with a next() of its own", () => {
+  // A queue that hands out items with next(), and as an operation waits a
+  // little and takes one: each task runs a generator of its own.
+  const items = [1, 2, 3, 4];
+  const queue = {
+    next: (): number => items.shift()!,
+    *[Symbol.iterator](): Iterator<unknown, number, unknown> {
+      yield* sleep(1);
+      return queue.next();
+    },
+  };
+  const loop = virtualLoop();
+  assertEquals(loop.runSync(() => gather([queue, queue])), [1, 2]);
+  assertEquals(loop.runSync(() => race([queue, queue])), 3);
+});
+
 Deno.test('sleep() and timeout() given a delay that is no number say so, not sleep(5) for sleep("5")', () => {
   assertEquals(
     assertThrows(() => sleep("5" as never), RangeError).message,
