@@ -94,13 +94,19 @@ function isGeneratorFunction(value: unknown): value is () => Iterator<unknown> {
   return typeof value === "function" && value.constructor === GENERATOR_FUNCTION;
 }
 
+// What every generator object made by a `function*` inherits `next` from.
+const GENERATOR_NEXT: unknown = Object.getPrototypeOf(function* () {}).prototype.next;
+
 /**
- * Whether `value` is a generator object made by a `function*`. Every one
- * inherits this tag (an async generator's is "AsyncGenerator").
+ * Whether `value` is a generator object made by a `function*`, driven by
+ * the generator prototype's own `next`, as the scheduler resumes it. Not
+ * its tag: an iterator tagged "Generator" without being one (a transpiled
+ * generator) or a generator given a `next` of its own is run through
+ * `drive`, by its own `next`.
  */
 function isGeneratorObject(value: unknown): boolean {
   return typeof value === "object" && value !== null &&
-    (value as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === "Generator";
+    (value as Iterator<unknown>).next === GENERATOR_NEXT;
 }
 
 /** Whether `fn` is an `async function` or an `async function*`. */

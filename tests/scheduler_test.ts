@@ -816,6 +816,37 @@ Deno.test("spawn() of a function returning an operation or a hand-made iterator 
   assertEquals(results, [3, "iterated"]);
 });
 
+Deno.test("an iterator tagged as a Generator that is not a native one (a transpiled generator) runs as a task body", () => {
+  // What regenerator-style transpilers make of a function*: an object with
+  // next/throw whose toStringTag is "Generator", driven through its own next.
+  class TranspiledGenerator {
+    #op: Iterator<Instruction, unknown, unknown> | null = null;
+    get [Symbol.toStringTag](): string {
+      return "Generator";
+    }
+    next(value?: unknown): IteratorResult<unknown, string> {
+      if (this.#op === null) {
+        this.#op = sleep(4)[Symbol.iterator]();
+        return this.#op.next() as IteratorYieldResult<Instruction>;
+      }
+      this.#op.next(value);
+      return { value: "transpiled", done: true };
+    }
+    throw(error: unknown): IteratorResult<unknown, string> {
+      throw error;
+    }
+  }
+  const loop = virtualLoop();
+  const results = loop.runSync(function* main() {
+    const object = yield* spawn(new TranspiledGenerator());
+    const fromFunction = yield* spawn(() => new TranspiledGenerator());
+    return [yield* join(object), yield* join(fromFunction)];
+  });
+  assertEquals(results, ["transpiled", "transpiled"]);
+  assertEquals(loop.runSync(new TranspiledGenerator()), "transpiled");
+  assertEquals(loop.time(), 8);
+});
+
 /**
  * A task body without generators: a plain object with next/throw that runs
  * `sleep(ms)`, then `join(other)`, by iterating each operation by hand and
