@@ -118,6 +118,9 @@ export abstract class Instruction<T = unknown>
 
   /** The loop resumes a task with an error: it is thrown at the `yield*`. */
   throw(error: unknown): IteratorResult<Instruction, T> {
+    // No longer its own value: a second yield* must find it done, not
+    // waiting (it would "resume" with undefined).
+    this.value = undefined;
     this.done = true;
     throw error;
   }

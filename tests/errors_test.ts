@@ -557,6 +557,41 @@ Deno.test("InvalidInstructionError: an operation run twice is a TypeError at the
   assertStringIncludes(message!, "Cannot run an operation twice");
 });
 
+Deno.test("an operation whose wait was ended by an error: a second yield* is a TypeError, not a silent undefined", () => {
+  // The waiters catch their CancelledError and go on: warned about, as it should be.
+  const warnings: string[] = [];
+  const loop = new Loop({ clock: new VirtualClock(), onWarning: (w) => warnings.push(w) });
+  const found = loop.runSync(function* main() {
+    const log: string[] = [];
+    const sleeper = yield* spawn(function* sleeper() {
+      yield* sleep(1_000);
+    });
+    const ops: Operation<unknown>[] = [join(sleeper), sleep(1_000)];
+    for (const op of ops) {
+      const waiter = yield* spawn(function* waiter() {
+        for (let i = 0; i < 2; i++) {
+          try {
+            log.push(`value ${yield* op}`);
+          } catch (error) {
+            log.push((error as Error).name);
+          }
+        }
+      });
+      yield* yieldNow(); // it waits in op
+      waiter.cancel(); // the CancelledError ends the wait; the second yield* comes next
+      try {
+        yield* join(waiter);
+      } catch (error) {
+        assertInstanceOf(error, CancelledError);
+      }
+    }
+    sleeper.cancel();
+    return log;
+  });
+  assertEquals(found, ["CancelledError", "TypeError", "CancelledError", "TypeError"]);
+  assertEquals(warnings.length, 2);
+});
+
 Deno.test("InvalidInstructionError: uncaught in the main task, it rejects the run; the loop stays usable", async () => {
   const loop = new Loop();
   const error = await assertRejects(
