@@ -25,6 +25,7 @@ import {
   SimulatedStream,
   sleep,
   spawn,
+  type Task,
   TaskFailedError,
   timeout,
   TimeoutError,
@@ -268,43 +269,37 @@ function slowConn(maxPerWrite: number): { conn: Deno.Conn; sent: () => string } 
   return { conn, sent: () => new TextDecoder().decode(new Uint8Array(sent)) };
 }
 
-Deno.test("ConnStream: a cancelled write is finished from a copy, not from the caller's buffer, before the next write", async () => {
-  const { conn, sent } = slowConn(4);
-  const stream = new ConnStream(conn, { name: "slow" });
-  const buffer = new TextEncoder().encode("AAAAAAAAAAAA");
-  const outcome = await run(function* main() {
-    const writer = yield* spawn(function* writer() {
-      yield* write(stream, buffer);
-    });
-    yield* yieldNow(); // the writer starts; its first host write is in flight
-    yield* cancel(writer);
-    // The caller's buffer is its own again, except for that host write,
-    // which this stand-in has copied already.
-    buffer.fill("B".charCodeAt(0));
-    yield* write(stream, "next");
-    return writer.state;
-  });
-  assertEquals(outcome, "cancelled");
-  assertEquals(sent(), "AAAAAAAAAAAAnext");
-});
+// Both ways to cancel: yield* cancel() waits for the writer's cleanup;
+// task.cancel() returns at once, before the writer runs again, so the read
+// after it starts in the same step.
+const cancelWriter: [string, (writer: Task<void>) => Operation<void>][] = [
+  ["yield* cancel(writer)", (writer) => cancel(writer)],
+  ["writer.cancel() (it returns at once)", function* (writer) {
+    writer.cancel();
+  }],
+];
 
-Deno.test("ConnStream: a write cancelled with task.cancel() is copied at once, so its caller may change the buffer right after", async () => {
-  const { conn, sent } = slowConn(4);
-  const stream = new ConnStream(conn, { name: "slow" });
-  const buffer = new TextEncoder().encode("AAAAAAAAAAAA");
-  const outcome = await run(function* main() {
-    const writer = yield* spawn(function* writer() {
-      yield* write(stream, buffer);
+for (const [how, stop] of cancelWriter) {
+  Deno.test(`ConnStream: a write cancelled with ${how} is finished from a copy, not from the caller's buffer, before the next write`, async () => {
+    const { conn, sent } = slowConn(4);
+    const stream = new ConnStream(conn, { name: "slow" });
+    const buffer = new TextEncoder().encode("AAAAAAAAAAAA");
+    const outcome = await run(function* main() {
+      const writer = yield* spawn(function* writer() {
+        yield* write(stream, buffer);
+      });
+      yield* yieldNow(); // the writer starts; its first host write is in flight
+      yield* stop(writer);
+      // The caller's buffer is its own again, except for that host write,
+      // which this stand-in has copied already.
+      buffer.fill("B".charCodeAt(0));
+      yield* write(stream, "next");
+      return writer.state;
     });
-    yield* yieldNow(); // the writer starts; its first host write is in flight
-    writer.cancel(); // returns before the writer runs again
-    buffer.fill("B".charCodeAt(0));
-    yield* write(stream, "next");
-    return writer.state;
+    assertEquals(outcome, "cancelled");
+    assertEquals(sent(), "AAAAAAAAAAAAnext");
   });
-  assertEquals(outcome, "cancelled");
-  assertEquals(sent(), "AAAAAAAAAAAAnext");
-});
+}
 
 Deno.test("ConnStream: a write cancelled while it waits behind an earlier cancelled write still goes out in full, in order", async () => {
   const { conn, sent } = slowConn(4);
@@ -371,46 +366,27 @@ function chunksConn(chunks: string[]): Deno.Conn {
   } as unknown as Deno.Conn;
 }
 
-Deno.test("ConnStream: a readView view that a cancelled write is still sending is not overwritten by the next read", async () => {
-  const from = new ConnStream(chunksConn(["AAAA", "BBBB"]), { name: "from" });
-  const { conn, sent } = lateReadingConn();
-  const to = new ConnStream(conn, { name: "to" });
-  const outcome = await run(function* main() {
-    const view = (yield* readView(from))!;
-    const writer = yield* spawn(function* writer() {
-      yield* write(to, view);
+for (const [how, stop] of cancelWriter) {
+  Deno.test(`ConnStream: a readView view that a write cancelled with ${how} is still sending is not overwritten by the next read`, async () => {
+    const from = new ConnStream(chunksConn(["AAAA", "BBBB"]), { name: "from" });
+    const { conn, sent } = lateReadingConn();
+    const to = new ConnStream(conn, { name: "to" });
+    const outcome = await run(function* main() {
+      const view = (yield* readView(from))!;
+      const writer = yield* spawn(function* writer() {
+        yield* write(to, view);
+      });
+      yield* yieldNow(); // its host write is in flight, and reads the view as it goes
+      yield* stop(writer);
+      // The next read must not refill the buffer the host is still sending.
+      const next = yield* readView(from);
+      yield* write(to, "next");
+      return [writer.state, decode(next)];
     });
-    yield* yieldNow(); // its host write is in flight, and reads the view as it goes
-    yield* cancel(writer);
-    // The next read must not refill the buffer the host is still sending.
-    const next = yield* readView(from);
-    yield* write(to, "next");
-    return [writer.state, decode(next)];
+    assertEquals(outcome, ["cancelled", "BBBB"]);
+    assertEquals(sent(), "AAAAnext");
   });
-  assertEquals(outcome, ["cancelled", "BBBB"]);
-  assertEquals(sent(), "AAAAnext");
-});
-
-Deno.test("ConnStream: a readView view that a task.cancel()ed write is still sending is not overwritten by a read started in the same step", async () => {
-  const from = new ConnStream(chunksConn(["AAAA", "BBBB"]), { name: "from" });
-  const { conn, sent } = lateReadingConn();
-  const to = new ConnStream(conn, { name: "to" });
-  const outcome = await run(function* main() {
-    const view = (yield* readView(from))!;
-    const writer = yield* spawn(function* writer() {
-      yield* write(to, view);
-    });
-    yield* yieldNow(); // its host write is in flight, and reads the view as it goes
-    // Returns at once, before the writer runs again: the read below starts
-    // now, and must not refill the buffer the host is still sending.
-    writer.cancel();
-    const next = yield* readView(from);
-    yield* write(to, "next");
-    return [writer.state, decode(next)];
-  });
-  assertEquals(outcome, ["cancelled", "BBBB"]);
-  assertEquals(sent(), "AAAAnext");
-});
+}
 
 Deno.test("write(): data that is not a Uint8Array or a string is a TypeError at the call that says how to pass it", () => {
   const stream = new SimulatedStream("sink");
