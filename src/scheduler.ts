@@ -115,6 +115,10 @@ export class Scheduler {
   // When cancel() reached each live task, while it is to be warned about
   // if it runs on too long (see #warnIfLingering).
   #cancelledAt = new Map<Task<unknown>, number>();
+  // Entries in #deferred and #cancelledAt together, recounted after every
+  // change to them: a step tests this one field instead of two Map sizes
+  // (which cost a twelfth of a task switch), both nearly always empty.
+  #unusual = 0;
   readonly #cleanupWarningMs: number;
   readonly #onWarning: (message: string) => void;
 
@@ -137,6 +141,7 @@ export class Scheduler {
     const errors = [...this.#deferred.values(), ...this.#held.values()];
     this.#deferred.clear();
     this.#held.clear();
+    this.#recount();
     return errors;
   }
 
@@ -208,8 +213,10 @@ export class Scheduler {
       // An error that reached the task while it ran (it cancelled itself, or
       // a second error was deferred) is thrown at this very yield*.
       if (task._slot !== undefined && task._slot instanceof Thrown) continue;
-      if (this.#deferred.size > 0 && this.#deliverDeferred(task)) continue;
-      if (this.#cancelledAt.size > 0) this.#warnIfLingering(task);
+      if (this.#unusual > 0) {
+        if (this.#deferred.size > 0 && this.#deliverDeferred(task)) continue;
+        if (this.#cancelledAt.size > 0) this.#warnIfLingering(task);
+      }
       if (switching || instruction === YIELD_NOW_INSTRUCTION) {
         // The most frequent instruction needs no dispatch: back of the queue.
         this.enqueue(task, RESUME_SHARED);
@@ -247,15 +254,18 @@ export class Scheduler {
    * knows, so while one waits they are told no task runs.
    */
   #markRunning(task: Task<unknown>): void {
-    this.#loop._runningTask = this.#deferred.size > 0 && this.#deferred.has(task) ? null : task;
+    this.#loop._runningTask = this.#unusual > 0 && this.#deferred.has(task) ? null : task;
   }
 
   /** The body returned or threw. Settle, or first close its children. */
   #bodyEnded(task: Task<unknown>, threw: boolean, value: unknown): void {
     // The side tables are usually empty: skip the lookups then.
-    const hasDeferred = this.#deferred.size > 0 && this.#deferred.has(task);
+    const hasDeferred = this.#unusual > 0 && this.#deferred.has(task);
     const deferred = hasDeferred ? this.#deferred.get(task) : undefined;
-    if (hasDeferred) this.#deferred.delete(task);
+    if (hasDeferred) {
+      this.#deferred.delete(task);
+      this.#recount();
+    }
     const cancelError = this.#cancelled.size > 0 ? this.#cancelled.get(task) : undefined;
     // Judged on what the body itself did, before errors waiting for it join.
     if (!threw && cancelError !== undefined) {
@@ -301,7 +311,7 @@ export class Scheduler {
       task._slot = outcome;
       task._iter = SETTLED_ITER;
       if (this.#cancelled.size > 0) this.#cancelled.delete(task);
-      if (this.#cancelledAt.size > 0) this.#cancelledAt.delete(task);
+      if (this.#unusual > 0 && this.#cancelledAt.delete(task)) this.#recount();
       const observed = this.#notifyObservers(task);
       if (task.state === "failed" && !observed) this.#escalate(task);
       const parent = parentOf(task);
@@ -386,6 +396,7 @@ export class Scheduler {
     const ms = this.#loop.time() - since;
     if (ms < this.#cleanupWarningMs) return;
     this.#cancelledAt.delete(task);
+    this.#recount();
     this.#warn(
       `Task "${task.name}" still runs ${
         Math.round(ms)
@@ -406,6 +417,11 @@ export class Scheduler {
     }
   }
 
+  /** Brings #unusual up to date after a change to #deferred or #cancelledAt. */
+  #recount(): void {
+    this.#unusual = this.#deferred.size + this.#cancelledAt.size;
+  }
+
   #defer(task: Task<unknown>, error: unknown): void {
     const previous = this.#deferred.get(task);
     if (previous === undefined) {
@@ -421,6 +437,7 @@ export class Scheduler {
     } else {
       this.#deferred.set(task, mergeErrors(previous, error));
     }
+    this.#recount();
   }
 
   /** Throws a deferred error into `task` instead of its new wait, if it has one. */
@@ -428,6 +445,7 @@ export class Scheduler {
     if (!this.#deferred.has(task)) return false;
     task._slot = new Thrown(this.#deferred.get(task));
     this.#deferred.delete(task);
+    this.#recount();
     return true;
   }
 
@@ -520,7 +538,10 @@ export class Scheduler {
     if (task.settled || this.#cancelled.has(task)) return;
     const error = cancelledError(task, reason);
     this.#cancelled.set(task, error);
-    if (this.#cleanupWarningMs !== Infinity) this.#cancelledAt.set(task, this.#loop.time());
+    if (this.#cleanupWarningMs !== Infinity) {
+      this.#cancelledAt.set(task, this.#loop.time());
+      this.#recount();
+    }
     this.#interrupt(task, error);
   }
 
