@@ -53,13 +53,10 @@ export class Closing extends Instruction {
 
 /**
  * What a settled task's iterator is replaced with, to free the generator.
- * Not a generator: resuming it (a scheduler bug) throws a TypeError.
+ * Not a generator: resuming a settled task (a scheduler bug) is a
+ * TypeError from the generator prototype's `next`, not a silent second end.
  */
-const SETTLED_ITER: Iterator<unknown, unknown, unknown> = {
-  next(): IteratorResult<unknown, unknown> {
-    throw new Error("Cannot resume a settled task");
-  },
-};
+const SETTLED_ITER = Object.freeze({}) as Iterator<unknown, unknown, unknown>;
 
 // Every task's iterator is a generator object (see `drive` in _body.ts),
 // resumed through these: a constant callee, where `task._iter.next` would
