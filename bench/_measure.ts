@@ -57,17 +57,30 @@ export async function nsPerOpTakingTurns(
   fns: (() => unknown)[],
   ops: number,
   repeats = 7,
+  options: TurnOptions = {},
 ): Promise<number[]> {
   for (const fn of fns) await warmUp(fn);
+  if (options.collectOwnGarbage) collectGarbage();
   const samples: number[][] = fns.map(() => []);
   for (let i = 0; i < repeats; i++) {
     for (let f = 0; f < fns.length; f++) {
       const start = performance.now();
       await fns[f]();
+      if (options.collectOwnGarbage) collectGarbage();
       samples[f].push(((performance.now() - start) * 1e6) / ops);
     }
   }
   return samples.map(median);
+}
+
+/** Options for `nsPerOpTakingTurns`. */
+export interface TurnOptions {
+  /**
+   * End each timed run with a full collection, timed with it: each function
+   * then pays for collecting the garbage it made, and none for another's.
+   * For functions that leave much garbage behind (effection's turns).
+   */
+  collectOwnGarbage?: boolean;
 }
 
 // V8 optimises a hot function in tiers and may re-optimise it a few times
