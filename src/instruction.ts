@@ -91,13 +91,17 @@ export abstract class Instruction<T = unknown>
    * resuming the task): finish the `yield*` with `resumeValue`.
    */
   next(resumeValue?: unknown): IteratorResult<Instruction, T> {
-    if (this.value === this) {
-      this.value = resumeValue;
-      this.done = true;
-    } else if (this.done) {
+    // Done first: an instruction thrown into (or failing) while it waited
+    // still has itself as its value, and must not take a second yield* for
+    // the loop's resume.
+    if (this.done) {
       throw new TypeError(
         `Cannot run an operation twice (${this.describe()}); call the operation function again for each use`,
       );
+    }
+    if (this.value === this) {
+      this.value = resumeValue;
+      this.done = true;
     } else {
       this.value = this;
     }
@@ -118,9 +122,6 @@ export abstract class Instruction<T = unknown>
 
   /** The loop resumes a task with an error: it is thrown at the `yield*`. */
   throw(error: unknown): IteratorResult<Instruction, T> {
-    // No longer its own value: a second yield* must find it done, not
-    // waiting (it would "resume" with undefined).
-    this.value = undefined;
     this.done = true;
     throw error;
   }

@@ -235,13 +235,8 @@ class ReadInstruction<T> extends Instruction<T> {
    * what it gave, or hand this instruction to the loop to wait again.
    */
   override next(): IteratorResult<Instruction, T> {
-    if (this.done) {
-      // A second yield*: Instruction.next's TypeError, also after a throw
-      // (a cancellation), which leaves `value` as this instruction: taken
-      // for the loop's resume, it would end the yield* with `undefined`.
-      this.value = undefined;
-      return super.next();
-    }
+    // A second yield*, also after a throw: Instruction.next's TypeError.
+    if (this.done) return super.next();
     let result: unknown;
     try {
       result = this.#attempt();
@@ -449,11 +444,8 @@ class WriteInstruction extends Instruction<number> {
 
   /** First call, and each resume after a wait: go on writing. */
   override next(): IteratorResult<Instruction, number> {
-    if (this.done) {
-      // A second yield* (see ReadInstruction.next).
-      this.value = undefined;
-      return super.next();
-    }
+    // A second yield* (see ReadInstruction.next).
+    if (this.done) return super.next();
     let finished: boolean;
     try {
       finished = this.#advance();
