@@ -20,18 +20,13 @@ export function startBody<T>(body: TaskBody<T>, where: string): Generator<unknow
   // recognised by their prototype: spawn is hot, and the checks below cost
   // about a fifth of it.
   if (isGeneratorFunction(body)) return body() as Generator<unknown, T, unknown>;
-  if (isGeneratorObject(body)) return body as Generator<unknown, T, unknown>;
   if (typeof body === "function") {
     // Calling an async function would run its body (and leave a Promise that
     // may reject unhandled) just to find out it is not a task body.
     if (isAsyncFunction(body)) throw asyncFunctionError(body, where);
     const produced: unknown = body();
-    if (isGeneratorObject(produced)) return produced as Generator<unknown, T, unknown>;
-    if (isDrivable(produced)) return drive(produced as Iterator<unknown, T, unknown>);
-    if (isIterable(produced)) {
-      const iter: unknown = produced[Symbol.iterator]();
-      if (isDrivable(iter)) return drive(iter as Iterator<unknown, T, unknown>);
-    }
+    const iter = taskIterator<T>(produced);
+    if (iter !== undefined) return iter;
     // The TypeError reports the mistake; the abandoned Promise must not
     // crash the process later with an unhandled rejection as well.
     if (isThenable(produced)) produced.then(undefined, () => {});
@@ -43,12 +38,8 @@ export function startBody<T>(body: TaskBody<T>, where: string): Generator<unknow
       }`.trimEnd(),
     );
   }
-  if (isDrivable(body)) return drive(body as Iterator<unknown, T, unknown>);
-  if (isIterable(body)) {
-    const iter: unknown = body[Symbol.iterator]();
-    if (isGeneratorObject(iter)) return iter as Generator<unknown, T, unknown>;
-    if (isDrivable(iter)) return drive(iter as Iterator<unknown, T, unknown>);
-  }
+  const iter = taskIterator<T>(body);
+  if (iter !== undefined) return iter;
   throw new TypeError(
     `${where} expected a generator object, a generator function or an operation, but got ${
       describeValue(body)
@@ -60,6 +51,22 @@ export function startBody<T>(body: TaskBody<T>, where: string): Generator<unknow
         : "; a task body needs next(value) and throw(error)"
     }`,
   );
+}
+
+/**
+ * The generator a task drives for `value`: the generator object itself,
+ * an iterator with `next` and `throw` (such as `sleep(5)`) wrapped by
+ * `drive`, or the same for the iterator an iterable makes; `undefined` for
+ * anything else.
+ */
+function taskIterator<T>(value: unknown): Generator<unknown, T, unknown> | undefined {
+  if (isGeneratorObject(value)) return value as Generator<unknown, T, unknown>;
+  if (isDrivable(value)) return drive(value as Iterator<unknown, T, unknown>);
+  if (!isIterable(value)) return undefined;
+  const iter: unknown = value[Symbol.iterator]();
+  if (isGeneratorObject(iter)) return iter as Generator<unknown, T, unknown>;
+  if (isDrivable(iter)) return drive(iter as Iterator<unknown, T, unknown>);
+  return undefined;
 }
 
 /**
