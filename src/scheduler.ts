@@ -188,7 +188,7 @@ export class Scheduler {
         if (typeof resume === "object" && resume instanceof Thrown) {
           // A second error may have been deferred behind this one.
           this.#markRunning(task);
-          step = throwInto(task, resume.error);
+          step = GENERATOR_THROW.call(task._iter as Generator, resume.error);
         } else {
           step = GENERATOR_NEXT.call(task._iter as Generator, resume);
         }
@@ -590,13 +590,4 @@ function isWaitingInstruction(instruction: unknown, step: unknown): instruction 
 function isUndelivered(task: Task<unknown>, error: unknown): boolean {
   const slot = task._slot;
   return slot instanceof Thrown && slot.error === error;
-}
-
-/** Resumes `task` with `error` thrown at its `yield*`. */
-
-function throwInto(
-  task: Task<unknown>,
-  error: unknown,
-): IteratorResult<unknown, unknown> {
-  return GENERATOR_THROW.call(task._iter as Generator, error);
 }
