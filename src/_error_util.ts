@@ -8,19 +8,40 @@ import { CancelledError, describeError } from "./errors.ts";
 import type { Task } from "./task.ts";
 
 /**
- * The error thrown into a cancelled task. Its stack would only show the
- * loop's internals, so none is captured. (That does not make it much
- * cheaper in Deno: creating any Error there costs a few microseconds,
- * about half the cost of cancelling a task; see the README's benchmarks.)
+ * The error thrown into a task cancelled on its own (`task.cancel()`,
+ * `cancel()`, a timeout). Its stack would only show the loop's internals,
+ * so none is captured.
  */
 export function cancelledError(task: Task<unknown>, reason: unknown): CancelledError {
+  return withoutStack(() =>
+    new CancelledError(
+      `Task "${task.name}" was cancelled${reason === undefined ? "" : `: ${String(reason)}`}`,
+      reason,
+    )
+  );
+}
+
+/**
+ * The one error thrown into every task of a group cancelled by one cause
+ * (the children of a task that ended, the rest of a gather or race, the
+ * tasks left at a run's end), as the waiters on one `AbortSignal` share its
+ * reason. Creating an Error in Deno costs several microseconds whatever
+ * `Error.stackTraceLimit` says (it records a detailed stack for uncaught
+ * exceptions): one per task made up three quarters of a mass cancellation.
+ *
+ * @param group Who is cancelled, for the message: "children of task \"main\"".
+ */
+export function groupCancelledError(group: string, reason: unknown): CancelledError {
+  return withoutStack(() =>
+    new CancelledError(`Cancelled together with the other ${group}: ${String(reason)}`, reason)
+  );
+}
+
+function withoutStack(make: () => CancelledError): CancelledError {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
-    return new CancelledError(
-      `Task "${task.name}" was cancelled${reason === undefined ? "" : `: ${String(reason)}`}`,
-      reason,
-    );
+    return make();
   } finally {
     Error.stackTraceLimit = limit;
   }

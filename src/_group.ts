@@ -116,11 +116,9 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     }
   }
 
-  /** Cancels every child that has not settled. */
+  /** Cancels every child that has not settled, all with one error. */
   protected cancelUnsettled(loop: Loop, reason: string): void {
-    for (const child of this.tasks) {
-      if (!child.settled) loop._cancel(child, reason);
-    }
+    loop._cancelGroup(this.tasks, reason, `tasks of a ${this.#where}`);
   }
 
   /**

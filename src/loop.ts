@@ -410,7 +410,7 @@ export class Loop {
       leftovers,
       (error) => this.#tasks.orphanErrors.push(error),
     );
-    for (const task of leftovers) this.#tasks.cancel(task, reason);
+    this.#tasks.cancelGroup(leftovers, reason, "tasks left at the run's end");
     return this._spawn(drive(waiting), "the run's end", this);
   }
 
@@ -716,6 +716,14 @@ export class Loop {
   /** @internal Cancels `task` (see `Task.cancel`). */
   _cancel(task: Task<unknown>, reason: unknown): void {
     this.#tasks.cancel(task, reason);
+  }
+
+  /**
+   * @internal Cancels those of `tasks` still live and not cancelled, all
+   * with one CancelledError whose message names them as `group`.
+   */
+  _cancelGroup(tasks: readonly Task<unknown>[], reason: unknown, group: string): void {
+    this.#tasks.cancelGroup(tasks, reason, group);
   }
 
   /** @internal Throws `error` into `task` at its current wait, undoing it. */

@@ -17,7 +17,7 @@ import { YIELD_NOW_INSTRUCTION, YIELD_NOW_STEP } from "./yield_now.ts";
 import { invalidInstructionError } from "./_invalid.ts";
 import { RunQueue } from "./run_queue.ts";
 import { hasLiveChildren, liveChildren, takeObservers, TaskTree } from "./task_tree.ts";
-import { cancelledError, mergeErrors } from "./_error_util.ts";
+import { cancelledError, groupCancelledError, mergeErrors } from "./_error_util.ts";
 import { type NameSource, parentOf, Task, Thrown } from "./task.ts";
 import type { Loop } from "./loop.ts";
 
@@ -105,8 +105,8 @@ export class Scheduler {
   // yield* of it: those a group had recorded when its waiting task was
   // interrupted, whose cleanup they must not cut short.
   #held = new Map<Task<unknown>, unknown>();
-  // Cancellations requested while one is being delivered, as task, reason
-  // pairs (see `cancel`).
+  // Cancellations requested while one is being delivered, as task, reason,
+  // shared error (or undefined) triples (see `cancel`).
   #cancelQueue: unknown[] = [];
   #deliveringCancels = false;
   // When cancel() reached each live task, while it is to be warned about
@@ -294,7 +294,7 @@ export class Scheduler {
     task.state = "waiting";
     task._slot = new Closing(threw, value);
     const reason = `its parent "${task.name}" ended`;
-    for (const child of liveChildren(task)) this.cancel(child, reason);
+    this.cancelGroup(liveChildren(task), reason, `children of task "${task.name}"`);
   }
 
   /**
@@ -507,20 +507,42 @@ export class Scheduler {
 
   /** Cancels `task` (see `Task.cancel`). */
   cancel(task: Task<unknown>, reason: unknown): void {
+    this.#cancel(task, reason, undefined);
+  }
+
+  /**
+   * Cancels those of `tasks` that are live and not cancelled yet, all with
+   * one CancelledError (see `groupCancelledError`), made only if one of
+   * them needs it.
+   *
+   * @param group Who they are, for the error's message.
+   */
+  cancelGroup(tasks: readonly Task<unknown>[], reason: unknown, group: string): void {
+    let shared: CancelledError | undefined;
+    for (const task of tasks) {
+      if (task.settled || this.#cancelled.has(task)) continue;
+      shared ??= groupCancelledError(group, reason);
+      this.#cancel(task, reason, shared);
+    }
+  }
+
+  /** Cancels `task` with `shared`, or an error of its own when undefined. */
+  #cancel(task: Task<unknown>, reason: unknown, shared: CancelledError | undefined): void {
     // Delivering a cancellation undoes the task's wait, which may cancel
     // more tasks (a gather's children, a timeout's body), and so on down a
     // tree of any depth: those are queued and delivered by this loop, not
     // by a recursion that a deep enough tree would overflow.
     if (this.#deliveringCancels) {
-      this.#cancelQueue.push(task, reason);
+      this.#cancelQueue.push(task, reason, shared);
       return;
     }
     this.#deliveringCancels = true;
     const queue = this.#cancelQueue;
     try {
-      this.#deliverCancel(task, reason);
-      for (let i = 0; i < queue.length; i += 2) {
-        this.#deliverCancel(queue[i] as Task<unknown>, queue[i + 1]);
+      this.#deliverCancel(task, reason, shared);
+      for (let i = 0; i < queue.length; i += 3) {
+        const error = queue[i + 2] as CancelledError | undefined;
+        this.#deliverCancel(queue[i] as Task<unknown>, queue[i + 1], error);
       }
     } finally {
       queue.length = 0;
@@ -528,12 +550,12 @@ export class Scheduler {
     }
   }
 
-  #deliverCancel(task: Task<unknown>, reason: unknown): void {
+  #deliverCancel(task: Task<unknown>, reason: unknown, shared: CancelledError | undefined): void {
     // Cancellation is delivered once: a second CancelledError would abort
     // the cleanup that the first one started (a parent ending while its
     // child cleans up after its own cancellation, a timeout firing late).
     if (task.settled || this.#cancelled.has(task)) return;
-    const error = cancelledError(task, reason);
+    const error = shared ?? cancelledError(task, reason);
     this.#cancelled.set(task, error);
     if (this.#cleanupWarningMs !== Infinity) {
       this.#cancelledAt.set(task, this.#loop.time());

@@ -1370,3 +1370,101 @@ for (const [name, around] of nestings) {
     assertEquals(cleaned, DEEP + 1);
   });
 }
+
+/** A child that waits forever and records the CancelledError it gets. */
+function* recordsCancellation(seen: unknown[]): Operation<void> {
+  try {
+    yield* suspend();
+  } catch (error) {
+    seen.push(error);
+    throw error;
+  }
+}
+
+Deno.test("cancel: the children of a task that ended share one CancelledError naming the parent", () => {
+  const seen: unknown[] = [];
+  const { children, loner } = runSync(function* main() {
+    const loner = yield* spawn(recordsCancellation(seen), { name: "loner" });
+    const children: Task<void>[] = [];
+    const parent = yield* spawn(function* parent() {
+      for (let i = 0; i < 3; i++) {
+        children.push(yield* spawn(recordsCancellation(seen), { name: `child ${i}` }));
+      }
+      yield* yieldNow();
+      // Cancelled on its own first: it keeps its own error.
+      children[0].cancel("early");
+      yield* yieldNow();
+    });
+    yield* join(parent);
+    yield* cancel(loner);
+    return { children, loner };
+  });
+  assertEquals(seen.length, 4);
+  const [early, shared, sameShared, alone] = seen;
+  assertInstanceOf(early, CancelledError);
+  assertEquals(early.message, 'Task "child 0" was cancelled: early');
+  assertInstanceOf(shared, CancelledError);
+  assertStrictEquals(sameShared, shared);
+  assertEquals(
+    shared.message,
+    'Cancelled together with the other children of task "parent": its parent "parent" ended',
+  );
+  assertEquals(shared.reason, 'its parent "parent" ended');
+  assertStrictEquals(children[1].error, shared);
+  assertStrictEquals(children[2].error, shared);
+  assertStrictEquals(children[0].error, early);
+  // A task cancelled on its own gets an error of its own.
+  assertInstanceOf(alone, CancelledError);
+  assertEquals(alone.message, 'Task "loner" was cancelled');
+  assertStrictEquals(loner.error, alone);
+});
+
+function* failing(): Operation<void> {
+  yield* sleep(1);
+  throw new Error("boom");
+}
+
+Deno.test("cancel: the tasks a gather() or race() cancels share one CancelledError", () => {
+  const gathered: unknown[] = [];
+  const raced: unknown[] = [];
+  runVirtual(function* main() {
+    let failure: unknown;
+    try {
+      yield* gather([recordsCancellation(gathered), failing, recordsCancellation(gathered)]);
+    } catch (error) {
+      failure = error;
+    }
+    assertEquals((failure as Error).message, "boom");
+    yield* race([recordsCancellation(raced), sleep(1), recordsCancellation(raced)]);
+  });
+  assertEquals(gathered.length, 2);
+  assertStrictEquals(gathered[0], gathered[1]);
+  assertInstanceOf(gathered[0], CancelledError);
+  assertEquals(
+    gathered[0].message,
+    'Cancelled together with the other tasks of a gather(): task "failing" of the same gather failed',
+  );
+  assertEquals(raced.length, 2);
+  assertStrictEquals(raced[0], raced[1]);
+  assertInstanceOf(raced[0], CancelledError);
+  assertStringIncludes(
+    raced[0].message,
+    "Cancelled together with the other tasks of a race(): task ",
+  );
+});
+
+Deno.test("cancel: detached tasks left at the run's end share one CancelledError", () => {
+  const seen: unknown[] = [];
+  runSync(function* main() {
+    yield* spawn(recordsCancellation(seen), { detached: true });
+    yield* spawn(recordsCancellation(seen), { detached: true });
+    yield* yieldNow();
+  });
+  assertEquals(seen.length, 2);
+  assertStrictEquals(seen[0], seen[1]);
+  assertInstanceOf(seen[0], CancelledError);
+  assertStringIncludes(
+    seen[0].message,
+    "Cancelled together with the other tasks left at the run's end: ",
+  );
+});
