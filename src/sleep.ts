@@ -19,6 +19,7 @@ class SleepInstruction extends Instruction<void> implements Timer {
   // src/_shape_anchors.ts).
   deadline = NaN;
   armed = false;
+  order = 0;
   readonly delay: number;
   #waiter: Task<unknown> | null = null;
 

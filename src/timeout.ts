@@ -27,6 +27,7 @@ class TimeoutTimer implements Timer {
   // src/_shape_anchors.ts).
   deadline = NaN;
   armed = false;
+  order = 0;
   readonly delay: number;
   #instruction: TimeoutInstruction<unknown> | null;
 

@@ -41,6 +41,12 @@ export interface Timer {
   deadline: number;
   /** Whether it is in the queue and not cancelled. */
   armed: boolean;
+  /**
+   * Its arming order, set by the queue: the tie-breaker between equal
+   * deadlines. Kept on the timer, which the queue reads anyway to key a
+   * lane by its next timer, rather than in an array beside each lane.
+   */
+  order: number;
   /** Called once when the deadline has passed. */
   fire(loop: Loop): void;
 }
@@ -73,8 +79,6 @@ class Lane {
   // Slots outside head…tail are null: a fired timer may hold a task and
   // its result, which the queue must not keep alive.
   timers: (Timer | null)[] = [];
-  /** The arming order of each timer, to break ties between lanes. */
-  orders: number[] = [];
   head = 0;
   tail = 0;
   #lastDeadline = -Infinity;
@@ -92,26 +96,16 @@ class Lane {
     return this.timers[this.head]!;
   }
 
-  /** The first timer's arming order: the tie-breaker of the lane's key. */
-  get firstOrder(): number {
-    return this.orders[this.head];
-  }
-
   /**
    * Appends `timer` if that keeps the lane in deadline order, which holds
    * unless the clock went back. Returns whether it did.
    */
-  append(timer: Timer, order: number): boolean {
+  append(timer: Timer): boolean {
     if (timer.deadline < this.#lastDeadline) return false;
     this.#lastDeadline = timer.deadline;
     const tail = this.tail++;
-    if (tail === this.timers.length) {
-      this.timers.push(timer);
-      this.orders.push(order);
-    } else {
-      this.timers[tail] = timer;
-      this.orders[tail] = order;
-    }
+    if (tail === this.timers.length) this.timers.push(timer);
+    else this.timers[tail] = timer;
     return true;
   }
 
@@ -125,7 +119,6 @@ class Lane {
       this.#reset();
     } else if (this.head >= MIN_SPENT_FOR_SHIFT && 2 * this.head >= this.tail) {
       this.timers.splice(0, this.head);
-      this.orders.splice(0, this.head);
       this.tail -= this.head;
       this.head = 0;
     }
@@ -135,18 +128,15 @@ class Lane {
   /** Keeps only the armed timers. Returns how many were dropped. */
   compact(): number {
     const timers = this.timers;
-    const orders = this.orders;
     let kept = 0;
     for (let i = this.head; i < this.tail; i++) {
       const timer = timers[i]!;
       if (!timer.armed) continue;
       timers[kept] = timer;
-      orders[kept] = orders[i];
       kept++;
     }
     const dropped = this.tail - this.head - kept;
     timers.length = kept;
-    orders.length = kept;
     this.head = 0;
     this.tail = kept;
     this.#lastDeadline = kept > 0 ? timers[kept - 1]!.deadline : -Infinity;
@@ -167,7 +157,6 @@ class Lane {
     this.#lastDeadline = -Infinity;
     if (this.timers.length > MAX_IDLE_SLOTS) {
       this.timers.length = 0;
-      this.orders.length = 0;
     }
   }
 }
@@ -366,6 +355,7 @@ export class TimerQueue {
     timer.armed = true;
     this.#entries++;
     const order = this.#nextOrder++;
+    timer.order = order;
     if (this.#entries <= SMALL_QUEUE) {
       // A few timers are cheapest in a plain heap, which stays in cache;
       // lanes pay for their bookkeeping only once many are armed.
@@ -375,7 +365,7 @@ export class TimerQueue {
     const lane = this.#laneFor(timer.delay);
     if (lane !== undefined) {
       const idle = lane.empty;
-      if (lane.append(timer, order)) {
+      if (lane.append(timer)) {
         if (idle) this.#queueLane(lane);
         return;
       }
@@ -383,7 +373,7 @@ export class TimerQueue {
       // take this timer in order.
     } else if (this.#hasRoomForLane()) {
       const opened = new Lane(timer.delay);
-      opened.append(timer, order);
+      opened.append(timer);
       this.#lanes.set(opened.delay, opened);
       this.#lastLane = opened;
       this.#queueLane(opened);
@@ -461,7 +451,7 @@ export class TimerQueue {
     if (lane.empty) {
       lanes.pop();
     } else {
-      lanes.rekeyTop(lane.first.deadline, lane.firstOrder);
+      lanes.rekeyTop(lane.first.deadline, lane.first.order);
     }
     return timer;
   }
@@ -482,7 +472,7 @@ export class TimerQueue {
   }
 
   #queueLane(lane: Lane): void {
-    this.#laneHeap.push(lane, lane.first.deadline, lane.firstOrder);
+    this.#laneHeap.push(lane, lane.first.deadline, lane.first.order);
   }
 
   /**
@@ -511,7 +501,7 @@ export class TimerQueue {
     // A lane's first timer may have changed: key the lanes afresh.
     const kept = lanes.entries.filter((lane) => !lane.empty);
     lanes.clear();
-    for (const lane of kept) lanes.push(lane, lane.first.deadline, lane.firstOrder);
+    for (const lane of kept) lanes.push(lane, lane.first.deadline, lane.first.order);
     this.#dropIdleLanes();
     const before = this.#others.entries.length;
     this.#others.filter((timer) => timer.armed);

@@ -8,6 +8,7 @@ import { type Timer, TimerQueue } from "../src/timers.ts";
 class HeavyTimer implements Timer {
   deadline = 0;
   armed = false;
+  order = 0;
   // Stands for what a fired timer may hold: a task and its result.
   payload = new Uint8Array(1024);
   readonly delay: number;

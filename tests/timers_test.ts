@@ -8,6 +8,7 @@ import { type Timer, TimerQueue } from "../src/timers.ts";
 class TestTimer implements Timer {
   deadline = 0;
   armed = false;
+  order = 0;
   readonly delay: number;
   readonly id: number;
 
