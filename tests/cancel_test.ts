@@ -1444,6 +1444,22 @@ Deno.test("cancel: the tasks a gather() or race() cancels share one CancelledErr
   assertSharedCancellation(raced, "Cancelled together with the other tasks of a race(): task ");
 });
 
+Deno.test("cancel: cancelling a gather()'s waiting task gives its members one CancelledError", () => {
+  const seen: unknown[] = [];
+  runVirtual(function* main() {
+    const waiter = yield* spawn(function* waiter() {
+      yield* gather([recordsCancellation(seen), recordsCancellation(seen)]);
+    });
+    yield* yieldNow();
+    yield* yieldNow();
+    yield* cancel(waiter, "stop");
+  });
+  assertSharedCancellation(
+    seen,
+    "Cancelled together with the other tasks of a gather(): the waiting task was interrupted",
+  );
+});
+
 Deno.test("cancel: detached tasks left at the run's end share one CancelledError", () => {
   const seen: unknown[] = [];
   runSync(function* main() {
