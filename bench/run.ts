@@ -8,7 +8,7 @@
  * @module
  */
 
-import { addNote, type Comparison, takeNotes } from "./_measure.ts";
+import { addNote, collectGarbage, type Comparison, takeNotes } from "./_measure.ts";
 import {
   describeMachine,
   readCpuTicks,
@@ -39,6 +39,9 @@ const started = performance.now();
 const ticksBefore = readCpuTicks();
 const rows: Comparison[] = [];
 for (const [name, bench] of families) {
+  // Each family starts from a collected heap: none pays for collecting
+  // the garbage an earlier one left (effection's turns leave tens of MB).
+  collectGarbage();
   const familyStart = performance.now();
   const results = await bench();
   rows.push(...results);
