@@ -503,10 +503,10 @@ class WriteInstruction extends Instruction<number> {
   /**
    * Interrupted with bytes handed over but maybe not out: the caller gets
    * its buffer back, so the stream must stop reading it (but for a host
-   * write in flight, which cannot be recalled: see ConnStream). Interrupted while
-   * waiting to hand over the rest (behind an earlier cancelled write still
-   * going out): the rest goes out too, as promised, rather than silently
-   * not at all.
+   * write in flight, which cannot be recalled: see ConnStream).
+   * Interrupted while waiting to hand over the rest (behind an earlier
+   * cancelled write still going out): the rest goes out too, as promised,
+   * rather than silently not at all.
    */
   #abandon(): void {
     // Once: a cancelled wait is undone, then thrown into.

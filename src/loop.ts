@@ -781,8 +781,9 @@ export class Loop {
 
 /**
  * Rejects options that would fail later, far from the mistake: a clock
- * whose `now()` is missing, cannot be called or gives no number, a warning hook that is no function, a time limit that is
- * no number of milliseconds (NaN would end every wait at once).
+ * whose `now()` is missing, cannot be called or gives no number, a warning
+ * hook that is no function, a time limit that is no number of milliseconds
+ * (NaN would end every wait at once).
  */
 function checkOptions(options: LoopOptions): void {
   if (typeof options !== "object" || options === null) {

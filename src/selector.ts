@@ -309,8 +309,9 @@ export class Selector {
       if (read !== null && stream.poll!(EVENT_READ, false)) ready.push(read);
       if (write !== null && stream.poll!(EVENT_WRITE, read !== null)) ready.push(write);
     }
-    for (const registration of this.#takePushed()) ready.push(registration);
     for (const registration of ready) this.#drop(registration);
+    // Dropped as they are taken.
+    for (const registration of this.#takePushed()) ready.push(registration);
     return ready;
   }
 

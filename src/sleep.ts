@@ -14,9 +14,7 @@ import { yieldNow } from "./yield_now.ts";
 class SleepInstruction extends Instruction<void> implements Timer {
   override value: unknown = undefined;
   override done = false;
-  // NaN until armed: a clock's time is a fraction, and a field that starts
-  // as an integer changes hidden class when it gets one (see
-  // src/_shape_anchors.ts).
+  // Until armed (see Timer.deadline).
   deadline = NaN;
   armed = false;
   order = 0;

@@ -22,9 +22,7 @@ import { addObserver, removeObserver } from "./task_tree.ts";
  * evaluated to, the body's result. A cancelled entry lets go of it.
  */
 class TimeoutTimer implements Timer {
-  // NaN until armed: a clock's time is a fraction, and a field that starts
-  // as an integer changes hidden class when it gets one (see
-  // src/_shape_anchors.ts).
+  // Until armed (see Timer.deadline).
   deadline = NaN;
   armed = false;
   order = 0;

@@ -37,7 +37,11 @@ import type { Loop } from "./loop.ts";
 export interface Timer {
   /** How long after arming it is due, in milliseconds: its lane. */
   readonly delay: number;
-  /** When it is due, in the loop's clock milliseconds. */
+  /**
+   * When it is due, in the loop's clock milliseconds; NaN until armed. Not
+   * 0: a clock's time is a fraction, and a field that starts as an integer
+   * changes hidden class when it gets one (see src/_shape_anchors.ts).
+   */
   deadline: number;
   /** Whether it is in the queue and not cancelled. */
   armed: boolean;
