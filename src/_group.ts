@@ -71,6 +71,9 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     }
     this.waiter = task;
     this.remaining = iters.length;
+    // Only the first spawn can be refused (a generator object that the
+    // waiting task's newest child runs), before any child exists: each
+    // body after it was compared with its neighbour at the call.
     for (let i = 0; i < iters.length; i++) {
       const child = loop._spawn(iters[i], this.#names[i], task);
       if (this.tasks.length === 0) this.#firstId = child.id;

@@ -229,7 +229,8 @@ export class Loop {
    * @param body A generator object, generator function or operation.
    * @param options The task's name.
    * @returns The new task.
-   * @throws {TypeError} when `body` is not something a task can run.
+   * @throws {TypeError} when `body` is not something a task can run, or is
+   * the generator object of the root task spawned just before, still running.
    */
   spawn<T>(body: TaskBody<T>, options: SpawnOptions = {}): Task<T> {
     const iter = startBody(body, "loop.spawn()");

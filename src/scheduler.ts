@@ -457,15 +457,22 @@ export class Scheduler {
   // ---------------------------------------------------------------------
   // What the loop and the instructions ask of the scheduler.
 
-  /** Creates a task and queues it. */
+  /**
+   * Creates a task and queues it.
+   *
+   * @throws {TypeError} when the task spawned just before for the same
+   * parent runs `iter` already (see `TaskTree.link`).
+   */
   spawn<T>(
     iter: Iterator<unknown, T, unknown>,
     name: NameSource,
     parent: Task<unknown> | Loop,
   ): Task<T> {
-    const task = new Task<T>(this.#nextId++, iter, name, parent);
+    const task = new Task<T>(this.#nextId, iter, name, parent);
     const erased = task as Task<unknown>;
+    // Linking may refuse the task: only then is its id not taken.
     this.tree.link(erased);
+    this.#nextId++;
     this.#queue.push(erased);
     return task;
   }

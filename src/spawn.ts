@@ -73,7 +73,9 @@ class SpawnInstruction<T> extends Instruction<Task<T>> {
  * names the task), or an operation.
  * @param options The task's name; `detached` to opt out of the parent's scope.
  * @returns An operation evaluating to the new `Task`.
- * @throws {TypeError} at the call when `body` is not something a task can run.
+ * @throws {TypeError} at the call when `body` is not something a task can run;
+ * at the `yield*` when `body` is the generator object of the task spawned
+ * just before, still running (each task needs a generator of its own).
  *
  * @example Usage
  * ```ts

@@ -154,7 +154,12 @@ export function takeObservers(task: Task<unknown>): TaskObserver | TaskObserver[
 export class TaskTree {
   #roots = new TaskLinks();
 
-  /** Adds `task` to its parent's children, or to the roots. */
+  /**
+   * Adds `task` to its parent's children, or to the roots.
+   *
+   * @throws {TypeError} when its newest sibling runs the same generator
+   * object, and then changes nothing.
+   */
   link(task: Task<unknown>): void {
     const parent = parentOf(task);
     const links = parent === null ? this.#roots : linksOf(parent);
@@ -162,6 +167,13 @@ export class TaskTree {
     if (newest === null) {
       task._nextSibling = task;
     } else {
+      // The slip `const w = worker(); spawn(w); spawn(w)` would have two
+      // tasks resume one generator, each with the other's wake-ups. Only
+      // the newest sibling is compared, as gather compares neighbours: a
+      // registry of every running generator would cost each spawn a
+      // WeakMap entry. A settled sibling's iterator is replaced, so only a
+      // task still running its generator refuses it.
+      if (newest._iter === task._iter) throw spawnedTwiceError(newest);
       task._nextSibling = newest._nextSibling;
       newest._nextSibling = task;
     }
@@ -260,4 +272,10 @@ function shedDead(links: TaskLinks): void {
   lastKept._nextSibling = oldest;
   links.newestChild = lastKept;
   links.dead = 0;
+}
+
+function spawnedTwiceError(owner: Task<unknown>): TypeError {
+  return new TypeError(
+    `Cannot spawn a task for the generator object that task "${owner.name}" (#${owner.id}) runs already; a generator object can run only once: make one for each task (spawn(worker()) every time, or spawn(worker))`,
+  );
 }

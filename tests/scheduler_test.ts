@@ -267,6 +267,70 @@ Deno.test("spawn() right after cancelling yourself throws CancelledError there a
   assertEquals(probe.id, selfCanceller.id + 1);
 });
 
+function spawnedTwiceMessage(owner: string, id: number): string {
+  return `Cannot spawn a task for the generator object that task "${owner}" (#${id}) runs already; a generator object can run only once: make one for each task (spawn(worker()) every time, or spawn(worker))`;
+}
+
+Deno.test("spawn() of the generator object the task spawned just before still runs throws a TypeError at that yield*; the first task and the loop run on", () => {
+  const log: string[] = [];
+  function* worker(): Operation<string> {
+    log.push("worker starts");
+    yield* yieldNow();
+    log.push("worker ends");
+    return "result";
+  }
+  const [result, first, next] = runSync(function* main() {
+    const shared = worker();
+    const first = yield* spawn(shared, { name: "first" });
+    let error: unknown;
+    try {
+      yield* spawn(shared);
+    } catch (caught) {
+      error = caught;
+    }
+    assertInstanceOf(error, TypeError);
+    assertEquals(error.message, spawnedTwiceMessage("first", first.id));
+    // A new generator of the same function is welcome.
+    const next = yield* spawn(worker());
+    return [yield* join(first), first, next] as const;
+  });
+  assertEquals(result, "result");
+  assertEquals(log, ["worker starts", "worker starts", "worker ends", "worker ends"]);
+  assertEquals(first.state, "done");
+  // The refused spawn took no id.
+  assertEquals(next.id, first.id + 1);
+});
+
+Deno.test("loop.spawn() and gather() refuse the generator object that the newest sibling still runs, and spawn nothing", () => {
+  const loop = virtualLoop();
+  function* worker(): Operation<void> {
+    yield* sleep(5);
+  }
+  const shared = worker();
+  const root = loop.spawn(shared, { name: "root" });
+  const rootError = assertThrows(() => loop.spawn(shared), TypeError);
+  assertEquals(rootError.message, spawnedTwiceMessage("root", root.id));
+  const [child, error, probe] = loop.runSync(function* main() {
+    const own = worker();
+    const child = yield* spawn(own, { name: "child" });
+    let error: unknown;
+    try {
+      yield* gather([own, worker()]);
+    } catch (caught) {
+      error = caught;
+    }
+    yield* join(child);
+    return [child, error, yield* spawn(function* probe() {})] as const;
+  });
+  assertInstanceOf(error, TypeError);
+  assertEquals(error.message, spawnedTwiceMessage("child", child.id));
+  assertEquals(child.state, "done");
+  // Neither of gather's bodies was spawned: the probe follows the child.
+  assertEquals(probe.id, child.id + 1);
+  assertEquals(root.state, "done");
+  assertEquals(loop.time(), 5);
+});
+
 Deno.test("spawn() after a nested runSync() inside a task still spawns into the task's own loop", () => {
   const outer = virtualLoop();
   const result = outer.runSync(function* main() {
