@@ -391,6 +391,10 @@ export function readView(
  * earlier one; `write(stream, "")` does just that) or the stream has been
  * closed with `close`; a change made before may reach the peer.
  *
+ * A write refused because another task already waits to write on the
+ * stream (one writer per stream) throws and sends nothing more: only bytes
+ * the stream took before the refusal, if it had room for any, go out.
+ *
  * @param stream The stream to write to.
  * @param data The bytes or text to write.
  * @returns An operation evaluating to the byte count.
@@ -468,7 +472,14 @@ class WriteInstruction extends Instruction<number> {
   }
 
   perform(task: Task<unknown>, loop: Loop): void {
-    loop.selector.register(this.#stream, EVENT_WRITE, task);
+    try {
+      loop.selector.register(this.#stream, EVENT_WRITE, task);
+    } catch (error) {
+      // Refused (another task writes to the stream): this write never
+      // waited, so what it had not handed over is not sent (see #abandon).
+      this.#handingOver = false;
+      throw error;
+    }
   }
 
   override undo(_task: Task<unknown>, loop: Loop): void {

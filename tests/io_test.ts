@@ -581,3 +581,113 @@ Deno.test("connect() given no options or a bad port throws at the call, not at t
     `Cannot connect to ${HOST}:70000: port must be an integer from 0 to 65535`,
   );
 });
+
+Deno.test("write(): a write refused because another task waits to write sends nothing, and the first writer's bytes go out alone", async () => {
+  function* refusedWrite(stream: SimulatedStream | ConnStream, data: string): Operation<unknown> {
+    try {
+      yield* write(stream, data);
+      return "written";
+    } catch (error) {
+      return error;
+    }
+  }
+  // A simulated stream makes the first writer wait some cycles.
+  const pipe = new SimulatedStream("pipe", { waitCycles: 3 });
+  const [refusal, text] = await run(function* main() {
+    const first = yield* spawn(function* writerA() {
+      yield* write(pipe, "A");
+    });
+    const refused = yield* spawn(() => refusedWrite(pipe, "B"));
+    yield* join(first);
+    const refusal = yield* join(refused);
+    pipe.end();
+    let text = "";
+    for (let chunk; (chunk = yield* read(pipe)) !== null;) text += decode(chunk);
+    return [refusal, text];
+  });
+  assertInstanceOf(refusal, Error);
+  assertStringIncludes(refusal.message, 'task "writerA" already waits for it');
+  assertEquals(text, "A");
+
+  // A connection whose host writes take two bytes at a time.
+  const { conn, sent } = slowConn(2);
+  const stream = new ConnStream(conn, { name: "slow" });
+  const connRefusal = await run(function* main() {
+    const first = yield* spawn(function* writerA() {
+      yield* write(stream, "AAAA");
+    });
+    yield* yieldNow();
+    const refusal = yield* refusedWrite(stream, "BBBB");
+    yield* join(first);
+    // Waits for anything still going out.
+    yield* write(stream, "");
+    return refusal;
+  });
+  assertInstanceOf(connRefusal, Error);
+  assertStringIncludes(connRefusal.message, 'task "writerA" already waits for it');
+  assertEquals(sent(), "AAAA");
+});
+
+/**
+ * Runs `main` on `loop` with a guard that stops it after GUARD_MS: a run
+ * that only the guard could end rejects with the guard's reason.
+ */
+async function runGuarded<T>(loop: Loop, main: () => Operation<T>): Promise<T> {
+  const guard = setTimeout(() => loop.stop("stopped by the guard"), GUARD_MS);
+  try {
+    return await loop.runUntilComplete(main);
+  } finally {
+    clearTimeout(guard);
+  }
+}
+
+Deno.test("Task.cancel() from a host callback reaches a task waiting on a socket while the run waits for the outside world", async () => {
+  await withListener(async (listener) => {
+    const loop = new Loop();
+    const reason = await runGuarded(loop, function* main() {
+      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+      const server = yield* accept(listener);
+      try {
+        const reader = yield* spawn(function* reader() {
+          yield* read(server); // no byte ever comes
+        });
+        // Fires once every task waits: the reader on its socket, main on it.
+        setTimeout(() => reader.cancel("cancelled from a host timer"), 0);
+        try {
+          yield* join(reader);
+        } catch (error) {
+          assertInstanceOf(error, CancelledError);
+          return error.reason;
+        }
+      } finally {
+        yield* close(client);
+        yield* close(server);
+        yield* close(listener);
+      }
+    });
+    assertEquals(reason, "cancelled from a host timer");
+  });
+});
+
+Deno.test("loop.spawn() from a host callback starts its task while the run waits on a socket", async () => {
+  await withListener(async (listener) => {
+    const loop = new Loop();
+    const received = await runGuarded(loop, function* main() {
+      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+      const server = yield* accept(listener);
+      try {
+        // Fires once main waits for the byte that only this task sends.
+        setTimeout(() =>
+          loop.spawn(function* late() {
+            yield* write(client, "x");
+          }), 0);
+        return decode(yield* read(server));
+      } finally {
+        yield* close(client);
+        yield* close(server);
+        yield* close(listener);
+      }
+    });
+    assertEquals(received, "x");
+  });
+});
