@@ -234,7 +234,11 @@ export class Loop {
    */
   spawn<T>(body: TaskBody<T>, options: SpawnOptions = {}): Task<T> {
     const iter = startBody(body, "loop.spawn()");
-    return this._spawn(iter, options.name ?? bodyNameSource(body), this);
+    const task = this._spawn(iter, options.name ?? bodyNameSource(body), this);
+    // Called from a host callback while the run waits on the outside
+    // world (a socket, a real timer), the task must not wait for that.
+    this.selector.wakeup();
+    return task;
   }
 
   /**
@@ -717,6 +721,8 @@ export class Loop {
   /** @internal Cancels `task` (see `Task.cancel`). */
   _cancel(task: Task<unknown>, reason: unknown): void {
     this.#tasks.cancel(task, reason);
+    // As in spawn(): a cancel from a host callback takes effect at once.
+    this.selector.wakeup();
   }
 
   /**
