@@ -47,9 +47,15 @@ function withoutStack(make: () => CancelledError): CancelledError {
   }
 }
 
-/** Combines a pending error with a new one, so neither is lost. */
+/**
+ * Combines a pending error with a new one, so neither is lost. A
+ * CancelledError joins no other error, whichever came first: a failure
+ * outweighs the cancellation of the task it ends, and a cancellation is
+ * delivered alone, so that `instanceof CancelledError` recognises it.
+ */
 export function mergeErrors(previous: unknown, next: unknown): unknown {
   if (previous === undefined || previous instanceof CancelledError) return next;
+  if (next instanceof CancelledError) return previous;
   if (previous instanceof AggregateError) {
     return new AggregateError([...previous.errors, next], previous.message);
   }

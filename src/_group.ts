@@ -43,16 +43,23 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     // body listed would cost a tenth of a gather. A shared operation
     // (yieldNow()) serves any number of tasks at once.
     let previous: unknown = undefined;
+    let previousIter: unknown = undefined;
     for (const body of bodies) {
       if (isWaiting(body)) throw oneBodyError(body, where);
       if (body === previous && !(body instanceof SharedOperation)) {
         throw listedTwiceError(this.#iters.length - 1, this.#iters.length, where);
       }
       const iter = startBody(body, where);
+      // An iterable handing out one generator object each time is the same
+      // slip; compared here, it cannot make a spawn in perform fail.
+      if (iter === previousIter) {
+        throw listedTwiceError(this.#iters.length - 1, this.#iters.length, where);
+      }
       // Only a body that is its own iterator (a generator object, an
       // operation such as sleep(5)) can run just once; an iterable makes a
       // new iterator for each task, even if it has a next() of its own.
       previous = runsItself(body) ? body : undefined;
+      previousIter = iter;
       this.#iters.push(iter);
       this.#names.push(bodyNameSource(body));
     }
@@ -69,17 +76,17 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
       this.finish(task, loop);
       return;
     }
-    this.waiter = task;
-    this.remaining = iters.length;
     // Only the first spawn can be refused (a generator object that the
     // waiting task's newest child runs), before any child exists: each
-    // body after it was compared with its neighbour at the call.
+    // iterator after it was compared with its neighbour at the call.
     for (let i = 0; i < iters.length; i++) {
       const child = loop._spawn(iters[i], this.#names[i], task);
       if (this.tasks.length === 0) this.#firstId = child.id;
       this.tasks.push(child);
       addObserver(child, this);
     }
+    this.waiter = task;
+    this.remaining = iters.length;
     // The children own the iterators now; the group keeps only the tasks.
     iters.length = 0;
     this.#names.length = 0;

@@ -41,6 +41,13 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
     // (a parent waiting on a gather you are part of), queues your own
     // CancelledError; the loop then undoes the wait registered below.
     loop._cancel(target, this.#reason);
+    if (target === task) {
+      // Not cancelled before, the task is now queued with its error (see
+      // above). Cancelled already, it is running its cleanup, which it
+      // cannot wait for: the cancel is moot, as a second one always is.
+      if (task.state === "waiting") loop._resumeNow(task, undefined);
+      return;
+    }
     if (target.settled) {
       loop._resumeNow(task, undefined);
       return;
@@ -80,7 +87,9 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
  * `TaskFailedError` naming the task, with the error as its `cause`: the
  * canceller waits on the task as a joiner does, so the failure is not
  * reported to the task's parent (joiners, if any, get it too). Cancelling a
- * task that has settled already completes at once. `task.cancel()` is the
+ * task that has settled already completes at once. A task cancelling itself
+ * gets its `CancelledError` at this `yield*`; in its cleanup, once
+ * cancelled, it cannot wait for that cleanup, and `cancel` completes at once. `task.cancel()` is the
  * fire-and-forget form; a failure after it is reported as any unjoined
  * failure is, to the task's parent.
  *

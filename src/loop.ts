@@ -191,8 +191,10 @@ export class Loop {
    * Stops the run in progress: its main task is cancelled (so its children
    * are too, and every `finally` block runs), and a loop waiting on the
    * outside world wakes up to deliver that. The run then rejects with the
-   * main task's `CancelledError`, after the cleanup. Does nothing when no
-   * run is in progress. Safe to call from a signal handler or a timer.
+   * main task's `CancelledError`, after the cleanup; if the main task's body
+   * had ended already (its children still cleaning up), the run ends as
+   * that body did. Does nothing when no run is in progress. Safe to call
+   * from a signal handler or a timer.
    *
    * @param reason Why; kept as the `CancelledError`'s `reason`.
    *
@@ -594,7 +596,7 @@ export class Loop {
   async #waitOutside(waitMs: number): Promise<void> {
     const onlyCalls = waitMs === Infinity && !this.selector.watching;
     const limit = onlyCalls ? this.#stallTimeoutMs : waitMs;
-    await this.selector.wait(limit, this.#runWoken);
+    const timedOut = await this.selector.wait(limit, this.#runWoken);
     this.#hostHadTurn();
     if (this.#wokenError !== NO_ERROR) {
       const error = this.#wokenError;
@@ -605,7 +607,9 @@ export class Loop {
       this.#wokenBusy = false;
       await this.#giveHostATurn();
     }
-    if (onlyCalls && limit !== Infinity && this.#tasks.ready === 0) {
+    // A wake-up that queued nothing (a stop() or cancel() that found its
+    // task cancelled already) is no stall: the next wait starts anew.
+    if (onlyCalls && timedOut && this.#tasks.ready === 0) {
       const blocked = this.#tasks.describeBlocked();
       throw new DeadlockError(
         `Stalled: for ${limit} ms every task waited on Promises that did not settle. Blocked: ${

@@ -261,20 +261,22 @@ export class Selector {
    * resolved). A loop uses it to run the woken task at once rather than a
    * few microtasks later, when the host may already have moved on to other
    * callbacks (in the echo benchmark that cost about 3% of the round trips).
+   * @returns Whether the wait ended because `timeoutMs` passed.
    */
-  wait(timeoutMs: number, onReady?: () => void): Promise<void> {
-    if (this.#pushed.length > 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
+  wait(timeoutMs: number, onReady?: () => void): Promise<boolean> {
+    if (this.#pushed.length > 0) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
-      this.#onReady = onReady ?? null;
-      this.#wake = () => {
+      const end = (timedOut: boolean): void => {
         this.#wake = null;
         this.#onReady = null;
         if (timer !== undefined) clearTimeout(timer);
-        resolve();
+        resolve(timedOut);
       };
+      this.#onReady = onReady ?? null;
+      this.#wake = () => end(false);
       if (timeoutMs !== Infinity) {
-        timer = setTimeout(this.#wake, hostDelay(timeoutMs));
+        timer = setTimeout(() => end(true), hostDelay(timeoutMs));
       }
     });
   }

@@ -211,6 +211,52 @@ Deno.test("cancel() twice: the first reason is kept and the cleanup is not inter
   assertEquals(log, ["cleanup finished@11"]);
 });
 
+Deno.test("cancel() of itself in its own cleanup, once cancelled, completes at once instead of waiting for itself", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const error = loop.runSync(function* main() {
+    const task = yield* spawn(function* worker(): Operation<void> {
+      try {
+        yield* suspend();
+      } finally {
+        // A shutdown helper that cancels every worker, this one included.
+        yield* cancel(yield* currentTask(), "again");
+        yield* sleep(5);
+        log.push(`cleanup finished@${loop.time()}`);
+      }
+    });
+    yield* yieldNow();
+    task.cancel("first");
+    return yield* joinError(task);
+  });
+  assertInstanceOf(error, CancelledError);
+  assertEquals(error.reason, "first");
+  assertEquals(log, ["cleanup finished@5"]);
+});
+
+Deno.test("a task queued with an error, then cancelled before it runs, fails with that error alone when it does not catch it", () => {
+  const error = runVirtual(function* main() {
+    const task = yield* spawn(function* worker() {
+      const child = yield* spawn(function* child() {
+        yield* yieldNow();
+        throw new Error("boom");
+      });
+      yield* join(child); // throws boom; not caught
+    });
+    yield* spawn(function* canceller() {
+      yield* yieldNow();
+      yield* yieldNow(); // the worker is queued with the child's error now
+      task.cancel("late");
+    });
+    return yield* joinError(task);
+  });
+  // Not an AggregateError of boom and a CancelledError the task never saw:
+  // a cancellation joins no other error (the other order gave boom already).
+  assertInstanceOf(error, Error);
+  assertEquals(error.constructor, Error);
+  assertEquals((error as Error).message, "boom");
+});
+
 Deno.test("CancelledError: joining a cancelled task throws it, naming the task and the reason", () => {
   const errors = runVirtual(function* main() {
     const task = yield* spawn(function* victim() {

@@ -22,6 +22,7 @@ import {
   join,
   Loop,
   type Operation,
+  race,
   run,
   runSync,
   sleep,
@@ -1295,6 +1296,88 @@ Deno.test("Loop.stop() cancels a run that waits on the outside world; cleanup ru
   assertEquals(loop.running, false);
   loop.stop(); // no run in progress: nothing happens
   assertEquals(loop.running, false);
+});
+
+Deno.test("Loop.stop() that finds the main task cancelled already, or its body ended, is no stall: the run ends as its cleanup decides", async () => {
+  // Resolved from a host callback right after the stop() it follows.
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => release = resolve);
+  function stopThenRelease(loop: Loop, reason: string): void {
+    setTimeout(() => {
+      loop.stop(reason);
+      setTimeout(release, 0);
+    }, 0);
+  }
+  // A limit no wait in this test comes near: only a wrong verdict reaches it.
+  const options = { stallTimeoutMs: 60_000 };
+  const stopped = new Loop(options);
+  const running = stopped.runUntilComplete(function* server() {
+    try {
+      yield* call(() => new Promise<void>(() => {}));
+    } finally {
+      // The second stop() comes while this cleanup waits on a Promise.
+      stopThenRelease(stopped, "second signal");
+      yield* call(() => released);
+    }
+  });
+  setTimeout(() => stopped.stop("first signal"), 0);
+  const error = await assertRejects(() => running, CancelledError);
+  assertEquals(error.reason, "first signal");
+
+  let releaseChild!: () => void;
+  const childReleased = new Promise<void>((resolve) => releaseChild = resolve);
+  const ended = new Loop(options);
+  const result = await ended.runUntilComplete(function* main() {
+    yield* spawn(function* server() {
+      try {
+        yield* suspend();
+      } finally {
+        // main's body has returned: its stop() queues nothing.
+        setTimeout(() => {
+          ended.stop("late signal");
+          setTimeout(releaseChild, 0);
+        }, 0);
+        yield* call(() => childReleased);
+      }
+    });
+    yield* yieldNow();
+    return "main done";
+  });
+  assertEquals(result, "main done");
+});
+
+Deno.test("Task.cancel() and loop.spawn() from a host callback reach a run sleeping on the real clock at once", async () => {
+  // Far longer than these runs take when the loop wakes: a run that sleeps
+  // it out ends the other way.
+  const LONG_MS = 5_000;
+  function* settled(task: Task<unknown>): Operation<string> {
+    try {
+      yield* join(task);
+    } catch {
+      // Its CancelledError.
+    }
+    return task.state;
+  }
+  const state = await new Loop().runUntilComplete(function* main() {
+    const worker = yield* spawn(function* worker() {
+      yield* suspend();
+    });
+    setTimeout(() => worker.cancel("from a host timer"), 0);
+    return yield* race<string | void>([sleep(LONG_MS), settled(worker)]);
+  });
+  assertEquals(state, "cancelled");
+
+  const loop = new Loop();
+  const running = loop.runUntilComplete(function* main() {
+    const me = yield* currentTask();
+    setTimeout(() =>
+      loop.spawn(function* outside() {
+        me.cancel("by the task loop.spawn() added");
+      }), 0);
+    yield* sleep(LONG_MS);
+  });
+  const error = await assertRejects(() => running, CancelledError);
+  assertEquals(error.reason, "by the task loop.spawn() added");
 });
 
 // An awaited run must leave the host event loop its turns even when no

@@ -761,6 +761,25 @@ Deno.test("gather() and race() given one generator object twice: a TypeError at 
   assertEquals(loop.time(), 10);
 });
 
+Deno.test("gather() and race() given an iterable that hands out one generator object each time: a TypeError at the call, and no task runs", () => {
+  let started = 0;
+  function* worker(): Generator<unknown, number, unknown> {
+    started++;
+    yield* sleep(5);
+    throw new Error("a failure nobody would see");
+  }
+  for (const [where, make] of [["gather()", gather], ["race()", race]] as const) {
+    const generator = worker();
+    const sameEachTime = { [Symbol.iterator]: () => generator };
+    assertThrows(
+      () => make([sameEachTime, sameEachTime]),
+      TypeError,
+      `${where} was given the same generator object or operation as bodies #0 and #1`,
+    );
+  }
+  assertEquals(started, 0);
+});
+
 Deno.test("gather() and race() may be given twice an operation object that makes a new iterator per run, even one with a next() of its own", () => {
   // A queue that hands out items with next(), and as an operation waits a
   // little and takes one: each task runs a generator of its own.
