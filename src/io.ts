@@ -375,7 +375,8 @@ export function readView(
 /**
  * Writes all of `data` to `stream`, waiting while it is not writable, and
  * evaluates to the number of bytes written (all of them). Strings are
- * UTF-8 encoded. Do not change `data` until the write has returned.
+ * UTF-8 encoded. Do not change `data` until the write has returned. On a
+ * closed stream it throws `Deno.errors.BadResource`, even for empty `data`.
  *
  * A write that is cancelled (by `timeout`, `race`, `cancel`) before it
  * returns still goes out in full, before any later write on the stream,
@@ -499,6 +500,8 @@ class WriteInstruction extends Instruction<number> {
     const stream = this.#stream;
     const bytes = this.#bytes;
     this.#handingOver = false;
+    // An empty write hands nothing to tryWrite, which reports a closed stream.
+    if (bytes.length === 0 && stream.closed) throw closedError(stream, "cannot write");
     while (this.#written < bytes.length) {
       const written = this.#written;
       const accepted = stream.tryWrite(written === 0 ? bytes : bytes.subarray(written));

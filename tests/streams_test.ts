@@ -265,6 +265,22 @@ Deno.test("read() and write() reject non-streams and bad sizes at the call", () 
   assertThrows(() => new SimulatedStream("S", { waitCycles: -1 }), RangeError);
 });
 
+Deno.test("write() to a closed stream throws BadResource into the writer, also when it writes nothing", () => {
+  for (const data of ["late", ""]) {
+    const stream = new SimulatedStream("S");
+    const error = runSync(function* main() {
+      yield* close(stream);
+      try {
+        yield* write(stream, data);
+      } catch (error) {
+        return error;
+      }
+    });
+    assertInstanceOf(error, Deno.errors.BadResource);
+    assertEquals(error.message, 'Stream "S" is closed: cannot write');
+  }
+});
+
 Deno.test("write() to an ended stream throws BrokenPipe into the writer", () => {
   const stream = new SimulatedStream("S", { ended: true });
   const error = runSync(function* main() {
