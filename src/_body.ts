@@ -111,7 +111,7 @@ const GENERATOR_NEXT: unknown = Object.getPrototypeOf(function* () {}).prototype
  * generator) or a generator given a `next` of its own is run through
  * `drive`, by its own `next`.
  */
-function isGeneratorObject(value: unknown): boolean {
+export function isGeneratorObject(value: unknown): boolean {
   return typeof value === "object" && value !== null &&
     (value as Iterator<unknown>).next === GENERATOR_NEXT;
 }

@@ -6,7 +6,13 @@
  * @module
  */
 
-import { bodyNameSource, describeValue, runsItself, startBody } from "./_body.ts";
+import {
+  bodyNameSource,
+  describeValue,
+  isGeneratorObject,
+  runsItself,
+  startBody,
+} from "./_body.ts";
 import { Instruction, SharedOperation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { NameSource, Task, TaskBody, TaskObserver } from "./task.ts";
@@ -37,6 +43,13 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     super();
     this.#where = where;
     if (!isIterable(bodies)) throw notAListError(bodies, where);
+    // The slip `gather(worker())` type-checks (a generator is an iterable of
+    // what it yields). Iterating it to find out would run the worker's code
+    // at the call (its spawns, or all of it, dropping its result), so a
+    // generator object or an instruction is never taken for a list.
+    if (isGeneratorObject(bodies) || bodies instanceof Instruction) {
+      throw oneBodyError(bodies, where);
+    }
     // A generator object or operation listed twice in a row (the slip
     // `Array(n).fill(worker())`) would be resumed by two tasks in turn, each
     // with the other's wake-up. Only neighbours are compared: a set of every
@@ -45,7 +58,7 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     let previous: unknown = undefined;
     let previousIter: unknown = undefined;
     for (const body of bodies) {
-      if (isWaiting(body)) throw oneBodyError(body, where);
+      if (isWaiting(body)) throw yieldedInstructionError(body, where);
       if (body === previous && !(body instanceof SharedOperation)) {
         throw listedTwiceError(this.#iters.length - 1, this.#iters.length, where);
       }
@@ -152,9 +165,9 @@ function isIterable(value: unknown): value is Iterable<TaskBody<unknown>> {
 
 /**
  * Whether `body` is an instruction that a `yield*` is waiting on: not a body
- * someone listed, but what a task body yields when it is iterated as if it
- * were the list (`gather(worker())`, which type-checks, since a generator
- * is an iterable of what it yields). A listed operation is not started yet.
+ * someone listed, but what an operation object (one whose iterator is a
+ * task body) yields when it is iterated as if it were the list. A listed
+ * operation is not started yet.
  */
 function isWaiting(body: unknown): body is Instruction {
   return body instanceof Instruction && body.value === body;
@@ -168,7 +181,22 @@ function notAListError(bodies: unknown, where: string): TypeError {
   );
 }
 
-function oneBodyError(yielded: Instruction, where: string): TypeError {
+function oneBodyError(body: Iterable<unknown>, where: string): TypeError {
+  const what = body instanceof Instruction ? body.describe() : "a generator object";
+  return new TypeError(
+    `${where} expected a list of bodies, but got one task body (${what}); put it in an array: ${
+      where.replace("()", "([body])")
+    }${
+      body instanceof Instruction
+        ? ""
+        : `; to pass the bodies a generator yields, spread them: ${
+          where.replace("()", "([...bodies()])")
+        }`
+    }`,
+  );
+}
+
+function yieldedInstructionError(yielded: Instruction, where: string): TypeError {
   return new TypeError(
     `${where} expected a list of bodies, but got what looks like one task body (iterating it yielded ${yielded.describe()}); put it in an array: ${
       where.replace("()", "([body])")

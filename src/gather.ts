@@ -57,7 +57,9 @@ class GatherInstruction<T> extends GroupInstruction<T[]> {
  * @param bodies Generator objects, generator functions or operations.
  * @returns An operation evaluating to the results in input order.
  * @throws {TypeError} at the call when a body is not something a task can run,
- * or when `bodies` is not a list of them (one body, such as `gather(worker())`).
+ * or when `bodies` is not a list of them (one body, such as `gather(worker())`);
+ * a generator object is never taken for a list (spread one that yields
+ * bodies: `gather([...bodies()])`).
  *
  * @example Usage
  * ```ts

@@ -174,9 +174,10 @@ function checkMax(stream: Stream, max: number, operation: string): void {
  * Reads up to `max` bytes from `stream`, waiting until some are available.
  * Evaluates to the bytes (a new array each time; to stream without
  * allocating, use `readInto` with one reused buffer), or `null` at the end
- * of the stream. A failed
- * socket's `Deno.errors` error (e.g. `ConnectionReset`) is thrown here, and
- * `Deno.errors.BadResource` if the stream is closed while waiting.
+ * of the stream. A socket's read error (a `Deno.errors` error) is thrown
+ * here, and `Deno.errors.BadResource` if the stream is closed while
+ * waiting; Deno reports a connection reset by the peer to a reader as the
+ * end of the stream (`null`), not as an error.
  *
  * @param stream The stream to read from.
  * @param max The most bytes to return (default 64 KiB).
@@ -561,9 +562,44 @@ class WriteInstruction extends Instruction<number> {
  * ```
  */
 export function close(stream: Stream | Deno.Listener): Operation<void> {
-  if (isListener(stream)) return settleAfter(new CloseListenerInstruction(stream));
+  if (isListener(stream)) {
+    return new RunsOnce(
+      settleAfter(new CloseListenerInstruction(stream)),
+      `close of listener ${describeAddr(stream.addr)}`,
+    );
+  }
   checkStream(stream, "close()");
-  return settleAfter(new CloseStreamInstruction(stream));
+  return new RunsOnce(
+    settleAfter(new CloseStreamInstruction(stream)),
+    `close of stream "${stream.name}"`,
+  );
+}
+
+/**
+ * An operation written as a generator, refused a second run as genloop's
+ * instructions are: a second `yield*` of a finished generator would
+ * evaluate to `undefined`, whatever its type says (a second connection
+ * from one `accept()`).
+ */
+class RunsOnce<T> implements Operation<T> {
+  #generator: Generator<Instruction, T> | null;
+  readonly #what: string;
+
+  constructor(generator: Generator<Instruction, T>, what: string) {
+    this.#generator = generator;
+    this.#what = what;
+  }
+
+  [Symbol.iterator](): Iterator<Instruction, T, unknown> {
+    const generator = this.#generator;
+    if (generator === null) {
+      throw new TypeError(
+        `Cannot run an operation twice (${this.#what}); call the operation function again for each use`,
+      );
+    }
+    this.#generator = null;
+    return generator;
+  }
 }
 
 function* settleAfter(
@@ -616,12 +652,8 @@ export function connect(options: Deno.ConnectOptions): Operation<ConnStream> {
       }: port must be an integer from 0 to 65535`,
     );
   }
-  return connectWith(
-    new IncomingConn(
-      `connect to ${options?.hostname ?? "127.0.0.1"}:${options?.port}`,
-      () => Deno.connect(options),
-    ),
-  );
+  const what = `connect to ${options.hostname ?? "127.0.0.1"}:${options.port}`;
+  return new RunsOnce(connectWith(new IncomingConn(what, () => Deno.connect(options))), what);
 }
 
 function* connectWith(incoming: IncomingConn): Generator<Instruction, ConnStream> {
@@ -672,7 +704,10 @@ export function accept(listener: Deno.Listener): Operation<ConnStream> {
       `accept() expected a Deno.Listener (from Deno.listen), but got ${describeValue(listener)}`,
     );
   }
-  return whenArrived(incomingOf(listener));
+  return new RunsOnce(
+    whenArrived(incomingOf(listener)),
+    `accept on ${describeAddr(listener.addr)}`,
+  );
 }
 
 /**

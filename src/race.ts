@@ -49,7 +49,9 @@ class RaceInstruction<T> extends GroupInstruction<T> {
  * @returns An operation evaluating to the winner's result.
  * @throws {RangeError} at the call when `bodies` is empty.
  * @throws {TypeError} at the call when a body is not something a task can run,
- * or when `bodies` is not a list of them (one body, such as `race(worker())`).
+ * or when `bodies` is not a list of them (one body, such as `race(worker())`);
+ * a generator object is never taken for a list (spread one that yields
+ * bodies: `race([...bodies()])`).
  *
  * @example Usage
  * ```ts

@@ -691,3 +691,37 @@ Deno.test("loop.spawn() from a host callback starts its task while the run waits
     assertEquals(received, "x");
   });
 });
+
+Deno.test("connect(), accept() and close(): a second yield* of one operation is a TypeError, not undefined", async () => {
+  await withListener(async (listener) => {
+    const port = listener.addr.port;
+    const messages = await run(function* main() {
+      const connecting = connect({ hostname: HOST, port });
+      const client = yield* connecting;
+      const accepting = accept(listener);
+      const server = yield* accepting;
+      const closing = close(client);
+      yield* closing;
+      const messages: string[] = [];
+      for (const operation of [connecting, accepting, closing]) {
+        try {
+          yield* operation as Operation<unknown>;
+          messages.push("ran again");
+        } catch (error) {
+          assertInstanceOf(error, TypeError);
+          messages.push(error.message);
+        }
+      }
+      yield* close(server);
+      yield* close(listener);
+      return messages;
+    });
+    const twice = (what: string): string =>
+      `Cannot run an operation twice (${what}); call the operation function again for each use`;
+    assertEquals(messages.slice(0, 2), [
+      twice(`connect to ${HOST}:${port}`),
+      twice(`accept on ${HOST}:${port}`),
+    ]);
+    assertStringIncludes(messages[2], "Cannot run an operation twice (close of stream");
+  });
+});

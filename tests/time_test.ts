@@ -689,7 +689,7 @@ Deno.test("race([]) throws RangeError at the call", () => {
   assertStringIncludes(error.message, "pass at least one");
 });
 
-Deno.test("gather() and race() given one body instead of a list: a TypeError at the call, not a list made of what it yields", () => {
+Deno.test("gather() and race() given one body instead of a list: a TypeError at the call, and none of the body runs", () => {
   const log: string[] = [];
   function* worker(): Operation<number> {
     try {
@@ -701,19 +701,38 @@ Deno.test("gather() and race() given one body instead of a list: a TypeError at 
       log.push("worker closed");
     }
   }
+  // A body that spawns before it waits, or returns without waiting: run as
+  // if it were the list, it would spawn for real, or be an empty list.
+  function* eager(): Operation<number> {
+    yield* spawn(function* spawned() {
+      log.push("spawned ran");
+    });
+    return 2;
+  }
   for (const [where, make] of [["gather()", gather], ["race()", race]] as const) {
     // The slip: `gather(worker())` for `gather([worker()])`. It type-checks,
     // since a generator is an iterable of the instructions it yields.
     const error = assertThrows(() => make(worker() as never), TypeError);
     assertEquals(
       error.message,
-      `${where} expected a list of bodies, but got what looks like one task body (iterating it yielded sleep(5)); put it in an array: ${
+      `${where} expected a list of bodies, but got one task body (a generator object); put it in an array: ${
+        where.replace("()", "([body])")
+      }; to pass the bodies a generator yields, spread them: ${
+        where.replace("()", "([...bodies()])")
+      }`,
+    );
+    const loop = virtualLoop();
+    loop.runSync(function* main() {
+      assertThrows(() => make(eager() as never), TypeError, "but got one task body");
+      yield* sleep(1);
+    });
+    // An operation given as the list, and things that are no list at all.
+    assertEquals(
+      assertThrows(() => make(sleep(10) as never), TypeError).message,
+      `${where} expected a list of bodies, but got one task body (sleep(10)); put it in an array: ${
         where.replace("()", "([body])")
       }`,
     );
-    assertEquals(log.splice(0), ["worker started", "worker closed"]);
-    // An operation given as the list, and things that are no list at all.
-    assertThrows(() => make(sleep(10) as never), TypeError, "looks like one task body");
     assertEquals(
       assertThrows(() => make(worker as never), TypeError).message,
       `${where} expected a list of bodies (an array or another iterable), but got function worker; pass an array of bodies: ${
@@ -722,7 +741,17 @@ Deno.test("gather() and race() given one body instead of a list: a TypeError at 
     );
     assertThrows(() => make(undefined as never), TypeError, "but got undefined");
   }
-  // A generator that yields bodies is a list like any other.
+  assertEquals(log, []);
+  // An operation object whose iterator is a task body is run until it
+  // waits, and refused then: nothing else tells it from a list.
+  const operation = { [Symbol.iterator]: () => worker() };
+  assertThrows(
+    () => gather(operation as never),
+    TypeError,
+    "but got what looks like one task body (iterating it yielded sleep(5))",
+  );
+  assertEquals(log, ["worker started", "worker closed"]);
+  // The bodies a generator yields, spread into a list.
   const loop = virtualLoop();
   const results = loop.runSync(function* main() {
     function* bodies(): Generator<Operation<number>> {
@@ -732,7 +761,7 @@ Deno.test("gather() and race() given one body instead of a list: a TypeError at 
         return 2;
       })();
     }
-    return [yield* gather(bodies()), yield* race(bodies())];
+    return [yield* gather([...bodies()]), yield* race([...bodies()])];
   });
   assertEquals(results, [[1, 2], 2]);
 });
