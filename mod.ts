@@ -51,6 +51,7 @@ export {
 export { sleep } from "./src/sleep.ts";
 export { currentTask, spawn } from "./src/spawn.ts";
 export {
+  type BodyResult,
   type IterableBody,
   type SpawnOptions,
   Task,

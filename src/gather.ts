@@ -7,7 +7,7 @@
 import { GroupInstruction } from "./_group.ts";
 import type { Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
-import type { Task, TaskBody } from "./task.ts";
+import type { BodyResult, Task, TaskBody } from "./task.ts";
 
 class GatherInstruction<T> extends GroupInstruction<T[]> {
   #results: unknown[] = [];
@@ -53,7 +53,9 @@ class GatherInstruction<T> extends GroupInstruction<T[]> {
  * task after that, at its next `yield*`. If the gathering task itself is
  * cancelled, the children are cancelled too.
  *
- * @typeParam T What each body returns.
+ * @typeParam B The bodies: a list of bodies that may return different types,
+ * whose results are typed in order (`[string, number]` for a body returning
+ * a string and one returning a number).
  * @param bodies Generator objects, generator functions or operations.
  * @returns An operation evaluating to the results in input order.
  * @throws {TypeError} at the call when a body is not something a task can run,
@@ -75,6 +77,18 @@ class GatherInstruction<T> extends GroupInstruction<T[]> {
  * if (results.join() !== "3,1,2") throw new Error("unexpected");
  * ```
  */
+export function gather<const B extends readonly TaskBody<unknown>[]>(
+  bodies: B,
+): Operation<{ -readonly [K in keyof B]: BodyResult<B[K]> }>;
+/**
+ * Runs every body as a child task and evaluates to their results in input
+ * order (the form for any iterable of bodies of one type; see above).
+ *
+ * @typeParam T What each body returns.
+ * @param bodies Generator objects, generator functions or operations.
+ * @returns An operation evaluating to the results in input order.
+ */
+export function gather<T>(bodies: Iterable<TaskBody<T>>): Operation<T[]>;
 export function gather<T>(bodies: Iterable<TaskBody<T>>): Operation<T[]> {
   return new GatherInstruction<T>(bodies, "gather()");
 }

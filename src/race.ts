@@ -8,7 +8,7 @@ import { GroupInstruction } from "./_group.ts";
 import type { Operation } from "./instruction.ts";
 import { resumeWithOutcome } from "./join.ts";
 import type { Loop } from "./loop.ts";
-import type { Task, TaskBody } from "./task.ts";
+import type { BodyResult, Task, TaskBody } from "./task.ts";
 
 class RaceInstruction<T> extends GroupInstruction<T> {
   #winner: Task<unknown> | null = null;
@@ -44,7 +44,9 @@ class RaceInstruction<T> extends GroupInstruction<T> {
  * instead of the winner's result (after a failed winner's error, at the
  * next `yield*`).
  *
- * @typeParam T What the bodies return.
+ * @typeParam B The bodies: a list of bodies that may return different types
+ * (the result is typed as any of them: `string | void` for a body returning
+ * a string raced against `sleep(ms)`).
  * @param bodies At least one generator object, generator function or operation.
  * @returns An operation evaluating to the winner's result.
  * @throws {RangeError} at the call when `bodies` is empty.
@@ -68,6 +70,18 @@ class RaceInstruction<T> extends GroupInstruction<T> {
  * if (winner !== "fast" || loop.time() !== 10) throw new Error("unexpected");
  * ```
  */
+export function race<const B extends readonly TaskBody<unknown>[]>(
+  bodies: B,
+): Operation<BodyResult<B[number]>>;
+/**
+ * Runs every body as a child task; the first to settle wins (the form for
+ * any iterable of bodies of one type; see above).
+ *
+ * @typeParam T What the bodies return.
+ * @param bodies At least one generator object, generator function or operation.
+ * @returns An operation evaluating to the winner's result.
+ */
+export function race<T>(bodies: Iterable<TaskBody<T>>): Operation<T>;
 export function race<T>(bodies: Iterable<TaskBody<T>>): Operation<T> {
   const instruction = new RaceInstruction<T>(bodies, "race()");
   if (instruction.bodyCount === 0) {

@@ -51,6 +51,32 @@ export type TaskBody<T> =
   | (() => Iterator<unknown, T, unknown> | IterableBody<T>);
 
 /**
+ * What a task body returns: `R` for a generator object, an operation or a
+ * generator function whose body returns `R`. `gather` and `race` type
+ * their results with it, so that bodies returning different types can be
+ * listed together.
+ *
+ * @typeParam B The body's type.
+ *
+ * @example Usage
+ * ```ts
+ * import type { BodyResult, Operation } from "@genloop/genloop";
+ *
+ * function* name(): Operation<string> {
+ *   return "genloop";
+ * }
+ * const result: BodyResult<typeof name> = "a string";
+ * ```
+ */
+export type BodyResult<B> = B extends () => infer Made
+  ? Made extends Iterator<unknown, infer R, unknown> ? R
+  : Made extends IterableBody<infer R> ? R
+  : never
+  : B extends Iterator<unknown, infer R, unknown> ? R
+  : B extends IterableBody<infer R> ? R
+  : never;
+
+/**
  * Anything iterable into a task body, such as an `Operation<T>` or a
  * generator object typed as one.
  *

@@ -423,6 +423,36 @@ Deno.test("gather() accepts generator functions, generator objects and operation
   assertEquals(loop.time(), 5);
 });
 
+/** Whether A and B are the same type (not merely assignable). */
+type Exact<A, B> = (<G>() => G extends A ? 1 : 2) extends (<G>() => G extends B ? 1 : 2) ? true
+  : false;
+
+Deno.test("gather() and race() of bodies returning different types: results typed in order, and as any of them", () => {
+  function* name(): Operation<string> {
+    yield* sleep(2);
+    return "genloop";
+  }
+  function* count(): Generator<unknown, number, unknown> {
+    yield* sleep(1);
+    return 3;
+  }
+  const counts: Generator<unknown, number, unknown>[] = [count(), count()];
+  const loop = virtualLoop();
+  const [gathered, raced, listed] = loop.runSync(function* main() {
+    const gathered = yield* gather([name(), count, sleep(1)]);
+    const raced = yield* race([name(), sleep(1)]);
+    const listed = yield* gather(counts);
+    return [gathered, raced, listed] as const;
+  });
+  const gatheredType: Exact<typeof gathered, [string, number, void]> = true;
+  const racedType: Exact<typeof raced, string | void> = true;
+  const listedType: Exact<typeof listed, number[]> = true;
+  assert(gatheredType && racedType && listedType);
+  assertEquals(gathered, ["genloop", 3, undefined]);
+  assertEquals(raced, undefined);
+  assertEquals(listed, [3, 3]);
+});
+
 Deno.test("gather() of an empty list evaluates to [] without waiting for time", () => {
   const loop = virtualLoop();
   const results = loop.runSync(function* main() {

@@ -26,6 +26,7 @@ import {
   sleep,
   spawn,
   type Task,
+  type TaskBody,
   TaskFailedError,
   timeout,
   TimeoutError,
@@ -689,6 +690,12 @@ Deno.test("race([]) throws RangeError at the call", () => {
   assertStringIncludes(error.message, "pass at least one");
 });
 
+/** gather() and race(), each in the form for a list of bodies of one type. */
+const GROUPS: [string, (bodies: Iterable<TaskBody<unknown>>) => Operation<unknown>][] = [
+  ["gather()", gather],
+  ["race()", race],
+];
+
 Deno.test("gather() and race() given one body instead of a list: a TypeError at the call, and none of the body runs", () => {
   const log: string[] = [];
   function* worker(): Operation<number> {
@@ -709,7 +716,7 @@ Deno.test("gather() and race() given one body instead of a list: a TypeError at 
     });
     return 2;
   }
-  for (const [where, make] of [["gather()", gather], ["race()", race]] as const) {
+  for (const [where, make] of GROUPS) {
     // The slip: `gather(worker())` for `gather([worker()])`. It type-checks,
     // since a generator is an iterable of the instructions it yields.
     const error = assertThrows(() => make(worker() as never), TypeError);
@@ -772,7 +779,7 @@ Deno.test("gather() and race() given one generator object twice: a TypeError at 
     yield* sleep(5);
     return 1;
   }
-  for (const [where, make] of [["gather()", gather], ["race()", race]] as const) {
+  for (const [where, make] of GROUPS) {
     // The slip: Array(n).fill(worker()) repeats one generator, which the
     // tasks then resume in turn, each with another's wake-up.
     assertEquals(
@@ -797,7 +804,7 @@ Deno.test("gather() and race() given an iterable that hands out one generator ob
     yield* sleep(5);
     throw new Error("a failure nobody would see");
   }
-  for (const [where, make] of [["gather()", gather], ["race()", race]] as const) {
+  for (const [where, make] of GROUPS) {
     const generator = worker();
     const sameEachTime = { [Symbol.iterator]: () => generator };
     assertThrows(
