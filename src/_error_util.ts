@@ -4,7 +4,7 @@
  * @module
  */
 
-import { CancelledError, describeError } from "./errors.ts";
+import { CancelledError, describeError, toText } from "./errors.ts";
 import type { Task } from "./task.ts";
 
 /**
@@ -15,7 +15,7 @@ import type { Task } from "./task.ts";
 export function cancelledError(task: Task<unknown>, reason: unknown): CancelledError {
   return withoutStack(() =>
     new CancelledError(
-      `Task "${task.name}" was cancelled${reason === undefined ? "" : `: ${String(reason)}`}`,
+      `Task "${task.name}" was cancelled${reason === undefined ? "" : `: ${toText(reason)}`}`,
       reason,
     )
   );
@@ -33,7 +33,7 @@ export function cancelledError(task: Task<unknown>, reason: unknown): CancelledE
  */
 export function groupCancelledError(group: string, reason: unknown): CancelledError {
   return withoutStack(() =>
-    new CancelledError(`Cancelled together with the other ${group}: ${String(reason)}`, reason)
+    new CancelledError(`Cancelled together with the other ${group}: ${toText(reason)}`, reason)
   );
 }
 
@@ -48,6 +48,13 @@ function withoutStack(make: () => CancelledError): CancelledError {
 }
 
 /**
+ * The AggregateError the loop makes so that several errors are all kept.
+ * Only these are taken apart by a later merge: an AggregateError a task
+ * threw itself is kept whole, one error of the list.
+ */
+export class MergedErrors extends AggregateError {}
+
+/**
  * Combines a pending error with a new one, so neither is lost. A
  * CancelledError joins no other error, whichever came first: a failure
  * outweighs the cancellation of the task it ends, and a cancellation is
@@ -56,10 +63,10 @@ function withoutStack(make: () => CancelledError): CancelledError {
 export function mergeErrors(previous: unknown, next: unknown): unknown {
   if (previous === undefined || previous instanceof CancelledError) return next;
   if (next instanceof CancelledError) return previous;
-  if (previous instanceof AggregateError) {
-    return new AggregateError([...previous.errors, next], previous.message);
+  if (previous instanceof MergedErrors) {
+    return new MergedErrors([...previous.errors, next], previous.message);
   }
-  return new AggregateError(
+  return new MergedErrors(
     [previous, next],
     `Several errors: ${describeError(previous)}; ${describeError(next)}`,
   );

@@ -201,6 +201,21 @@ export class TaskFailedError extends Error {
 
 /** A one-line description of any thrown value. */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
-  return String(error);
+  if (error instanceof Error) return `${toText(error.name)}: ${toText(error.message)}`;
+  return toText(error);
+}
+
+/**
+ * `String(value)`, for messages about values the loop did not make (a
+ * thrown value, a cancel reason). What String() cannot convert (an object
+ * without a prototype, a throwing `toString`) is named rather than let
+ * throw: a message must not fail the loop half-way through settling a task.
+ * @internal
+ */
+export function toText(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return "(a value that cannot be converted to a string)";
+  }
 }

@@ -17,7 +17,7 @@ import { YIELD_NOW_INSTRUCTION, YIELD_NOW_STEP } from "./yield_now.ts";
 import { invalidInstructionError } from "./_invalid.ts";
 import { RunQueue } from "./run_queue.ts";
 import { hasLiveChildren, liveChildren, takeObservers, TaskTree } from "./task_tree.ts";
-import { cancelledError, groupCancelledError, mergeErrors } from "./_error_util.ts";
+import { cancelledError, groupCancelledError, MergedErrors, mergeErrors } from "./_error_util.ts";
 import { type NameSource, parentOf, Task, Thrown } from "./task.ts";
 import type { Loop } from "./loop.ts";
 
@@ -33,11 +33,28 @@ export class Closing extends Instruction {
   threw: boolean;
   /** The body's result or error. */
   outcome: unknown;
+  // The outcome when a merge made it here: no task has seen it yet, so
+  // later failures are added to its list in place (a merge for each would
+  // copy the list every time: quadratic in a shutdown whose many children
+  // fail in cleanup).
+  #merged: MergedErrors | null = null;
 
   constructor(threw: boolean, outcome: unknown) {
     super();
     this.threw = threw;
     this.outcome = outcome;
+  }
+
+  /** Adds a failure to report with the outcome: the task now fails. */
+  addFailure(error: unknown): void {
+    if (this.#merged !== null) {
+      this.#merged.errors.push(error);
+      return;
+    }
+    const outcome = mergeErrors(this.threw ? this.outcome : undefined, error);
+    if (outcome instanceof MergedErrors && outcome !== this.outcome) this.#merged = outcome;
+    this.outcome = outcome;
+    this.threw = true;
   }
 
   perform(): void {}
@@ -349,8 +366,7 @@ export class Scheduler {
     }
     const closing = target._slot;
     if (closing instanceof Closing) {
-      closing.outcome = mergeErrors(closing.threw ? closing.outcome : undefined, report);
-      closing.threw = true;
+      closing.addFailure(report);
       return;
     }
     this.#interrupt(target, report);

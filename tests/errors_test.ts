@@ -1266,3 +1266,106 @@ Deno.test("call() of a thenable whose then() throws after registering: its late 
   });
   assertEquals(value, "real");
 });
+
+Deno.test("a task failing unjoined with a value String() cannot convert is reported as a TaskFailedError; the loop runs on", () => {
+  // A "dictionary" payload: String() of an object without a prototype throws.
+  const payload = Object.create(null) as Record<string, unknown>;
+  payload.code = "E_BAD";
+  const log: string[] = [];
+  const loop = virtualLoop();
+  const report = loop.runSync(function* main() {
+    yield* spawn(function* bad() {
+      throw payload;
+    });
+    const other = yield* spawn(() => bystander(log, 1));
+    try {
+      yield* sleep(10);
+    } catch (error) {
+      yield* join(other);
+      return error;
+    }
+  });
+  assertInstanceOf(report, TaskFailedError);
+  assertStrictEquals(report.cause, payload);
+  assertEquals(
+    report.message,
+    'Task "bad" failed and nobody joined it: (a value that cannot be converted to a string)',
+  );
+  assertEquals(log, ["bystander finished"]);
+  assertEquals(
+    loop.runSync(function* again() {
+      return "the loop is usable";
+    }),
+    "the loop is usable",
+  );
+});
+
+Deno.test("task.cancel(reason) takes a reason String() cannot convert, and keeps it", () => {
+  const reason = Object.create(null) as Record<string, unknown>;
+  reason.why = "shutdown";
+  const error = virtualLoop().runSync(function* main() {
+    const child = yield* spawn(function* child() {
+      yield* suspend();
+    });
+    yield* yieldNow();
+    child.cancel(reason);
+    return yield* caught(() => join(child));
+  });
+  assertInstanceOf(error, CancelledError);
+  assertStrictEquals(error.reason, reason);
+  assertEquals(
+    error.message,
+    'Task "child" was cancelled: (a value that cannot be converted to a string)',
+  );
+});
+
+Deno.test("a body that throws its own AggregateError while a child's cleanup fails: that error is kept whole, beside the child's report", () => {
+  class BatchError extends AggregateError {
+    readonly batch = 7;
+  }
+  const mine = new BatchError([new Error("item 1"), new Error("item 2")], "batch failed");
+  const error = assertThrows(() =>
+    virtualLoop().runSync(function* main() {
+      yield* spawn(function* child() {
+        try {
+          yield* suspend();
+        } catch {
+          throw new Error("cleanup failed");
+        }
+      });
+      yield* yieldNow();
+      throw mine;
+    })
+  );
+  assertInstanceOf(error, AggregateError);
+  assertEquals(error.errors.length, 2);
+  assertStrictEquals(error.errors[0], mine);
+  assertInstanceOf(error.errors[1], TaskFailedError);
+  assertEquals((error.errors[1] as TaskFailedError).taskName, "child");
+});
+
+Deno.test("a task closing many children that fail in cleanup reports every failure once, in the order they failed", () => {
+  const CHILDREN = 5_000;
+  const error = assertThrows(() =>
+    virtualLoop().runSync(function* main() {
+      for (let i = 0; i < CHILDREN; i++) {
+        yield* spawn(function* fragile() {
+          try {
+            yield* suspend();
+          } catch {
+            throw new Error(`cleanup ${i} failed`);
+          }
+        });
+      }
+      yield* yieldNow();
+    })
+  );
+  assertInstanceOf(error, AggregateError);
+  assertEquals(error.errors.length, CHILDREN);
+  const causes = error.errors.map((report) => ((report as TaskFailedError).cause as Error).message);
+  // Children are cancelled newest first, so they fail in that order.
+  assertEquals(
+    causes,
+    Array.from({ length: CHILDREN }, (_, i) => `cleanup ${CHILDREN - 1 - i} failed`),
+  );
+});
