@@ -46,10 +46,11 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     // The slip `gather(worker())` type-checks (a generator is an iterable of
     // what it yields). Iterating it to find out would run the worker's code
     // at the call (its spawns, or all of it, dropping its result), so a
-    // generator object or an instruction is never taken for a list.
-    if (isGeneratorObject(bodies) || bodies instanceof Instruction) {
-      throw oneBodyError(bodies, where);
-    }
+    // list whose iterator is a generator (a generator object, an operation
+    // such as accept(listener)) or an instruction is never iterated.
+    if (bodies instanceof Instruction) throw oneBodyError(bodies, where);
+    const list = bodies[Symbol.iterator]();
+    if (isGeneratorObject(list)) throw oneBodyError(bodies, where);
     // A generator object or operation listed twice in a row (the slip
     // `Array(n).fill(worker())`) would be resumed by two tasks in turn, each
     // with the other's wake-up. Only neighbours are compared: a set of every
@@ -57,7 +58,8 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     // (yieldNow()) serves any number of tasks at once.
     let previous: unknown = undefined;
     let previousIter: unknown = undefined;
-    for (const body of bodies) {
+    for (let item = list.next(); item.done !== true; item = list.next()) {
+      const body = item.value;
       if (isWaiting(body)) throw yieldedInstructionError(body, where);
       if (body === previous && !(body instanceof SharedOperation)) {
         throw listedTwiceError(this.#iters.length - 1, this.#iters.length, where);
@@ -182,7 +184,11 @@ function notAListError(bodies: unknown, where: string): TypeError {
 }
 
 function oneBodyError(body: Iterable<unknown>, where: string): TypeError {
-  const what = body instanceof Instruction ? body.describe() : "a generator object";
+  const what = body instanceof Instruction
+    ? body.describe()
+    : isGeneratorObject(body)
+    ? "a generator object"
+    : "an operation";
   return new TypeError(
     `${where} expected a list of bodies, but got one task body (${what}); put it in an array: ${
       where.replace("()", "([body])")

@@ -477,8 +477,9 @@ class WriteInstruction extends Instruction<number> {
     try {
       loop.selector.register(this.#stream, EVENT_WRITE, task);
     } catch (error) {
-      // Refused (another task writes to the stream): this write never
-      // waited, so what it had not handed over is not sent (see #abandon).
+      // Refused (another task writes to the stream, or the stream could
+      // not be watched): this write never waited, so what it had not
+      // handed over is not sent (see #abandon); the error says why.
       this.#handingOver = false;
       throw error;
     }
@@ -704,10 +705,8 @@ export function accept(listener: Deno.Listener): Operation<ConnStream> {
       `accept() expected a Deno.Listener (from Deno.listen), but got ${describeValue(listener)}`,
     );
   }
-  return new RunsOnce(
-    whenArrived(incomingOf(listener)),
-    `accept on ${describeAddr(listener.addr)}`,
-  );
+  const incoming = incomingOf(listener);
+  return new RunsOnce(whenArrived(incoming), incoming.name);
 }
 
 /**

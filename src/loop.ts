@@ -148,6 +148,11 @@ export class Loop {
   // What a failed run's cleanup blocked on, if it did: the loop is spent.
   #blockedCleanup: string | null = null;
   #stallTimeoutMs: number;
+  // When the loop began to wait with only Promises to wait for (NEVER: it
+  // is not so waiting), by performance.now(): a wake-up that queues no task
+  // (a stop() or cancel() of a task cancelled already) must not restart
+  // the stall limit, or a repeated one would hide a stall for ever.
+  #stalledSince = NEVER;
   // What running woken tasks inside a host callback left for #waitOutside:
   // an error to throw, and whether it ran long enough that the host is due
   // a turn before the loop goes on.
@@ -311,6 +316,7 @@ export class Loop {
   /** Drives the loop until `main` settles, awaiting the outside world when idle. */
   async #drive(main: Task<unknown>): Promise<void> {
     this.#hostHadTurn();
+    this.#stalledSince = NEVER;
     for (;;) {
       const busy = this.#runUntilIdle(main, true);
       if (main.settled) return;
@@ -595,9 +601,10 @@ export class Loop {
   /** Waits for the selector, the next real timer or a settled Promise. */
   async #waitOutside(waitMs: number): Promise<void> {
     const onlyCalls = waitMs === Infinity && !this.selector.watching;
-    const limit = onlyCalls ? this.#stallTimeoutMs : waitMs;
+    const limit = onlyCalls ? this.#stallLimit() : waitMs;
     const timedOut = await this.selector.wait(limit, this.#runWoken);
     this.#hostHadTurn();
+    if (!onlyCalls || this.#tasks.ready > 0) this.#stalledSince = NEVER;
     if (this.#wokenError !== NO_ERROR) {
       const error = this.#wokenError;
       this.#wokenError = NO_ERROR;
@@ -608,16 +615,26 @@ export class Loop {
       await this.#giveHostATurn();
     }
     // A wake-up that queued nothing (a stop() or cancel() that found its
-    // task cancelled already) is no stall: the next wait starts anew.
+    // task cancelled already) is no stall: the next wait goes on to the
+    // same limit.
     if (onlyCalls && timedOut && this.#tasks.ready === 0) {
+      this.#stalledSince = NEVER;
       const blocked = this.#tasks.describeBlocked();
       throw new DeadlockError(
-        `Stalled: for ${limit} ms every task waited on Promises that did not settle. Blocked: ${
+        `Stalled: for ${this.#stallTimeoutMs} ms every task waited on Promises that did not settle. Blocked: ${
           blocked.join("; ")
         }`,
         blocked,
       );
     }
+  }
+
+  /** How much longer the loop may wait on Promises alone before it stalls. */
+  #stallLimit(): number {
+    if (this.#stallTimeoutMs === Infinity) return Infinity;
+    const now = performance.now();
+    if (this.#stalledSince === NEVER) this.#stalledSince = now;
+    return Math.max(0, this.#stalledSince + this.#stallTimeoutMs - now);
   }
 
   /**

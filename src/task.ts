@@ -54,7 +54,7 @@ export type TaskBody<T> =
  * What a task body returns: `R` for a generator object, an operation or a
  * generator function whose body returns `R`. `gather` and `race` type
  * their results with it, so that bodies returning different types can be
- * listed together.
+ * listed together. An `any` body gives `any`, as `Promise.all` does.
  *
  * @typeParam B The body's type.
  *
@@ -68,10 +68,11 @@ export type TaskBody<T> =
  * const result: BodyResult<typeof name> = "a string";
  * ```
  */
-export type BodyResult<B> = B extends () => infer Made
-  ? Made extends Iterator<unknown, infer R, unknown> ? R
-  : Made extends IterableBody<infer R> ? R
-  : never
+// deno-lint-ignore no-explicit-any
+export type BodyResult<B> = 0 extends 1 & B ? any
+  : B extends () => infer Made ? Made extends Iterator<unknown, infer R, unknown> ? R
+    : Made extends IterableBody<infer R> ? R
+    : never
   : B extends Iterator<unknown, infer R, unknown> ? R
   : B extends IterableBody<infer R> ? R
   : never;

@@ -16,6 +16,7 @@ import {
   connect,
   ConnStream,
   currentTask,
+  gather,
   join,
   Loop,
   type Operation,
@@ -723,5 +724,27 @@ Deno.test("connect(), accept() and close(): a second yield* of one operation is 
       twice(`accept on ${HOST}:${port}`),
     ]);
     assertStringIncludes(messages[2], "Cannot run an operation twice (close of stream");
+  });
+});
+
+Deno.test("gather(accept(listener)) is refused as one body without accepting: the waiting client goes to the next accept()", async () => {
+  await withListener(async (listener) => {
+    const port = listener.addr.port;
+    const greeting = await run(function* main() {
+      const client = yield* connect({ hostname: HOST, port });
+      assertThrows(
+        () => gather(accept(listener) as never),
+        TypeError,
+        "gather() expected a list of bodies, but got one task body (an operation)",
+      );
+      const server = yield* timeout(GUARD_MS, accept(listener));
+      yield* write(server, "hello");
+      const greeting = decode(yield* read(client));
+      yield* close(server);
+      yield* close(client);
+      yield* close(listener);
+      return greeting;
+    });
+    assertEquals(greeting, "hello");
   });
 });

@@ -437,11 +437,19 @@ Deno.test("gather() and race() of bodies returning different types: results type
     return 3;
   }
   const counts: Generator<unknown, number, unknown>[] = [count(), count()];
+  // deno-lint-ignore no-explicit-any
+  const untyped: any[] = [count()];
   const loop = virtualLoop();
   const [gathered, raced, listed] = loop.runSync(function* main() {
     const gathered = yield* gather([name(), count, sleep(1)]);
     const raced = yield* race([name(), sleep(1)]);
     const listed = yield* gather(counts);
+    const anyRace = yield* race(untyped);
+    const anyGather = yield* gather(untyped);
+    // An any body is any, as with Promise.all.
+    // deno-lint-ignore no-explicit-any
+    const anyTypes: [Exact<typeof anyRace, any>, Exact<typeof anyGather, any[]>] = [true, true];
+    assert(anyTypes[0] && anyTypes[1]);
     return [gathered, raced, listed] as const;
   });
   const gatheredType: Exact<typeof gathered, [string, number, void]> = true;
@@ -1374,6 +1382,41 @@ Deno.test("Loop.stop() that finds the main task cancelled already, or its body e
     return "main done";
   });
   assertEquals(result, "main done");
+});
+
+Deno.test("Loop({ stallTimeoutMs }): a stall is reported while a host timer keeps cancelling a task cancelled already", async () => {
+  const loop = new Loop({ stallTimeoutMs: 100, onWarning: () => {} });
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => release = resolve);
+  let stuck: Task<void> | null = null;
+  // Each cancel wakes the loop and queues nothing: the stall limit runs on.
+  const recancel = setInterval(() => stuck?.cancel("again"), 20);
+  // Ends the run normally, which fails the test, if no stall is reported.
+  const guard = setTimeout(release, 3_000);
+  try {
+    await assertRejects(
+      () =>
+        loop.runUntilComplete(function* main() {
+          const task = yield* spawn(function* cleanupHangs() {
+            try {
+              yield* suspend();
+            } finally {
+              yield* call(() => released);
+            }
+          });
+          stuck = task;
+          yield* yieldNow();
+          task.cancel("first");
+          yield* join(task);
+        }),
+      DeadlockError,
+      "Stalled: for 100 ms every task waited on Promises that did not settle",
+    );
+  } finally {
+    clearInterval(recancel);
+    clearTimeout(guard);
+    release();
+  }
 });
 
 Deno.test("Task.cancel() and loop.spawn() from a host callback reach a run sleeping on the real clock at once", async () => {
