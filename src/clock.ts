@@ -86,8 +86,22 @@ export class VirtualClock implements Clock {
     return this.#now;
   }
 
-  /** Moves time forward to `time`; earlier times are ignored. */
+  /**
+   * Moves time forward to `time`; earlier times are ignored.
+   *
+   * @param time The time to move to, in milliseconds; a finite number.
+   * @throws {RangeError} when `time` is not a finite number.
+   */
   jumpTo(time: number): void {
+    // As in the constructor: Infinity or a string would poison every
+    // deadline computed from the time.
+    if (!Number.isFinite(time)) {
+      throw new RangeError(
+        `Cannot jump a VirtualClock to ${
+          String(time)
+        }: the time must be a finite number of milliseconds`,
+      );
+    }
     if (time > this.#now) this.#now = time;
   }
 

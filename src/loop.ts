@@ -581,7 +581,7 @@ export class Loop {
     if (deadline !== Infinity) {
       // A virtual clock jumps, unless the outside world may still act first.
       if (this.clock.jumpTo !== undefined && !outside) {
-        this.clock.jumpTo(deadline);
+        this.#jumpTo(deadline);
         return 0;
       }
       if (this.clock.jumpTo === undefined) {
@@ -596,6 +596,21 @@ export class Loop {
       }`,
       blocked,
     );
+  }
+
+  /**
+   * Moves a virtual clock to `deadline`. One that stops short of it (a
+   * clock of whole nanoseconds rounding to the nearest) would have the loop
+   * jump to the same deadline for ever, finding nothing due.
+   */
+  #jumpTo(deadline: number): void {
+    this.clock.jumpTo!(deadline);
+    const now = this.clock.now();
+    if (!(now >= deadline)) {
+      throw new Error(
+        `Cannot go on: clock.jumpTo(${deadline}) left clock.now() at ${now}, before that deadline; a clock's jumpTo must reach the time it is given (round up, not to the nearest)`,
+      );
+    }
   }
 
   /** Waits for the selector, the next real timer or a settled Promise. */

@@ -183,10 +183,46 @@ Deno.test("VirtualClock rejects a start or an advance that is not a finite numbe
     assertStringIncludes(error.message, `Cannot advance a VirtualClock by ${String(bad)} ms`);
     assertStringIncludes(error.message, "must be >= 0 (a finite number of milliseconds)");
   }
+  for (const bad of [Infinity, "5", null, NaN]) {
+    const error = assertThrows(() => clock.jumpTo(bad as number), RangeError);
+    assertEquals(
+      error.message,
+      `Cannot jump a VirtualClock to ${
+        String(bad)
+      }: the time must be a finite number of milliseconds`,
+    );
+  }
   // The time is still the number it was, and still moves.
   assertStrictEquals(clock.now(), 100);
   clock.advance(5);
   assertStrictEquals(clock.now(), 105);
+});
+
+Deno.test("Loop: a clock whose jumpTo stops short of the deadline is an error naming both times, not a loop that jumps for ever", () => {
+  // Keeps whole nanoseconds, rounding to the nearest: 0.1 + 0.1 + 0.1 ms is
+  // 0.30000000000000004 ms, which it stores as 0.3 ms.
+  class NanosecondClock {
+    ns = 0;
+    jumps = 0;
+    now(): number {
+      return this.ns / 1e6;
+    }
+    jumpTo(ms: number): void {
+      if (++this.jumps > 1_000) throw new Error("jumped 1000 times");
+      this.ns = Math.max(this.ns, Math.round(ms * 1e6));
+    }
+  }
+  const clock = new NanosecondClock();
+  const error = assertThrows(() =>
+    new Loop({ clock }).runSync(function* main() {
+      for (let n = 0; n < 3; n++) yield* sleep(0.1);
+    })
+  );
+  assertEquals(
+    (error as Error).message,
+    "Cannot go on: clock.jumpTo(0.30000000000000004) left clock.now() at 0.3, before that deadline; a clock's jumpTo must reach the time it is given (round up, not to the nearest)",
+  );
+  assert(clock.jumps < 10, `jumpTo was called ${clock.jumps} times`);
 });
 
 Deno.test("VirtualClock: the same program run twice gives the identical event log", () => {
