@@ -493,7 +493,10 @@ export class Loop {
 
   #tickUntilIdle(main: Task<unknown>, async: boolean): boolean {
     while (!main.settled) {
-      const steps = this.#tick();
+      // Awaited, a tick runs no more steps than are due before the next
+      // look at the clock: a batch of many tasks that each compute a while
+      // would keep the host waiting far past MAX_BUSY_MS.
+      const steps = this.#tick(async ? this.#workBetweenChecks - this.#workSinceCheck : Infinity);
       // Counted across calls: a virtual clock jumping from deadline to
       // deadline runs one tick per call and never waits for the host, yet
       // a signal handler or a timer that stops the loop must get its turn.
@@ -549,14 +552,14 @@ export class Loop {
     this.#hostHadTurn();
   }
 
-  /** Runs one tick; returns how many tasks it stepped. */
-  #tick(): number {
+  /** Runs one tick of at most `maxSteps` steps; returns how many it ran. */
+  #tick(maxSteps: number): number {
     // Phase 1: streams first, so a task woken by I/O runs in this very tick.
     if (this.selector.size > 0) this.#wakeReadyStreams(this.selector.select());
     // Phase 2: then timers whose deadline has passed.
     if (this.#timers.size > 0) this.#fireDueTimers();
     // Phase 3: run the batch of tasks that are ready now.
-    return this.#tasks.runReady();
+    return this.#tasks.runReady(maxSteps);
   }
 
   #wakeReadyStreams(ready: SelectorKey[]): void {

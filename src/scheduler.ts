@@ -172,10 +172,13 @@ export class Scheduler {
     return task.state === "failed" ? slot : undefined;
   }
 
-  /** Runs the tasks that are ready now (not those they make ready); returns how many. */
-  runReady(): number {
+  /**
+   * Runs the tasks that are ready now (not those they make ready), at most
+   * `maxSteps` of them, the first in the queue; returns how many.
+   */
+  runReady(maxSteps: number): number {
     const queue = this.#queue;
-    const batch = queue.size;
+    const batch = Math.min(queue.size, maxSteps);
     try {
       for (let n = batch; n > 0; n--) {
         this.#step(queue.shift()!);

@@ -1517,6 +1517,43 @@ Deno.test("Loop.stop() from a host timer reaches an awaited run within tens of m
   assert(late < 250, `the timer ran ${late.toFixed(0)} ms late`);
 });
 
+Deno.test("Loop.stop() from a host timer reaches an awaited run after a few steps when many ready tasks each compute for a while", async () => {
+  const TASKS = 400;
+  const STEP_MS = 1;
+  let steps = 0;
+  function* computer(): Operation<never> {
+    for (;;) {
+      const start = performance.now();
+      while (performance.now() - start < STEP_MS) {
+        // Work that takes a while between two yields.
+      }
+      steps++;
+      yield* yieldNow();
+    }
+  }
+  const loop = new Loop();
+  const running = loop.runUntilComplete(function* main() {
+    for (let i = 0; i < TASKS; i++) yield* spawn(computer);
+    yield* suspend();
+  });
+  let stepsBeforeTimer = -1;
+  const timer = setTimeout(() => {
+    stepsBeforeTimer = steps;
+    loop.stop("from outside");
+  }, 5);
+  const error = await assertRejects(() => running, CancelledError);
+  clearTimeout(timer);
+  assertEquals(error.reason, "from outside");
+  // The host gets its turn once a look at the clock finds 10 ms of work
+  // done: the first looks come after up to 64 steps each (as many as the
+  // loop expects to cost a millisecond until it has measured these), not
+  // after the whole batch of 400 ready tasks.
+  assert(
+    stepsBeforeTimer >= 0 && stepsBeforeTimer < TASKS / 2,
+    `${stepsBeforeTimer} steps ran before the host timer`,
+  );
+});
+
 Deno.test("Loop: after a failed run whose cleanup blocked, the next run is refused, naming the blocked task, rather than failed by it", async () => {
   const loop = new Loop({ clock: new VirtualClock() });
   await assertRejects(
