@@ -59,15 +59,55 @@ export class MergedErrors extends AggregateError {}
  * CancelledError joins no other error, whichever came first: a failure
  * outweighs the cancellation of the task it ends, and a cancellation is
  * delivered alone, so that `instanceof CancelledError` recognises it.
+ * `undefined` as `previous` stands for no error.
  */
 export function mergeErrors(previous: unknown, next: unknown): unknown {
-  if (previous === undefined || previous instanceof CancelledError) return next;
-  if (next instanceof CancelledError) return previous;
-  if (previous instanceof MergedErrors) {
-    return new MergedErrors([...previous.errors, next], previous.message);
+  return mergeList(previous === undefined ? [next] : [previous, next]);
+}
+
+/**
+ * Errors waiting for one task, more than one: kept in a list until they are
+ * delivered (see `takePending`), since merging each into the one before
+ * would copy the list every time, quadratic when thousands of children
+ * fail in their cleanup at once.
+ */
+export class PendingErrors {
+  /** The errors, in the order they came. */
+  readonly errors: unknown[];
+
+  constructor(errors: unknown[]) {
+    this.errors = errors;
   }
+}
+
+/** Adds `error` to what waits for a task (`pending`; undefined for nothing). */
+export function addPending(pending: unknown, error: unknown): unknown {
+  if (pending === undefined) return error;
+  if (pending instanceof PendingErrors) {
+    pending.errors.push(error);
+    return pending;
+  }
+  return new PendingErrors([pending, error]);
+}
+
+/** What waits for a task, as the one error to deliver (see `mergeErrors`). */
+export function takePending(pending: unknown): unknown {
+  return pending instanceof PendingErrors ? mergeList(pending.errors) : pending;
+}
+
+/**
+ * The one error for `errors` (not empty): the only failure among them, or
+ * a MergedErrors of all of them, the loop's own merges taken apart; the
+ * last cancellation when nothing else failed.
+ */
+function mergeList(errors: unknown[]): unknown {
+  const failures = errors.filter((error) => !(error instanceof CancelledError));
+  if (failures.length === 0) return errors[errors.length - 1];
+  // One failure is delivered as it is, the very object thrown.
+  if (failures.length === 1) return failures[0];
+  const all = failures.flatMap((error) => error instanceof MergedErrors ? error.errors : [error]);
   return new MergedErrors(
-    [previous, next],
-    `Several errors: ${describeError(previous)}; ${describeError(next)}`,
+    all,
+    `Several errors: ${describeError(all[0])}; ${describeError(all[1])}`,
   );
 }

@@ -17,7 +17,13 @@ import { YIELD_NOW_INSTRUCTION, YIELD_NOW_STEP } from "./yield_now.ts";
 import { invalidInstructionError } from "./_invalid.ts";
 import { RunQueue } from "./run_queue.ts";
 import { hasLiveChildren, liveChildren, takeObservers, TaskTree } from "./task_tree.ts";
-import { cancelledError, groupCancelledError, MergedErrors, mergeErrors } from "./_error_util.ts";
+import {
+  addPending,
+  cancelledError,
+  groupCancelledError,
+  mergeErrors,
+  takePending,
+} from "./_error_util.ts";
 import { type NameSource, parentOf, Task, Thrown } from "./task.ts";
 import type { Loop } from "./loop.ts";
 
@@ -31,29 +37,25 @@ export class Closing extends Instruction {
   override done = false;
   /** Whether the body threw (or a child's failure was added since). */
   threw: boolean;
-  /** The body's result or error. */
-  outcome: unknown;
-  // The outcome when a merge made it here: no task has seen it yet, so
-  // later failures are added to its list in place (a merge for each would
-  // copy the list every time: quadratic in a shutdown whose many children
-  // fail in cleanup).
-  #merged: MergedErrors | null = null;
+  // The body's result or error, with the failures added since (see
+  // PendingErrors).
+  #outcome: unknown;
 
   constructor(threw: boolean, outcome: unknown) {
     super();
     this.threw = threw;
-    this.outcome = outcome;
+    this.#outcome = outcome;
+  }
+
+  /** The body's result or error, with the failures added since merged in. */
+  get outcome(): unknown {
+    this.#outcome = takePending(this.#outcome);
+    return this.#outcome;
   }
 
   /** Adds a failure to report with the outcome: the task now fails. */
   addFailure(error: unknown): void {
-    if (this.#merged !== null) {
-      this.#merged.errors.push(error);
-      return;
-    }
-    const outcome = mergeErrors(this.threw ? this.outcome : undefined, error);
-    if (outcome instanceof MergedErrors && outcome !== this.outcome) this.#merged = outcome;
-    this.outcome = outcome;
+    this.#outcome = addPending(this.threw ? this.#outcome : undefined, error);
     this.threw = true;
   }
 
@@ -155,7 +157,7 @@ export class Scheduler {
    * or held for its outcome) when the run fails and no task will take them.
    */
   takePendingErrors(): unknown[] {
-    const errors = [...this.#deferred.values(), ...this.#held.values()];
+    const errors = [...this.#deferred.values(), ...this.#held.values()].map(takePending);
     this.#deferred.clear();
     this.#held.clear();
     this.#recount();
@@ -281,7 +283,7 @@ export class Scheduler {
   #bodyEnded(task: Task<unknown>, threw: boolean, value: unknown): void {
     // The side tables are usually empty: skip the lookups then.
     const hasDeferred = this.#unusual > 0 && this.#deferred.has(task);
-    const deferred = hasDeferred ? this.#deferred.get(task) : undefined;
+    const deferred = hasDeferred ? takePending(this.#deferred.get(task)) : undefined;
     if (hasDeferred) {
       this.#deferred.delete(task);
       this.#recount();
@@ -304,7 +306,7 @@ export class Scheduler {
       threw = true;
     }
     if (this.#held.size > 0 && this.#held.has(task)) {
-      const held = this.#held.get(task);
+      const held = takePending(this.#held.get(task));
       this.#held.delete(task);
       value = threw ? mergeErrors(value, held) : held;
       threw = true;
@@ -452,9 +454,9 @@ export class Scheduler {
         ? [previous, error]
         : [error, previous];
       this.#deferred.set(task, cancellation);
-      this.#hold(task, other);
+      this.#hold(task, takePending(other));
     } else {
-      this.#deferred.set(task, mergeErrors(previous, error));
+      this.#deferred.set(task, addPending(previous, error));
     }
     this.#recount();
   }
@@ -462,7 +464,7 @@ export class Scheduler {
   /** Throws a deferred error into `task` instead of its new wait, if it has one. */
   #deliverDeferred(task: Task<unknown>): boolean {
     if (!this.#deferred.has(task)) return false;
-    task._slot = new Thrown(this.#deferred.get(task));
+    task._slot = new Thrown(takePending(this.#deferred.get(task)));
     this.#deferred.delete(task);
     this.#recount();
     return true;
@@ -625,7 +627,7 @@ export class Scheduler {
   /** Keeps `error` to join `task`'s outcome when its body ends. */
   #hold(task: Task<unknown>, error: unknown): void {
     const previous = this.#held.get(task);
-    this.#held.set(task, previous === undefined ? error : mergeErrors(previous, error));
+    this.#held.set(task, addPending(previous, error));
   }
 
   /** Throws `error` into `task` at its current wait, undoing it. */

@@ -1369,3 +1369,33 @@ Deno.test("a task closing many children that fail in cleanup reports every failu
     Array.from({ length: CHILDREN }, (_, i) => `cleanup ${CHILDREN - 1 - i} failed`),
   );
 });
+
+Deno.test("gather(): siblings that fail in their cleanup after the first failure reach the waiting task as one flat AggregateError, each once", () => {
+  const SIBLINGS = 3_000;
+  function* fragile(i: number): Operation<void> {
+    try {
+      yield* suspend();
+    } catch {
+      throw new Error(`cleanup ${i} failed`);
+    }
+  }
+  function* first(): Operation<void> {
+    yield* yieldNow();
+    throw new Error("first failure");
+  }
+  const [gatherError, late] = virtualLoop().runSync(function* main() {
+    const bodies = [first(), ...Array.from({ length: SIBLINGS }, (_, i) => fragile(i))];
+    const gatherError = yield* caught(() => gather(bodies));
+    // The cleanup failures come after the gather's own error, at the next yield*.
+    const late = yield* caught(() => yieldNow());
+    return [gatherError, late];
+  });
+  assertEquals((gatherError as Error).message, "first failure");
+  assertInstanceOf(late, AggregateError);
+  assertEquals(late.errors.length, SIBLINGS);
+  const causes = new Set(
+    late.errors.map((report) => ((report as TaskFailedError).cause as Error).message),
+  );
+  assertEquals(causes.size, SIBLINGS);
+  assert(late.errors.every((report) => report instanceof TaskFailedError));
+});
