@@ -642,30 +642,45 @@ async function runGuarded<T>(loop: Loop, main: () => Operation<T>): Promise<T> {
   }
 }
 
+/**
+ * Connects a client to `listener` and accepts it, runs `body` with both
+ * ends, then closes them and the listener.
+ */
+function* withConnection<T>(
+  listener: Deno.TcpListener,
+  body: (client: ConnStream, server: ConnStream) => Operation<T>,
+): Operation<T> {
+  const client = yield* connect({ hostname: HOST, port: listener.addr.port });
+  const server = yield* accept(listener);
+  try {
+    return yield* body(client, server);
+  } finally {
+    yield* close(client);
+    yield* close(server);
+    yield* close(listener);
+  }
+}
+
 Deno.test("Task.cancel() from a host callback reaches a task waiting on a socket while the run waits for the outside world", async () => {
   await withListener(async (listener) => {
-    const loop = new Loop();
-    const reason = await runGuarded(loop, function* main() {
-      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
-      const server = yield* accept(listener);
-      try {
-        const reader = yield* spawn(function* reader() {
-          yield* read(server); // no byte ever comes
-        });
-        // Fires once every task waits: the reader on its socket, main on it.
-        setTimeout(() => reader.cancel("cancelled from a host timer"), 0);
-        try {
-          yield* join(reader);
-        } catch (error) {
-          assertInstanceOf(error, CancelledError);
-          return error.reason;
-        }
-      } finally {
-        yield* close(client);
-        yield* close(server);
-        yield* close(listener);
-      }
-    });
+    const reason = await runGuarded(
+      new Loop(),
+      () =>
+        withConnection(listener, function* cancelReader(_client, server) {
+          const reader = yield* spawn(function* reader() {
+            yield* read(server); // no byte ever comes
+          });
+          // Fires once every task waits: the reader on its socket, main on it.
+          setTimeout(() => reader.cancel("cancelled from a host timer"), 0);
+          try {
+            yield* join(reader);
+          } catch (error) {
+            assertInstanceOf(error, CancelledError);
+            return error.reason;
+          }
+          return "not cancelled";
+        }),
+    );
     assertEquals(reason, "cancelled from a host timer");
   });
 });
@@ -673,22 +688,18 @@ Deno.test("Task.cancel() from a host callback reaches a task waiting on a socket
 Deno.test("loop.spawn() from a host callback starts its task while the run waits on a socket", async () => {
   await withListener(async (listener) => {
     const loop = new Loop();
-    const received = await runGuarded(loop, function* main() {
-      const client = yield* connect({ hostname: HOST, port: listener.addr.port });
-      const server = yield* accept(listener);
-      try {
-        // Fires once main waits for the byte that only this task sends.
-        setTimeout(() =>
-          loop.spawn(function* late() {
-            yield* write(client, "x");
-          }), 0);
-        return decode(yield* read(server));
-      } finally {
-        yield* close(client);
-        yield* close(server);
-        yield* close(listener);
-      }
-    });
+    const received = await runGuarded(
+      loop,
+      () =>
+        withConnection(listener, function* awaitByte(client, server) {
+          // Fires once main waits for the byte that only this task sends.
+          setTimeout(() =>
+            loop.spawn(function* late() {
+              yield* write(client, "x");
+            }), 0);
+          return decode(yield* read(server));
+        }),
+    );
     assertEquals(received, "x");
   });
 });
