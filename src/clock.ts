@@ -44,7 +44,8 @@ export class RealClock implements Clock {
  *
  * While a task waits on the outside world (a socket, a Promise from
  * `call`), virtual time stands still: it jumps only when nothing but timers
- * could wake a task.
+ * could wake a task. Moved by hand meanwhile (`advance()` from a host
+ * callback), it wakes the waiting loop, which fires what became due.
  *
  * @example Usage
  * ```ts
@@ -59,6 +60,11 @@ export class RealClock implements Clock {
  */
 export class VirtualClock implements Clock {
   #now: number;
+  // What wakes each loop that waits on the outside world with this clock
+  // (see Loop): moved meanwhile from outside its run (advance() in a host
+  // callback), the clock may have made a timer due that no event would
+  // otherwise get the loop to fire.
+  #waiting = new Set<() => void>();
 
   /**
    * Creates a virtual clock.
@@ -102,7 +108,10 @@ export class VirtualClock implements Clock {
         }: the time must be a finite number of milliseconds`,
       );
     }
-    if (time > this.#now) this.#now = time;
+    if (time > this.#now) {
+      this.#now = time;
+      this.#moved();
+    }
   }
 
   /**
@@ -123,5 +132,19 @@ export class VirtualClock implements Clock {
       );
     }
     this.#now += ms;
+    if (ms > 0) this.#moved();
+  }
+
+  /**
+   * @internal Calls `wake` whenever the clock moves, until the returned
+   * function is called (a loop, while it waits on the outside world).
+   */
+  _onMove(wake: () => void): () => void {
+    this.#waiting.add(wake);
+    return () => this.#waiting.delete(wake);
+  }
+
+  #moved(): void {
+    for (const wake of this.#waiting) wake();
   }
 }

@@ -19,7 +19,7 @@
  */
 
 import { bodyNameSource, drive, startBody } from "./_body.ts";
-import { type Clock, RealClock } from "./clock.ts";
+import { type Clock, RealClock, VirtualClock } from "./clock.ts";
 import { CancelledError, DeadlockError, describeError } from "./errors.ts";
 import { LeftoversInstruction } from "./_leftovers.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
@@ -620,7 +620,16 @@ export class Loop {
   async #waitOutside(waitMs: number): Promise<void> {
     const onlyCalls = waitMs === Infinity && !this.selector.watching;
     const limit = onlyCalls ? this.#stallLimit() : waitMs;
-    const timedOut = await this.selector.wait(limit, this.#runWoken);
+    const clock = this.clock;
+    // A virtual clock moved by hand meanwhile wakes the loop to fire what
+    // became due.
+    const stopWatching = clock instanceof VirtualClock ? clock._onMove(this.#wakeUp) : undefined;
+    let timedOut: boolean;
+    try {
+      timedOut = await this.selector.wait(limit, this.#runWoken);
+    } finally {
+      stopWatching?.();
+    }
     this.#hostHadTurn();
     if (!onlyCalls || this.#tasks.ready > 0) this.#stalledSince = NEVER;
     if (this.#wokenError !== NO_ERROR) {
@@ -673,6 +682,11 @@ export class Loop {
     } catch (error) {
       this.#wokenError = error;
     }
+  };
+
+  /** Ends a wait on the outside world early (see #waitOutside). */
+  #wakeUp = (): void => {
+    this.selector.wakeup();
   };
 
   /** Whether something outside the loop (a socket, a Promise) may wake a task. */

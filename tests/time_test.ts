@@ -14,6 +14,7 @@ import {
 } from "@std/assert";
 import process from "node:process";
 import {
+  call,
   cancel,
   CancelledError,
   currentTask,
@@ -223,6 +224,33 @@ Deno.test("Loop: a clock whose jumpTo stops short of the deadline is an error na
     "Cannot go on: clock.jumpTo(0.30000000000000004) left clock.now() at 0.3, before that deadline; a clock's jumpTo must reach the time it is given (round up, not to the nearest)",
   );
   assert(clock.jumps < 10, `jumpTo was called ${clock.jumps} times`);
+});
+
+Deno.test("VirtualClock.advance() from a host callback wakes a sleeper it made due while the run waits on a Promise", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const log: string[] = [];
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => open = resolve);
+  // Opens the gate anyway, so that a sleeper the loop missed fails the test
+  // instead of hanging it.
+  const guard = setTimeout(() => open(), 2_000);
+  try {
+    await loop.runUntilComplete(function* main() {
+      yield* spawn(function* sleeper() {
+        yield* sleep(50);
+        log.push(`sleeper woke at t=${loop.time()}`);
+        open();
+      });
+      // Fires once the loop waits on the gate, virtual time standing still.
+      setTimeout(() => clock.advance(100), 0);
+      yield* call(() => gate);
+      log.push(`gate opened at t=${loop.time()}`);
+    });
+  } finally {
+    clearTimeout(guard);
+  }
+  assertEquals(log, ["sleeper woke at t=100", "gate opened at t=100"]);
 });
 
 Deno.test("VirtualClock: the same program run twice gives the identical event log", () => {
