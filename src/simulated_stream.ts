@@ -26,6 +26,11 @@ export interface SimulatedStreamOptions {
  * Writes append to its buffer; reads take from it; `end()` marks the end of
  * the data, after which reads return `null` once the buffer is drained.
  *
+ * Being polled, it is seen only by a loop that is ticking: use it within
+ * one Loop. A loop waiting on the outside world (a socket, a Promise) does
+ * not notice what another loop, or a host callback, does to the stream
+ * meanwhile (writes, `end()`, `close()`) until something else wakes it.
+ *
  * @example Usage
  * ```ts
  * import { read, runSync, SimulatedStream, write } from "@genloop/genloop";
