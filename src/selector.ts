@@ -129,7 +129,7 @@ export class Selector {
   #pushed: Registration[] = [];
   // Push registrations still waiting for their stream's callback.
   #watching = 0;
-  #wake: (() => void) | null = null;
+  #wake: ((timedOut?: boolean) => void) | null = null;
   #onReady: (() => void) | null = null;
 
   /** How many registrations are active. */
@@ -267,16 +267,17 @@ export class Selector {
     if (this.#pushed.length > 0) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const end = (timedOut: boolean): void => {
+      this.#onReady = onReady ?? null;
+      // One closure per wait (this is on every socket round trip): the host
+      // timer calls it with `true`, everything else with no argument.
+      this.#wake = (timedOut?: boolean) => {
         this.#wake = null;
         this.#onReady = null;
         if (timer !== undefined) clearTimeout(timer);
-        resolve(timedOut);
+        resolve(timedOut === true);
       };
-      this.#onReady = onReady ?? null;
-      this.#wake = () => end(false);
       if (timeoutMs !== Infinity) {
-        timer = setTimeout(() => end(true), hostDelay(timeoutMs));
+        timer = setTimeout(this.#wake, hostDelay(timeoutMs), true);
       }
     });
   }
