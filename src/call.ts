@@ -35,7 +35,7 @@ class CallInstruction<T> extends Instruction<T> {
     loop._callStarted();
     try {
       produced.then(
-        (value) => this.#settle(false, value),
+        (value) => this.#fulfilled(value),
         (error) => this.#settle(true, error),
       );
     } catch (error) {
@@ -49,6 +49,21 @@ class CallInstruction<T> extends Instruction<T> {
       loop._callEnded();
       throw error;
     }
+  }
+
+  /**
+   * As `await` does, a thenable that fulfils with another thenable takes
+   * that one's outcome (a Promise never does; a hand-made thenable may).
+   */
+  #fulfilled(value: unknown): void {
+    if (!isThenable(value)) {
+      this.#settle(false, value);
+      return;
+    }
+    Promise.resolve(value).then(
+      (inner) => this.#settle(false, inner),
+      (error) => this.#settle(true, error),
+    );
   }
 
   #settle(failed: boolean, outcome: unknown): void {

@@ -15,7 +15,7 @@ import type { Loop } from "./loop.ts";
 import { EVENT_READ, EVENT_WRITE } from "./selector.ts";
 import { bytesHint, toBytes } from "./simulated_stream.ts";
 import { closedError, isStream, type Stream, WOULD_BLOCK } from "./stream.ts";
-import type { Task } from "./task.ts";
+import { running, type Task } from "./task.ts";
 import { describeValue } from "./_body.ts";
 import { describeDelay } from "./sleep.ts";
 
@@ -615,7 +615,9 @@ function* settleAfter(
  * `ConnStream`. Waiting for the connection is I/O, like waiting in `read`:
  * `stallTimeoutMs` does not apply to it, and a report of what tasks wait
  * for says "connect to host:port". If the task is cancelled while
- * connecting, a connection that arrives afterwards is closed.
+ * connecting, a connection that arrives afterwards is closed; Deno cannot
+ * abort the host's connect, so an awaited run that ends meanwhile waits
+ * for it to settle before it returns, leaving no operation behind.
  *
  * @param options Where to connect, as for `Deno.connect`.
  * @returns An operation evaluating to the connected stream.
@@ -661,8 +663,11 @@ function* connectWith(incoming: IncomingConn): Generator<Instruction, ConnStream
   try {
     return yield* whenArrived(incoming);
   } finally {
-    // Cancelled, or done: a connection nobody took is closed, now or on arrival.
-    incoming.discard();
+    // Cancelled, or done: a connection nobody took is closed, now or on
+    // arrival. A connect still in flight (Deno cannot abort one) is not
+    // waited for here, which could take minutes, but by the run's end.
+    const opening = incoming.discard();
+    if (opening !== undefined) running.loop?._outlive(opening);
   }
 }
 

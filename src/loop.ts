@@ -148,6 +148,10 @@ export class Loop {
   // What a failed run's cleanup blocked on, if it did: the loop is spent.
   #blockedCleanup: string | null = null;
   #stallTimeoutMs: number;
+  // Host operations that a cancelled task could not wait for (a connect in
+  // flight, which Deno cannot abort): an awaited run ends only once they
+  // have settled, so that none outlives it.
+  #hostOpsLeft = new Set<Promise<void>>();
   // When the loop began to wait with only Promises to wait for (NEVER: it
   // is not so waiting), by performance.now(): a wake-up that queues no task
   // (a stop() or cancel() of a task cancelled already) must not restart
@@ -279,8 +283,14 @@ export class Loop {
       }
       return this.#outcome(main) as T;
     } finally {
+      await this.#settleHostOps();
       this.#tasks.main = null;
     }
+  }
+
+  /** Waits until the host operations the run's tasks left behind have settled. */
+  async #settleHostOps(): Promise<void> {
+    while (this.#hostOpsLeft.size > 0) await Promise.all(this.#hostOpsLeft);
   }
 
   /**
@@ -769,6 +779,15 @@ export class Loop {
   /** @internal From `perform`: the current task continues at once with `error`. */
   _throwNow(task: Task<unknown>, error: unknown): void {
     this.#tasks.throwNow(task, error);
+  }
+
+  /**
+   * @internal Keeps `op`, a host operation that never rejects, from
+   * outliving an awaited run: the run ends once it has settled.
+   */
+  _outlive(op: Promise<void>): void {
+    this.#hostOpsLeft.add(op);
+    op.then(() => this.#hostOpsLeft.delete(op));
   }
 
   /** @internal Cancels `task` (see `Task.cancel`). */

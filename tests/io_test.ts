@@ -759,3 +759,29 @@ Deno.test("gather(accept(listener)) is refused as one body without accepting: th
     assertEquals(greeting, "hello");
   });
 });
+
+Deno.test("connect(): a connect cancelled while in flight at the run's end has settled when run() returns", async () => {
+  await withListener(async (listener) => {
+    // Counts the host operations connect() starts, and those settled.
+    const realConnect = Deno.connect;
+    const started: Promise<void>[] = [];
+    let settled = 0;
+    Deno.connect = ((options: Deno.ConnectOptions) => {
+      const opening = realConnect(options);
+      started.push(opening.then(() => void settled++, () => void settled++));
+      return opening;
+    }) as typeof Deno.connect;
+    try {
+      await run(function* main() {
+        yield* spawn(function* dialer() {
+          yield* connect({ hostname: HOST, port: listener.addr.port });
+        });
+        yield* yieldNow(); // the dialer starts connecting; main returns
+      });
+      assertEquals([started.length, settled], [1, 1]);
+    } finally {
+      Deno.connect = realConnect;
+      await Promise.all(started);
+    }
+  });
+});

@@ -697,3 +697,23 @@ Deno.test("SimulatedStream: a write cancelled while the stream's wait cycles pas
   });
   assertEquals(text, "late");
 });
+
+Deno.test("call(): a thenable that fulfils with a Promise or another thenable evaluates to its outcome, a rejection thrown at the yield*, as await does", async () => {
+  const innerThenable = { then: (ok: (value: number) => void) => ok(42) };
+  const fulfils = { then: (ok: (value: unknown) => void) => ok(innerThenable) };
+  const failure = new Error("work failed");
+  const rejected = Promise.reject(failure);
+  // Keeps the test process alive whatever call() does with the rejection.
+  rejected.catch(() => {});
+  const rejects = { then: (ok: (value: unknown) => void) => ok(rejected) };
+  const outcome = await run(function* main() {
+    const value = yield* call(() => fulfils as PromiseLike<number>);
+    try {
+      yield* call(() => rejects as PromiseLike<number>);
+      return [value, "nothing thrown"];
+    } catch (error) {
+      return [value, error];
+    }
+  });
+  assertEquals(outcome, [42, failure]);
+});
