@@ -14,6 +14,7 @@ import {
   startBody,
 } from "./_body.ts";
 import { Instruction, SharedOperation } from "./instruction.ts";
+import { RunsOnce } from "./_runs_once.ts";
 import type { Loop } from "./loop.ts";
 import type { NameSource, Task, TaskBody, TaskObserver } from "./task.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
@@ -46,11 +47,12 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     // The slip `gather(worker())` type-checks (a generator is an iterable of
     // what it yields). Iterating it to find out would run the worker's code
     // at the call (its spawns, or all of it, dropping its result), so a
-    // list whose iterator is a generator (a generator object, an operation
-    // such as accept(listener)) or an instruction is never iterated.
-    if (bodies instanceof Instruction) throw oneBodyError(bodies, where);
-    const list = bodies[Symbol.iterator]();
-    if (isGeneratorObject(list)) throw oneBodyError(bodies, where);
+    // generator object or one of genloop's operations (an instruction, or
+    // accept(listener)) is never iterated. A collection whose iterator is a
+    // generator method is a list like any other.
+    if (isGeneratorObject(bodies) || bodies instanceof Instruction || bodies instanceof RunsOnce) {
+      throw oneBodyError(bodies, where);
+    }
     // A generator object or operation listed twice in a row (the slip
     // `Array(n).fill(worker())`) would be resumed by two tasks in turn, each
     // with the other's wake-up. Only neighbours are compared: a set of every
@@ -58,8 +60,7 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     // (yieldNow()) serves any number of tasks at once.
     let previous: unknown = undefined;
     let previousIter: unknown = undefined;
-    for (let item = list.next(); item.done !== true; item = list.next()) {
-      const body = item.value;
+    for (const body of bodies) {
       if (isWaiting(body)) throw yieldedInstructionError(body, where);
       if (body === previous && !(body instanceof SharedOperation)) {
         throw listedTwiceError(this.#iters.length - 1, this.#iters.length, where);

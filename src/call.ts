@@ -28,40 +28,15 @@ class CallInstruction<T> extends Instruction<T> {
       return;
     }
     // If fn cancelled its own task, the loop undoes this wait once perform
-    // returns; #settle ignores the outcome, even one that then() reports
-    // before returning.
+    // returns; #settle then ignores the outcome.
     this.#waiter = task;
     this.#loop = loop;
     loop._callStarted();
-    try {
-      produced.then(
-        (value) => this.#fulfilled(value),
-        (error) => this.#settle(true, error),
-      );
-    } catch (error) {
-      // Thrown after the thenable settled (or after the task was
-      // interrupted inside then()): ignored, as a Promise ignores it once
-      // resolved; the outcome stands.
-      if (this.#waiter === null) return;
-      // A thenable whose then() throws: the error goes to the task (thrown
-      // by the loop), and nothing waits for that thenable any more.
-      this.#waiter = null;
-      loop._callEnded();
-      throw error;
-    }
-  }
-
-  /**
-   * As `await` does, a thenable that fulfils with another thenable takes
-   * that one's outcome (a Promise never does; a hand-made thenable may).
-   */
-  #fulfilled(value: unknown): void {
-    if (!isThenable(value)) {
-      this.#settle(false, value);
-      return;
-    }
-    Promise.resolve(value).then(
-      (inner) => this.#settle(false, inner),
+    // Through Promise.resolve, as `await` does: a thenable's then() is
+    // called later and may throw, call back twice or fulfil with another
+    // thenable, which is followed; whatever happens becomes one outcome.
+    Promise.resolve(produced).then(
+      (value) => this.#settle(false, value),
       (error) => this.#settle(true, error),
     );
   }
@@ -70,11 +45,6 @@ class CallInstruction<T> extends Instruction<T> {
     const waiter = this.#waiter;
     // Interrupted meanwhile: the waiter has moved on.
     if (waiter === null) return;
-    // A then() that called back at once, inside perform, after fn had
-    // interrupted its own task: the task is queued with that error already
-    // (resuming it too would queue it twice and drop the error), and the
-    // loop undoes this wait once perform returns.
-    if (waiter._slot !== this) return;
     this.#waiter = null;
     const loop = this.#loop!;
     if (failed) loop._enqueueThrow(waiter, outcome);
@@ -99,8 +69,10 @@ class CallInstruction<T> extends Instruction<T> {
  * evaluates to the fulfilled value, or throws the rejection at the `yield*`.
  * This is how tasks use any Promise-based API (`fetch`, `Deno.readFile`, …).
  * A plain (non-Promise) return value is returned at once; an exception from
- * `fn` is thrown at the `yield*`. If the task is cancelled while waiting, the
- * Promise's outcome is ignored.
+ * `fn` is thrown at the `yield*`. Any other thenable is followed as `await`
+ * follows it (later, never inside the step: a thenable that calls back at
+ * once still needs an awaited run). If the task is cancelled while waiting,
+ * the Promise's outcome is ignored.
  *
  * @typeParam T The settled value.
  * @param fn A function returning a Promise (or a plain value).

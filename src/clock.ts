@@ -15,7 +15,12 @@
 export interface Clock {
   /** The current time in milliseconds; never decreases. */
   now(): number;
-  /** Virtual clocks only: move time forward to `time` (never backwards). */
+  /**
+   * Virtual clocks only: move time forward to `time` (never backwards).
+   * `now()` must then be `time` or later: a clock that stops short (one
+   * rounding to the nearest nanosecond) is an error, since the loop would
+   * find the timer it jumped to still not due.
+   */
   jumpTo?(time: number): void;
 }
 

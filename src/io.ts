@@ -16,6 +16,7 @@ import { EVENT_READ, EVENT_WRITE } from "./selector.ts";
 import { bytesHint, toBytes } from "./simulated_stream.ts";
 import { closedError, isStream, type Stream, WOULD_BLOCK } from "./stream.ts";
 import { running, type Task } from "./task.ts";
+import { RunsOnce } from "./_runs_once.ts";
 import { describeValue } from "./_body.ts";
 import { describeDelay } from "./sleep.ts";
 
@@ -576,33 +577,6 @@ export function close(stream: Stream | Deno.Listener): Operation<void> {
   );
 }
 
-/**
- * An operation written as a generator, refused a second run as genloop's
- * instructions are: a second `yield*` of a finished generator would
- * evaluate to `undefined`, whatever its type says (a second connection
- * from one `accept()`).
- */
-class RunsOnce<T> implements Operation<T> {
-  #generator: Generator<Instruction, T> | null;
-  readonly #what: string;
-
-  constructor(generator: Generator<Instruction, T>, what: string) {
-    this.#generator = generator;
-    this.#what = what;
-  }
-
-  [Symbol.iterator](): Iterator<Instruction, T, unknown> {
-    const generator = this.#generator;
-    if (generator === null) {
-      throw new TypeError(
-        `Cannot run an operation twice (${this.#what}); call the operation function again for each use`,
-      );
-    }
-    this.#generator = null;
-    return generator;
-  }
-}
-
 function* settleAfter(
   closing: Instruction<Promise<void> | undefined>,
 ): Generator<Instruction, void> {
@@ -615,9 +589,9 @@ function* settleAfter(
  * `ConnStream`. Waiting for the connection is I/O, like waiting in `read`:
  * `stallTimeoutMs` does not apply to it, and a report of what tasks wait
  * for says "connect to host:port". If the task is cancelled while
- * connecting, a connection that arrives afterwards is closed; Deno cannot
- * abort the host's connect, so an awaited run that ends meanwhile waits
- * for it to settle before it returns, leaving no operation behind.
+ * connecting, the host's connect is aborted (a connection that arrives
+ * all the same is closed), and an awaited run that ends meanwhile returns
+ * only once it has settled, leaving no operation behind.
  *
  * @param options Where to connect, as for `Deno.connect`.
  * @returns An operation evaluating to the connected stream.
@@ -656,18 +630,32 @@ export function connect(options: Deno.ConnectOptions): Operation<ConnStream> {
     );
   }
   const what = `connect to ${options.hostname ?? "127.0.0.1"}:${options.port}`;
-  return new RunsOnce(connectWith(new IncomingConn(what, () => Deno.connect(options))), what);
+  // Aborted when the task stops waiting (see connectWith), and by the
+  // caller's own signal, if it gave one.
+  const aborter = new AbortController();
+  const signal = options.signal === undefined
+    ? aborter.signal
+    : AbortSignal.any([options.signal, aborter.signal]);
+  const incoming = new IncomingConn(what, () => Deno.connect({ ...options, signal }));
+  return new RunsOnce(connectWith(incoming, aborter), what);
 }
 
-function* connectWith(incoming: IncomingConn): Generator<Instruction, ConnStream> {
+function* connectWith(
+  incoming: IncomingConn,
+  aborter: AbortController,
+): Generator<Instruction, ConnStream> {
   try {
     return yield* whenArrived(incoming);
   } finally {
     // Cancelled, or done: a connection nobody took is closed, now or on
-    // arrival. A connect still in flight (Deno cannot abort one) is not
-    // waited for here, which could take minutes, but by the run's end.
+    // arrival. A connect still in flight is aborted; it settles soon after,
+    // and the run's end waits for that, so that no host operation outlives
+    // an awaited run.
     const opening = incoming.discard();
-    if (opening !== undefined) running.loop?._outlive(opening);
+    if (opening !== undefined) {
+      aborter.abort();
+      running.loop?._outlive(opening);
+    }
   }
 }
 

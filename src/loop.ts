@@ -8,6 +8,9 @@
  * 2. fire due timers, so sleepers whose deadline passed join the queue;
  * 3. run the tasks that were ready when the phase began (tasks made ready
  *    while it runs wait for the next tick, so I/O and timers get their turn).
+ *    An awaited run may give the host a turn part way through a batch; the
+ *    next tick then finishes that batch before phases 1 and 2, so tasks run
+ *    in the same order as in one go.
  *
  * When no task is ready the loop is idle and decides, in order: poll again
  * (a simulated stream still counts down), jump a virtual clock to the next
@@ -148,14 +151,18 @@ export class Loop {
   // What a failed run's cleanup blocked on, if it did: the loop is spent.
   #blockedCleanup: string | null = null;
   #stallTimeoutMs: number;
-  // Host operations that a cancelled task could not wait for (a connect in
-  // flight, which Deno cannot abort): an awaited run ends only once they
-  // have settled, so that none outlives it.
+  // Host operations that a cancelled task left settling (a connect it
+  // aborted): an awaited run ends only once they have settled, so that none
+  // outlives it.
   #hostOpsLeft = new Set<Promise<void>>();
-  // When the loop began to wait with only Promises to wait for (NEVER: it
-  // is not so waiting), by performance.now(): a wake-up that queues no task
-  // (a stop() or cancel() of a task cancelled already) must not restart
-  // the stall limit, or a repeated one would hide a stall for ever.
+  // Tasks of the current batch not run yet: an awaited run cuts a batch
+  // short when the host is due a turn (see #tick).
+  #batchLeft = 0;
+  // When the loop began to wait with only Promises to wait for, no task
+  // having run since (NEVER: it is not so waiting), by performance.now(): a
+  // wake-up after which no task runs (a stop() or cancel() of a task
+  // cancelled already) must not restart the stall limit, or a repeated one
+  // would hide a stall for ever.
   #stalledSince = NEVER;
   // What running woken tasks inside a host callback left for #waitOutside:
   // an error to throw, and whether it ran long enough that the host is due
@@ -283,7 +290,7 @@ export class Loop {
       }
       return this.#outcome(main) as T;
     } finally {
-      await this.#settleHostOps();
+      if (this.#hostOpsLeft.size > 0) await this.#settleHostOps();
       this.#tasks.main = null;
     }
   }
@@ -473,6 +480,7 @@ export class Loop {
         `Cannot start a run: this loop's previous run failed and the cleanup of its tasks blocked (${this.#blockedCleanup}); they would keep this run from ending; use a new Loop`,
       );
     }
+    this.#batchLeft = 0;
     const main = this._spawn(startBody(body, "run()"), bodyNameSource(body), this);
     addObserver(main as Task<unknown>, RUN_OBSERVER);
     this.#tasks.main = main as Task<unknown>;
@@ -564,12 +572,22 @@ export class Loop {
 
   /** Runs one tick of at most `maxSteps` steps; returns how many it ran. */
   #tick(maxSteps: number): number {
-    // Phase 1: streams first, so a task woken by I/O runs in this very tick.
-    if (this.selector.size > 0) this.#wakeReadyStreams(this.selector.select());
-    // Phase 2: then timers whose deadline has passed.
-    if (this.#timers.size > 0) this.#fireDueTimers();
-    // Phase 3: run the batch of tasks that are ready now.
-    return this.#tasks.runReady(maxSteps);
+    // The rest of a batch cut short comes first, before anything that
+    // became ready meanwhile, so that the order does not depend on where
+    // the host's turn fell.
+    if (this.#batchLeft === 0) {
+      // Phase 1: streams first, so a task woken by I/O runs in this very tick.
+      if (this.selector.size > 0) this.#wakeReadyStreams(this.selector.select());
+      // Phase 2: then timers whose deadline has passed.
+      if (this.#timers.size > 0) this.#fireDueTimers();
+      this.#batchLeft = this.#tasks.ready;
+    }
+    // Phase 3: run the batch of tasks that were ready (or what is left of it).
+    const steps = this.#tasks.runReady(Math.min(this.#batchLeft, maxSteps));
+    this.#batchLeft -= steps;
+    // A step is progress: the stall limit (see #stallLimit) starts anew.
+    if (steps > 0) this.#stalledSince = NEVER;
+    return steps;
   }
 
   #wakeReadyStreams(ready: SelectorKey[]): void {
@@ -641,7 +659,7 @@ export class Loop {
       stopWatching?.();
     }
     this.#hostHadTurn();
-    if (!onlyCalls || this.#tasks.ready > 0) this.#stalledSince = NEVER;
+    if (!onlyCalls) this.#stalledSince = NEVER;
     if (this.#wokenError !== NO_ERROR) {
       const error = this.#wokenError;
       this.#wokenError = NO_ERROR;

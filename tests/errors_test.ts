@@ -1249,7 +1249,8 @@ Deno.test("call() of a thenable that fulfils at once and then throws evaluates t
     },
   } as PromiseLike<string>);
   assertEquals(await settlesThenThrows(), "value");
-  const value = runSync(function* main() {
+  // Followed as await follows it: later, never inside the step.
+  const value = await run(function* main() {
     return yield* call(settlesThenThrows);
   });
   assertEquals(value, "value");

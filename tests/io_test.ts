@@ -785,3 +785,40 @@ Deno.test("connect(): a connect cancelled while in flight at the run's end has s
     }
   });
 });
+
+Deno.test("connect(): a connect that a timeout gives up on is aborted, so the run ends at once, not when the host's connect would", async () => {
+  const realConnect = Deno.connect;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => release = resolve);
+  let signal: AbortSignal | undefined;
+  // A connect that stays in flight (a host that drops the SYN) until
+  // aborted, or until the test ends it.
+  Deno.connect = ((options: Deno.ConnectOptions) => {
+    signal = options.signal;
+    return new Promise<Deno.Conn>((_resolve, reject) => {
+      const refuse = () => reject(new Deno.errors.ConnectionRefused("refused"));
+      options.signal?.addEventListener("abort", refuse);
+      released.then(refuse);
+    });
+  }) as typeof Deno.connect;
+  // Ends the host's connect anyway, so that a run waiting for it fails the
+  // test rather than hangs it.
+  const guard = setTimeout(() => release(), GUARD_MS);
+  try {
+    const outcome = await run(function* main() {
+      try {
+        yield* timeout(20, connect({ hostname: HOST, port: 9 }));
+        return "connected";
+      } catch (error) {
+        if (!(error instanceof TimeoutError)) throw error;
+        return "gave up";
+      }
+    });
+    assertEquals(outcome, "gave up");
+    assertEquals(signal?.aborted, true);
+  } finally {
+    clearTimeout(guard);
+    release();
+    Deno.connect = realConnect;
+  }
+});

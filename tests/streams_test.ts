@@ -4,6 +4,7 @@ import {
   assertInstanceOf,
   assertLess,
   assertRejects,
+  assertStrictEquals,
   assertStringIncludes,
   assertThrows,
 } from "@std/assert";
@@ -716,4 +717,27 @@ Deno.test("call(): a thenable that fulfils with a Promise or another thenable ev
     }
   });
   assertEquals(outcome, [42, failure]);
+});
+
+Deno.test("call(): a thenable fulfilled with an object whose then getter throws fails at the yield*, as await does", async () => {
+  const boom = new Error("then getter");
+  const value = {
+    get then(): unknown {
+      throw boom;
+    },
+  };
+  const thenable = {
+    then(onFulfilled: (value: unknown) => void): void {
+      Promise.resolve().then(() => onFulfilled(value));
+    },
+  };
+  const outcome = await run(function* main() {
+    try {
+      yield* call(() => thenable as PromiseLike<unknown>);
+      return "no error";
+    } catch (error) {
+      return error;
+    }
+  }, { stallTimeoutMs: 1_000 });
+  assertStrictEquals(outcome, boom);
 });

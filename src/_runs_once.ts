@@ -1,0 +1,37 @@
+/**
+ * `RunsOnce`: an operation written as a generator, made to run once like
+ * genloop's instructions.
+ *
+ * @module
+ */
+
+import type { Instruction, Operation } from "./instruction.ts";
+
+/**
+ * An operation written as a generator, refused a second run as genloop's
+ * instructions are: a second `yield*` of a finished generator would
+ * evaluate to `undefined`, whatever its type says (a second connection
+ * from one `accept()`). `gather` and `race` recognise one given as their
+ * list by its class, without iterating it.
+ * @internal
+ */
+export class RunsOnce<T> implements Operation<T> {
+  #generator: Generator<Instruction, T> | null;
+  readonly #what: string;
+
+  constructor(generator: Generator<Instruction, T>, what: string) {
+    this.#generator = generator;
+    this.#what = what;
+  }
+
+  [Symbol.iterator](): Iterator<Instruction, T, unknown> {
+    const generator = this.#generator;
+    if (generator === null) {
+      throw new TypeError(
+        `Cannot run an operation twice (${this.#what}); call the operation function again for each use`,
+      );
+    }
+    this.#generator = null;
+    return generator;
+  }
+}
