@@ -95,6 +95,9 @@ const MIN_WORK_BETWEEN_CHECKS = 1;
 // steps; cheap switches pay a clock read per this many, a few per mille.
 const MAX_WORK_BETWEEN_CHECKS = 256;
 const FIRST_WORK_BETWEEN_CHECKS = 64;
+// No limit on a tick's steps (runSync), as a small integer: Infinity would
+// make the step counts doubles, and the run loop slower.
+const UNLIMITED_STEPS = 0x3fff_ffff;
 // "Not yet" for the times the host-turn fields record. Not 0: a field first
 // holding an integer, then a clock's fraction, would change the loop's
 // hidden class, which src/_shape_anchors.ts could then not keep.
@@ -514,11 +517,18 @@ export class Loop {
       // Awaited, a tick runs no more steps than are due before the next
       // look at the clock: a batch of many tasks that each compute a while
       // would keep the host waiting far past MAX_BUSY_MS.
-      const steps = this.#tick(async ? this.#workBetweenChecks - this.#workSinceCheck : Infinity);
-      // Counted across calls: a virtual clock jumping from deadline to
-      // deadline runs one tick per call and never waits for the host, yet
-      // a signal handler or a timer that stops the loop must get its turn.
-      if (async && this.#hostIsDue(steps)) return true;
+      const steps = this.#tick(
+        async ? this.#workBetweenChecks - this.#workSinceCheck : UNLIMITED_STEPS,
+      );
+      if (async) {
+        // A step is progress: the stall limit (see #stallLimit) starts anew.
+        // Only an awaited run can stall, so only it pays for the check.
+        if (steps > 0 && this.#stalledSince !== NEVER) this.#stalledSince = NEVER;
+        // Counted across calls: a virtual clock jumping from deadline to
+        // deadline runs one tick per call and never waits for the host, yet
+        // a signal handler or a timer that stops the loop must get its turn.
+        if (this.#hostIsDue(steps)) return true;
+      }
       if (this.#tasks.ready === 0 && !(this.selector.size > 0 && this.selector.pollable())) {
         return false;
       }
@@ -585,8 +595,6 @@ export class Loop {
     // Phase 3: run the batch of tasks that were ready (or what is left of it).
     const steps = this.#tasks.runReady(Math.min(this.#batchLeft, maxSteps));
     this.#batchLeft -= steps;
-    // A step is progress: the stall limit (see #stallLimit) starts anew.
-    if (steps > 0) this.#stalledSince = NEVER;
     return steps;
   }
 
