@@ -62,13 +62,12 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     let previousIter: unknown = undefined;
     for (const body of bodies) {
       if (isWaiting(body)) throw yieldedInstructionError(body, where);
-      if (body === previous && !(body instanceof SharedOperation)) {
-        throw listedTwiceError(this.#iters.length - 1, this.#iters.length, where);
-      }
       const iter = startBody(body, where);
-      // An iterable handing out one generator object each time is the same
-      // slip; compared here, it cannot make a spawn in perform fail.
-      if (iter === previousIter) {
+      // The same operation (its iterators are made anew, see drive), or the
+      // same generator, which an iterable may also hand out each time:
+      // compared here, it cannot make a spawn in perform fail.
+      const sameOperation = body === previous && !(body instanceof SharedOperation);
+      if (sameOperation || iter === previousIter) {
         throw listedTwiceError(this.#iters.length - 1, this.#iters.length, where);
       }
       // Only a body that is its own iterator (a generator object, an
