@@ -1,7 +1,8 @@
 /**
  * What `gather` and `race` share: spawn a group of child tasks, observe them
  * all, and resume the waiting task once every child has settled, so no
- * child outlives the operation.
+ * child outlives the operation: not even when the waiting task is
+ * cancelled or interrupted, which cancels the children and waits for them.
  *
  * @module
  */
@@ -16,8 +17,8 @@ import {
 import { Instruction, SharedOperation } from "./instruction.ts";
 import { RunsOnce } from "./_runs_once.ts";
 import type { Loop } from "./loop.ts";
-import type { NameSource, Task, TaskBody, TaskObserver } from "./task.ts";
-import { addObserver, removeObserver } from "./task_tree.ts";
+import { type NameSource, type Task, type TaskBody, type TaskObserver, Thrown } from "./task.ts";
+import { addObserver } from "./task_tree.ts";
 
 /** A group of child tasks that one waiting task observes. */
 export abstract class GroupInstruction<T> extends Instruction<T> implements TaskObserver {
@@ -29,7 +30,7 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
   protected tasks: Task<unknown>[] = [];
   /** Children not settled yet. */
   protected remaining = 0;
-  /** The task waiting on the group; null once resumed or interrupted. */
+  /** The task waiting on the group; null before perform and once resumed. */
   protected waiter: Task<unknown> | null = null;
   /**
    * Children that failed after the group's outcome was decided (a loser or
@@ -39,6 +40,9 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
   protected lateFailures: Task<unknown>[] = [];
   #firstId = 0;
   readonly #where: string;
+  // What interrupted the waiting task, thrown at it once every child has
+  // settled (see holdsInterrupt); null while it was not interrupted.
+  #interruption: Thrown | null = null;
 
   constructor(bodies: Iterable<TaskBody<unknown>>, where: string) {
     super();
@@ -92,8 +96,9 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
       return;
     }
     // Only the first spawn can be refused (a generator object that the
-    // waiting task's newest child runs), before any child exists: each
-    // iterator after it was compared with its neighbour at the call.
+    // waiting task's newest child runs), before any child exists, so there
+    // is nothing to undo: each iterator after it was compared with its
+    // neighbour at the call.
     for (let i = 0; i < iters.length; i++) {
       const child = loop._spawn(iters[i], this.#names[i], task);
       if (this.tasks.length === 0) this.#firstId = child.id;
@@ -109,34 +114,45 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
 
   taskSettled(child: Task<unknown>, loop: Loop): void {
     this.remaining--;
-    if (this.waiter === null) return;
     // Children of one group get consecutive ids: the index is O(1).
     this.childSettled(child, child.id - this.#firstId, loop);
-    if (this.remaining === 0) {
-      const waiter = this.waiter;
-      this.waiter = null;
-      this.finish(waiter, loop);
-      for (const failed of this.lateFailures) {
-        loop._reportFailure(failed, `while cancelled, after its ${this.#where} had decided`);
-      }
+    if (this.remaining > 0) return;
+    const waiter = this.waiter!;
+    this.waiter = null;
+    if (this.#interruption !== null) {
+      loop._enqueueThrow(waiter, this.#interruption.error);
+      this.#reportUndelivered(waiter, loop);
+      return;
+    }
+    this.finish(waiter, loop);
+    for (const failed of this.lateFailures) {
+      loop._reportFailure(failed, `while cancelled, after its ${this.#where} had decided`);
     }
   }
 
-  override undo(task: Task<unknown>, loop: Loop): void {
-    this.waiter = null;
-    // Nobody waits for the group's outcome any more: a child that then fails
-    // (in its cleanup) must be reported like any unjoined child, not dropped.
-    for (const child of this.tasks) {
-      if (!child.settled) removeObserver(child, this);
+  override holdsInterrupt(task: Task<unknown>, error: unknown, loop: Loop): boolean {
+    if (this.#interruption !== null) {
+      // Interrupted again while the children clean up: thrown after the
+      // first error, at the task's next yield*.
+      loop._defer(task, error);
+      return true;
     }
+    this.#interruption = new Thrown(error);
     this.cancelUnsettled(loop, "the waiting task was interrupted");
-    // Failures the group recorded but would only have delivered at its end.
-    // A cancelled waiter gets them with its outcome, so that they do not cut
-    // short its cleanup; another interrupted waiter, at its next yield*.
-    const circumstance = `before its ${this.#where}'s waiting task was interrupted`;
-    const cancelled = loop._isCancelled(task);
+    return true;
+  }
+
+  /**
+   * Reports the failures the group recorded but would only have delivered
+   * with its outcome, which the interrupted `waiter` does not take. A
+   * cancelled waiter gets them with its own outcome, so that they do not
+   * cut short its cleanup; another waiter, at its next yield*.
+   */
+  #reportUndelivered(waiter: Task<unknown>, loop: Loop): void {
+    const circumstance = `in a ${this.#where} whose waiting task was interrupted`;
+    const cancelled = loop._isCancelled(waiter);
     for (const failed of this.undelivered()) {
-      if (cancelled) loop._reportWithOutcome(task, failed, circumstance);
+      if (cancelled) loop._reportWithOutcome(waiter, failed, circumstance);
       else loop._reportFailure(failed, circumstance);
     }
   }
@@ -148,7 +164,8 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
 
   /**
    * Children that failed and whose error the group holds for its outcome
-   * (or reports after it): nobody will see them once the waiter is gone.
+   * (or reports after it): the waiting task does not see them if it was
+   * interrupted.
    */
   protected undelivered(): Task<unknown>[] {
     return this.lateFailures;

@@ -51,7 +51,9 @@ class GatherInstruction<T> extends GroupInstruction<T[]> {
  * cleanup, and then throws that first error. A cancelled child whose
  * cleanup fails is not dropped: its `TaskFailedError` reaches the gathering
  * task after that, at its next `yield*`. If the gathering task itself is
- * cancelled, the children are cancelled too.
+ * cancelled (or sent another error) while it waits, the children are
+ * cancelled too, and the error is thrown at its `yield*` once their
+ * cleanup has run.
  *
  * @typeParam B The bodies: a list of bodies that may return different types,
  * whose results are typed in order (`[string, number]` for a body returning

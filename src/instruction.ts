@@ -50,7 +50,8 @@ export interface Operation<T> {
  * A request from a task to the loop: the unit the scheduler dispatches on.
  * Users rarely meet one directly: they call operations such as `sleep(ms)`
  * with `yield*`. Subclasses say how to start the wait (`perform`), how to
- * undo it when the task is cancelled (`undo`), and how to describe it in a
+ * undo it when the task is cancelled (`undo`, or `holdsInterrupt` for one
+ * that must first wait for child tasks), and how to describe it in a
  * `DeadlockError`.
  *
  * @typeParam T The value the waiting `yield*` evaluates to.
@@ -140,6 +141,18 @@ export abstract class Instruction<T = unknown>
    * @internal
    */
   undo(_task: Task<unknown>, _loop: Loop): void {}
+
+  /**
+   * The task waiting here is interrupted by `error` (cancelled, or sent a
+   * failure). Returns whether the instruction holds the error back: one
+   * that started child tasks (a group, a timeout) cancels them and throws
+   * `error` at the task itself once their cleanup has run. By default
+   * (false) the loop undoes the wait and resumes the task with `error` now.
+   * @internal
+   */
+  holdsInterrupt(_task: Task<unknown>, _error: unknown, _loop: Loop): boolean {
+    return false;
+  }
 
   /** What the waiting task waits for, for deadlock reports. */
   abstract describe(): string;

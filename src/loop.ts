@@ -837,6 +837,14 @@ export class Loop {
   }
 
   /**
+   * @internal Throws `error` into `task` at its next `yield*` (after the
+   * error it is resumed with), or joins its outcome if its body ends first.
+   */
+  _defer(task: Task<unknown>, error: unknown): void {
+    this.#tasks.defer(task, error);
+  }
+
+  /**
    * @internal An observer could not deliver `task`'s failure (the outcome it
    * delivers was decided before): report it as if nobody observed the task.
    */

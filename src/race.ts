@@ -42,7 +42,9 @@ class RaceInstruction<T> extends GroupInstruction<T> {
  * winner's result (or throws the winner's error, if it failed). A loser
  * whose cleanup fails is not dropped: its `TaskFailedError` is thrown here
  * instead of the winner's result (after a failed winner's error, at the
- * next `yield*`).
+ * next `yield*`). If the racing task itself is cancelled (or sent another
+ * error) while it waits, every body is cancelled, and the error is thrown
+ * at its `yield*` once their cleanup has run.
  *
  * @typeParam B The bodies: a list of bodies that may return different types
  * (the result is typed as any of them: `string | void` for a body returning

@@ -394,6 +394,10 @@ export class Scheduler {
       case "waiting": {
         const wait = task._slot as Instruction;
         if (wait instanceof Closing) return;
+        // A wait that started child tasks (a group, a timeout) cancels them
+        // and throws the error once their cleanup has run: none of them
+        // outlives the yield*, nor runs its cleanup beside the task's own.
+        if (wait.holdsInterrupt(task, error, this.#loop)) return;
         // Queued with its error first: a failure the undo reports to this
         // task (a group's child) then waits for its next yield*, instead of
         // being overwritten by the error queued here.
@@ -633,6 +637,11 @@ export class Scheduler {
   /** Throws `error` into `task` at its current wait, undoing it. */
   interrupt(task: Task<unknown>, error: unknown): void {
     this.#interrupt(task, error);
+  }
+
+  /** Throws `error` into `task` at its next yield*, or joins its outcome. */
+  defer(task: Task<unknown>, error: unknown): void {
+    this.#defer(task, error);
   }
 }
 

@@ -9,10 +9,10 @@ import { TimeoutError } from "./errors.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import { resumeWithOutcome } from "./join.ts";
 import type { Loop } from "./loop.ts";
-import type { NameSource, Task, TaskBody, TaskObserver } from "./task.ts";
+import { type NameSource, type Task, type TaskBody, type TaskObserver, Thrown } from "./task.ts";
 import { describeDelay } from "./sleep.ts";
 import type { Timer } from "./timers.ts";
-import { addObserver, removeObserver } from "./task_tree.ts";
+import { addObserver } from "./task_tree.ts";
 
 /**
  * A timeout's entry in the timer queue: an object of its own, not the
@@ -57,6 +57,9 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
   #waiter: Task<unknown> | null = null;
   #timer: TimeoutTimer | null = null;
   #timedOut = false;
+  // What interrupted the waiting task, thrown at it once the body has
+  // settled (see holdsInterrupt); null while it was not interrupted.
+  #interruption: Thrown | null = null;
 
   constructor(ms: number, iter: Iterator<unknown, T, unknown>, name: NameSource) {
     super();
@@ -87,10 +90,12 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
 
   taskSettled(child: Task<unknown>, loop: Loop): void {
     this.#disarm(loop);
-    const waiter = this.#waiter;
-    if (waiter === null) return;
+    const waiter = this.#waiter!;
     this.#waiter = null;
-    if (this.#timedOut) {
+    if (this.#interruption !== null) {
+      loop._enqueueThrow(waiter, this.#interruption.error);
+      if (child.state === "failed") this.#reportUnjoined(waiter, child, loop);
+    } else if (this.#timedOut) {
       loop._enqueueThrow(
         waiter,
         new TimeoutError(`Task "${child.name}" did not finish within ${this.delay} ms`, this.delay),
@@ -105,13 +110,28 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
     }
   }
 
-  override undo(_task: Task<unknown>, loop: Loop): void {
-    this.#waiter = null;
+  override holdsInterrupt(task: Task<unknown>, error: unknown, loop: Loop): boolean {
+    if (this.#interruption !== null) {
+      // Interrupted again while the body cleans up: thrown after the first
+      // error, at the task's next yield*.
+      loop._defer(task, error);
+      return true;
+    }
+    this.#interruption = new Thrown(error);
     this.#disarm(loop);
-    // Nobody waits for the body's outcome any more: if it then fails (in its
-    // cleanup), it must be reported like any unjoined child, not dropped.
-    removeObserver(this.#child!, this);
     loop._cancel(this.#child!, "the waiting task was interrupted");
+    return true;
+  }
+
+  /**
+   * Reports the body's failure, which the interrupted `waiter` does not
+   * take as its outcome. A cancelled waiter gets it with its own outcome,
+   * so that it does not cut short its cleanup; another, at its next yield*.
+   */
+  #reportUnjoined(waiter: Task<unknown>, child: Task<unknown>, loop: Loop): void {
+    const circumstance = "in a timeout() whose waiting task was interrupted";
+    if (loop._isCancelled(waiter)) loop._reportWithOutcome(waiter, child, circumstance);
+    else loop._reportFailure(child, circumstance);
   }
 
   describe(): string {
@@ -130,7 +150,10 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
  * if it finishes within `ms`; otherwise cancels it, waits until its cleanup
  * has run, and throws `TimeoutError`. A body whose cleanup fails is not
  * dropped: its `TaskFailedError` reaches the task after the `TimeoutError`,
- * at its next `yield*`. The body starts on the loop's next turn, as any
+ * at its next `yield*`. If the waiting task itself is cancelled (or sent
+ * another error), the body is cancelled, and the error is thrown at the
+ * task's `yield*` once the body's cleanup has run. The body starts on the
+ * loop's next turn, as any
  * spawned task does; if the limit has passed by then (`timeout(0, …)`, or
  * a loop too busy to start it in time), it is cancelled before it starts
  * and none of it runs.

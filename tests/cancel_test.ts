@@ -1276,6 +1276,111 @@ Deno.test("gather(): cancelling the gathering task cancels every child, and its 
   assert(loop._timerCount === 0);
 });
 
+// A task waiting in gather/race/timeout owns the children that wait
+// started: interrupted, it cancels them and is resumed with the error only
+// once their cleanup has run, so its own finally never runs beside theirs.
+const owningWaits: [string, (bodies: Operation<string>[]) => Operation<unknown>][] = [
+  ["gather()", (bodies) => gather(bodies)],
+  ["race()", (bodies) => race(bodies)],
+  ["timeout()", (bodies) => timeout(1_000, bodies[0])],
+];
+for (const [what, wait] of owningWaits) {
+  Deno.test(`${what}: a cancelled waiting task's cleanup runs after its children's cleanup`, () => {
+    const loop = virtualLoop();
+    const log: string[] = [];
+    const state = loop.runSync(function* main() {
+      const waiter = yield* spawn(function* waiter(): Operation<void> {
+        try {
+          yield* wait([sleeper(loop, log, "child", 1_000, 4)]);
+        } catch (error) {
+          log.push(`waiter caught ${(error as Error).name}@${loop.time()}`);
+          throw error;
+        } finally {
+          log.push(`waiter cleaned@${loop.time()}`);
+        }
+      });
+      yield* sleep(2);
+      waiter.cancel("stop");
+      yield* joinError(waiter);
+      return waiter.state;
+    });
+    assertEquals(state, "cancelled");
+    assertEquals(log, ["child cleaned@6", "waiter caught CancelledError@6", "waiter cleaned@6"]);
+  });
+
+  Deno.test(`${what}: a failure reported to the waiting task reaches it after its children's cleanup`, () => {
+    const loop = virtualLoop();
+    const log: string[] = [];
+    const boom = new Error("unjoined sibling failed");
+    const error = loop.runSync(function* main() {
+      yield* spawn(function* failing(): Operation<never> {
+        yield* sleep(2);
+        throw boom;
+      });
+      try {
+        yield* wait([sleeper(loop, log, "child", 1_000, 3)]);
+      } catch (error) {
+        log.push(`caught@${loop.time()}`);
+        return error;
+      }
+    });
+    assertInstanceOf(error, TaskFailedError);
+    assertStrictEquals(error.cause, boom);
+    assertEquals(log, ["child cleaned@5", "caught@5"]);
+  });
+}
+
+Deno.test("gather(): an error reaching the waiting task while its children clean up is thrown at its next yield*", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const second = new Error("second");
+  const outcome = loop.runSync(function* main() {
+    const waiter = yield* spawn(function* waiter(): Operation<void> {
+      try {
+        yield* gather([sleeper(loop, log, "child", 1_000, 4)]);
+      } catch (error) {
+        log.push(`first: ${(error as Error).message}@${loop.time()}`);
+      }
+      try {
+        yield* yieldNow();
+      } catch (error) {
+        log.push(`then: ${(error as Error).message}@${loop.time()}`);
+      }
+    });
+    yield* sleep(2);
+    loop._interrupt(waiter, new Error("first"));
+    yield* sleep(1);
+    loop._interrupt(waiter, second);
+    yield* join(waiter);
+    return waiter.state;
+  });
+  assertEquals(outcome, "done");
+  assertEquals(log, ["child cleaned@6", "first: first@6", "then: second@6"]);
+});
+
+Deno.test("gather(): children stuck in cleanup keep the cancelled waiting task waiting, and a deadlock names them", () => {
+  const loop = virtualLoop();
+  const error = assertThrows(() =>
+    loop.runSync(function* main() {
+      const waiter = yield* spawn(function* waiter(): Operation<void> {
+        yield* gather([function* stuck(): Operation<void> {
+          try {
+            yield* sleep(1_000);
+          } finally {
+            yield* suspend();
+          }
+        }]);
+      });
+      yield* sleep(1);
+      waiter.cancel();
+      yield* join(waiter);
+    })
+  );
+  assertInstanceOf(error, DeadlockError);
+  assertStringIncludes(error.message, "stuck");
+  assertStringIncludes(error.message, "gather of 1 tasks");
+});
+
 // Regression test for a bug fixed after these tests found it:
 // a cancellation that reaches a task already queued with another error is
 // marked as delivered but never thrown into it, so the task runs on (and

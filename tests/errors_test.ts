@@ -319,7 +319,7 @@ for (const group of [gather, race]) {
     assertEquals(error.taskName, "failing");
     assertStringIncludes(
       error.message,
-      `before its ${group.name}()'s waiting task was interrupted`,
+      `in a ${group.name}() whose waiting task was interrupted`,
     );
     assertStringIncludes(error.message, "boom: child failed");
   });
@@ -413,8 +413,10 @@ Deno.test("TaskFailedError: a group's failure held when its waiter is interrupte
     });
     return yield* join(server);
   });
-  // Not a cancellation: no cleanup to protect, so no reason to hold it.
-  assertEquals(seen, ["t=3 handler", "t=3 failFast"]);
+  // The handler's failure waits for the gather's cleanup (until t=11), as
+  // any interruption does; then, not being a cancellation, it has no
+  // cleanup to protect, so the gather's failure comes at the next yield*.
+  assertEquals(seen, ["t=11 handler", "t=11 failFast"]);
   assertEquals(outcome, "served");
 });
 
