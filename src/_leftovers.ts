@@ -46,7 +46,7 @@ export class LeftoversInstruction extends Instruction<void> implements TaskObser
   }
 
   taskSettled(task: Task<unknown>, loop: Loop): void {
-    if (task.state === "failed") {
+    if (task._state === "failed") {
       this.#report(
         new TaskFailedError(task.name, task._slot, "while cancelled at the end of the run"),
       );

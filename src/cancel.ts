@@ -45,7 +45,7 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
       // Not cancelled before, the task is now queued with its error (see
       // above). Cancelled already, it is running its cleanup, which it
       // cannot wait for: the cancel is moot, as a second one always is.
-      if (task.state === "waiting") loop._resumeNow(task, undefined);
+      if (task._state === "waiting") loop._resumeNow(task, undefined);
       return;
     }
     if (target.settled) {
@@ -62,7 +62,7 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
     this.#waiter = null;
     // As an observer this instruction keeps the failure from being reported
     // to the target's parent: dropping it here would lose it for good.
-    if (target.state === "failed") {
+    if (target._state === "failed") {
       loop._enqueueThrow(waiter, new TaskFailedError(target.name, target._slot, CIRCUMSTANCE));
     } else {
       loop._enqueue(waiter, undefined);

@@ -19,19 +19,19 @@ class GatherInstruction<T> extends GroupInstruction<T[]> {
   }
 
   protected childSettled(child: Task<unknown>, index: number, loop: Loop): void {
-    if (child.state === "done") {
+    if (child._state === "done") {
       this.#results[index] = child._slot;
     } else if (this.#firstUnfinished === null) {
       this.#firstUnfinished = child;
       this.cancelUnsettled(loop, `task "${child.name}" of the same gather failed`);
-    } else if (child.state === "failed") {
+    } else if (child._state === "failed") {
       this.lateFailures.push(child);
     }
   }
 
   protected override undelivered(): Task<unknown>[] {
     const first = this.#firstUnfinished;
-    return first?.state === "failed" ? [first, ...this.lateFailures] : this.lateFailures;
+    return first?._state === "failed" ? [first, ...this.lateFailures] : this.lateFailures;
   }
 
   protected finish(waiter: Task<unknown>, loop: Loop): void {

@@ -16,7 +16,7 @@ export function resumeWithOutcome(
   waiter: Task<unknown>,
   settled: Task<unknown>,
 ): void {
-  if (settled.state === "done") loop._enqueue(waiter, settled._slot);
+  if (settled._state === "done") loop._enqueue(waiter, settled._slot);
   else loop._enqueueThrow(waiter, settled._slot);
 }
 
@@ -65,7 +65,7 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
       return this as IteratorResult<Instruction, T>;
     }
     this.done = true;
-    if (target.state !== "done") throw target._slot;
+    if (target._state !== "done") throw target._slot;
     this.value = target._slot;
     return this as IteratorResult<Instruction, T>;
   }
@@ -82,7 +82,7 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
         `Task "${task.name}" cannot join task "${target.name}": that task belongs to another Loop`,
       );
     }
-    if (target.state === "done") {
+    if (target._state === "done") {
       loop._resumeNow(task, target._slot);
     } else if (target.settled) {
       loop._throwNow(task, target._slot);

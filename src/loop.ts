@@ -765,8 +765,8 @@ export class Loop {
     removeObserver(main, RUN_OBSERVER);
     const orphans = this.#tasks.orphanErrors;
     this.#tasks.orphanErrors = [];
-    if (main.state === "done" && orphans.length === 0) return main._slot;
-    const errors = main.state === "done" ? orphans : [main._slot, ...orphans];
+    if (main._state === "done" && orphans.length === 0) return main._slot;
+    const errors = main._state === "done" ? orphans : [main._slot, ...orphans];
     if (errors.length === 1) throw errors[0];
     throw new AggregateError(
       errors,

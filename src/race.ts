@@ -19,7 +19,7 @@ class RaceInstruction<T> extends GroupInstruction<T> {
 
   protected childSettled(child: Task<unknown>, _index: number, loop: Loop): void {
     if (this.#winner !== null) {
-      if (child.state === "failed") this.lateFailures.push(child);
+      if (child._state === "failed") this.lateFailures.push(child);
       return;
     }
     this.#winner = child;
@@ -28,7 +28,7 @@ class RaceInstruction<T> extends GroupInstruction<T> {
 
   protected override undelivered(): Task<unknown>[] {
     const winner = this.#winner;
-    return winner?.state === "failed" ? [winner, ...this.lateFailures] : this.lateFailures;
+    return winner?._state === "failed" ? [winner, ...this.lateFailures] : this.lateFailures;
   }
 
   protected finish(waiter: Task<unknown>, loop: Loop): void {

@@ -171,7 +171,7 @@ export class Scheduler {
   bodyError(task: Task<unknown>): unknown {
     const slot = task._slot;
     if (slot instanceof Closing) return slot.threw ? slot.outcome : undefined;
-    return task.state === "failed" ? slot : undefined;
+    return task._state === "failed" ? slot : undefined;
   }
 
   /**
@@ -201,7 +201,7 @@ export class Scheduler {
 
   /** Resumes `task` until it waits on something or its body ends. */
   #step(task: Task<unknown>): void {
-    task.state = "running";
+    task._state = "running";
     this.#markRunning(task);
     for (;;) {
       const resume = task._slot;
@@ -248,7 +248,7 @@ export class Scheduler {
         task._slot = new Thrown(invalidInstructionError(task, instruction));
         continue;
       }
-      task.state = "waiting";
+      task._state = "waiting";
       task._slot = instruction;
       this.#continueCurrent = false;
       try {
@@ -256,7 +256,7 @@ export class Scheduler {
       } catch (error) {
         this.throwNow(task, error);
       }
-      if (task.state !== "waiting") {
+      if (task._state !== "waiting") {
         // perform queued the task itself (a gather of nothing), or ran code
         // that interrupted it (call()'s fn, a cancel that reaches back to
         // the canceller): then it is queued with that error, and what
@@ -265,7 +265,7 @@ export class Scheduler {
         break;
       }
       if (!this.#continueCurrent) break;
-      task.state = "running";
+      task._state = "running";
     }
   }
 
@@ -316,7 +316,7 @@ export class Scheduler {
       return;
     }
     // Structured concurrency: children do not outlive their parent.
-    task.state = "waiting";
+    task._state = "waiting";
     task._slot = new Closing(threw, value);
     const reason = `its parent "${task.name}" ended`;
     this.cancelGroup(liveChildren(task), reason, `children of task "${task.name}"`);
@@ -329,13 +329,13 @@ export class Scheduler {
    */
   #settle(task: Task<unknown>, threw: boolean, outcome: unknown): void {
     for (;;) {
-      task.state = !threw ? "done" : outcome instanceof CancelledError ? "cancelled" : "failed";
+      task._state = !threw ? "done" : outcome instanceof CancelledError ? "cancelled" : "failed";
       task._slot = outcome;
       task._iter = SETTLED_ITER;
       if (this.#cancelled.size > 0) this.#cancelled.delete(task);
       if (this.#unusual > 0 && this.#cancelledAt.delete(task)) this.#recount();
       const observed = this.#notifyObservers(task);
-      if (task.state === "failed" && !observed) this.#escalate(task);
+      if (task._state === "failed" && !observed) this.#escalate(task);
       const parent = parentOf(task);
       const siblingsLeft = this.tree.unlink(task, parent);
       if (parent === null || siblingsLeft) return;
@@ -379,7 +379,7 @@ export class Scheduler {
 
   /** Throws `error` into `task` at its current wait, undoing that wait. */
   #interrupt(task: Task<unknown>, error: unknown): void {
-    switch (task.state) {
+    switch (task._state) {
       case "ready":
       case "running":
         // Queued already, or interrupting itself (delivered after its
@@ -513,7 +513,7 @@ export class Scheduler {
   }
 
   #makeReady(task: Task<unknown>, value: unknown, throwing: boolean): void {
-    task.state = "ready";
+    task._state = "ready";
     task._slot = throwing ? new Thrown(value) : value;
     this.#queue.push(task);
   }
@@ -529,7 +529,7 @@ export class Scheduler {
   }
 
   #continueWith(task: Task<unknown>, value: unknown, throwing: boolean): void {
-    if (task.state !== "waiting") {
+    if (task._state !== "waiting") {
       // What the instruction ran interrupted the task (see #step): a result
       // is dropped (the task was cancelled), an error is kept for its next
       // yield*.

@@ -137,8 +137,8 @@ export interface TaskObserver {
 export class Task<T = unknown> {
   /** A number unique within the task's loop, in spawn order. */
   readonly id: number;
-  /** Where the task is in its life. */
-  state: TaskState = "ready";
+  /** @internal Where the task is in its life (see `state`). */
+  _state: TaskState = "ready";
 
   // The fields below belong to the loop. They are public only so that the
   // loop, which lives in another module, can reach them without indirection
@@ -194,20 +194,28 @@ export class Task<T = unknown> {
     return nameOf(this._name) || `task-${this.id}`;
   }
 
+  /**
+   * Where the task is in its life. Read-only: the loop moves a task from
+   * state to state; to end one, cancel it.
+   */
+  get state(): TaskState {
+    return this._state;
+  }
+
   /** The returned value once `state` is `"done"`; `undefined` before. */
   get result(): T | undefined {
-    return this.state === "done" ? this._slot as T : undefined;
+    return this._state === "done" ? this._slot as T : undefined;
   }
 
   /** The error once `state` is `"failed"` or `"cancelled"`; `undefined` before. */
   get error(): unknown {
-    return this.state === "failed" || this.state === "cancelled" ? this._slot : undefined;
+    return this._state === "failed" || this._state === "cancelled" ? this._slot : undefined;
   }
 
   /** Whether the task has settled (`done`, `failed` or `cancelled`). */
   get settled(): boolean {
-    return this.state === "done" || this.state === "failed" ||
-      this.state === "cancelled";
+    return this._state === "done" || this._state === "failed" ||
+      this._state === "cancelled";
   }
 
   /**
@@ -225,7 +233,7 @@ export class Task<T = unknown> {
 
   /** A short description such as `Task "worker" (#3, waiting)`. */
   toString(): string {
-    return `Task "${this.name}" (#${this.id}, ${this.state})`;
+    return `Task "${this.name}" (#${this.id}, ${this._state})`;
   }
 }
 

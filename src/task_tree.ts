@@ -216,7 +216,7 @@ export class TaskTree {
     const stack = liveNewestFirst(this.#roots);
     while (stack.length > 0) {
       const task = stack.pop()!;
-      if (task.state === "waiting") {
+      if (task._state === "waiting") {
         // A cancelled task still waiting is cleaning up, or ignoring its
         // cancellation: say so rather than hide it.
         const cancelled = isCancelled(task) ? " (cancelled, still running)" : "";

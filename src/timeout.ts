@@ -94,7 +94,7 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
     this.#waiter = null;
     if (this.#interruption !== null) {
       loop._enqueueThrow(waiter, this.#interruption.error);
-      if (child.state === "failed") this.#reportUnjoined(waiter, child, loop);
+      if (child._state === "failed") this.#reportUnjoined(waiter, child, loop);
     } else if (this.#timedOut) {
       loop._enqueueThrow(
         waiter,
@@ -102,7 +102,7 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
       );
       // The body failed instead of ending cancelled (its cleanup threw):
       // reported after the TimeoutError, as an unjoined failure is.
-      if (child.state === "failed") {
+      if (child._state === "failed") {
         loop._reportFailure(child, `while cancelled by its timeout of ${this.delay} ms`);
       }
     } else {

@@ -823,6 +823,26 @@ Deno.test("Task.state is ready when its timer has fired but it has not run yet",
   assertEquals(seen, ["ready", "done"]);
 });
 
+Deno.test("Task.state is read-only: assigning it throws and the loop's bookkeeping stays intact", () => {
+  const loop = virtualLoop();
+  const result = loop.runSync(function* main() {
+    const child = yield* spawn(function* child() {
+      yield* yieldNow();
+      return 42;
+    });
+    assertThrows(
+      () => {
+        // @ts-expect-error: state is a getter; only the loop moves a task.
+        child.state = "done";
+      },
+      TypeError,
+    );
+    assertEquals(child.state, "ready");
+    return yield* join(child);
+  });
+  assertEquals(result, 42);
+});
+
 Deno.test("Task.result and Task.error: done has a result, failed and cancelled have an error", () => {
   const loop = virtualLoop();
   const boom = new RangeError("boom");
