@@ -14,7 +14,7 @@
  */
 
 import type { Loop } from "./loop.ts";
-import type { Task } from "./task.ts";
+import { running, type Task } from "./task.ts";
 
 /**
  * Something that can be run with `yield*` inside a task and evaluates to a
@@ -101,7 +101,8 @@ export abstract class Instruction<T = unknown>
       );
     }
     if (this.value === this) {
-      this.value = resumeValue;
+      if (resumeValue === undefined) throw waitedOnError(this);
+      this.value = resumedWith(resumeValue);
       this.done = true;
     } else {
       this.value = this;
@@ -183,7 +184,7 @@ export class SharedOperation<T> implements Operation<T> {
     // The typeof first: resumeValue is undefined or a symbol, and a strict
     // equality that has seen both is a call to a generic builtin in V8's
     // optimized code (a thirtieth of a task switch).
-    if (typeof resumeValue === "symbol" && resumeValue === RESUME_SHARED) {
+    if (typeof resumeValue === "symbol" && resumeValue === RESUME_EMPTY) {
       return SHARED_DONE as IteratorResult<Instruction, T>;
     }
     return this.#step;
@@ -194,8 +195,33 @@ export class SharedOperation<T> implements Operation<T> {
   }
 }
 
-/** The value the loop resumes a task with after a shared instruction. */
-export const RESUME_SHARED: unique symbol = Symbol("genloop.resumeShared");
+/**
+ * What the loop resumes a task with in place of `undefined`. A `yield*`
+ * starts with `next(undefined)`, so an instruction that a task waits on
+ * (armed) and then sees `undefined` is being run by a second task, not
+ * resumed by the loop (see `waitedOnError`). A shared instruction also tells
+ * the loop's resume from a new `yield*` by it.
+ */
+export const RESUME_EMPTY: unique symbol = Symbol("genloop.resumeEmpty");
+
+/** The value a `yield*` evaluates to for what the loop resumed it with. */
+export function resumedWith(resumeValue: unknown): unknown {
+  // The typeof first (see SharedOperation.next).
+  return typeof resumeValue === "symbol" && resumeValue === RESUME_EMPTY ? undefined : resumeValue;
+}
+
+/**
+ * The error for a `yield*` of an operation that another task waits on:
+ * an operation runs once, so the second task would take the first one's
+ * wake-up (or steal its data) and leave it with a TypeError.
+ */
+export function waitedOnError(instruction: Instruction): TypeError {
+  const task = running.loop?._runningTask;
+  const who = task ? `task "${task.name}"` : "a task";
+  return new TypeError(
+    `Cannot yield* ${instruction.describe()} in ${who}: another task is waiting on this very operation object, and an operation runs once; call the operation function again for each task`,
+  );
+}
 const SHARED_DONE: IteratorResult<never, undefined> = Object.freeze({
   value: undefined,
   done: true,

@@ -10,7 +10,7 @@
 import { call } from "./call.ts";
 import { ConnStream, describeAddr } from "./conn_stream.ts";
 import { IncomingConn } from "./_incoming_conn.ts";
-import { Instruction, type Operation } from "./instruction.ts";
+import { Instruction, type Operation, waitedOnError } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import { EVENT_READ, EVENT_WRITE } from "./selector.ts";
 import { bytesHint, toBytes } from "./simulated_stream.ts";
@@ -236,9 +236,11 @@ class ReadInstruction<T> extends Instruction<T> {
    * First call, and each resume after a wait: try the stream; evaluate to
    * what it gave, or hand this instruction to the loop to wait again.
    */
-  override next(): IteratorResult<Instruction, T> {
+  override next(resumeValue?: unknown): IteratorResult<Instruction, T> {
     // A second yield*, also after a throw: Instruction.next's TypeError.
     if (this.done) return super.next();
+    // Waited on by another task: trying the stream here would take its data.
+    if (this.value === this && resumeValue === undefined) throw waitedOnError(this);
     let result: unknown;
     try {
       result = this.#attempt();
@@ -450,9 +452,10 @@ class WriteInstruction extends Instruction<number> {
   }
 
   /** First call, and each resume after a wait: go on writing. */
-  override next(): IteratorResult<Instruction, number> {
+  override next(resumeValue?: unknown): IteratorResult<Instruction, number> {
     // A second yield* (see ReadInstruction.next).
     if (this.done) return super.next();
+    if (this.value === this && resumeValue === undefined) throw waitedOnError(this);
     let finished: boolean;
     try {
       finished = this.#advance();

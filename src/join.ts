@@ -5,7 +5,7 @@
  */
 
 import { checkTask } from "./_invalid.ts";
-import { Instruction, type Operation } from "./instruction.ts";
+import { Instruction, type Operation, resumedWith, waitedOnError } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import { canFinishInStep, loopOf, running, type Task, type TaskObserver } from "./task.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
@@ -54,7 +54,8 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
     // A second yield* (see Instruction.next).
     if (this.done) return super.next(resumeValue);
     if (this.value === this) {
-      this.value = resumeValue;
+      if (resumeValue === undefined) throw waitedOnError(this);
+      this.value = resumedWith(resumeValue);
       this.done = true;
       return this as IteratorResult<Instruction, T>;
     }

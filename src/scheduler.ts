@@ -12,7 +12,7 @@
  */
 
 import { CancelledError, describeError, TaskFailedError } from "./errors.ts";
-import { Instruction, RESUME_SHARED } from "./instruction.ts";
+import { Instruction, RESUME_EMPTY } from "./instruction.ts";
 import { YIELD_NOW_INSTRUCTION, YIELD_NOW_STEP } from "./yield_now.ts";
 import { invalidInstructionError } from "./_invalid.ts";
 import { RunQueue } from "./run_queue.ts";
@@ -241,7 +241,7 @@ export class Scheduler {
       }
       if (switching || instruction === YIELD_NOW_INSTRUCTION) {
         // The most frequent instruction needs no dispatch: back of the queue.
-        this.enqueue(task, RESUME_SHARED);
+        this.enqueue(task, RESUME_EMPTY);
         return;
       }
       if (!isWaitingInstruction(instruction, step)) {
@@ -514,7 +514,7 @@ export class Scheduler {
 
   #makeReady(task: Task<unknown>, value: unknown, throwing: boolean): void {
     task._state = "ready";
-    task._slot = throwing ? new Thrown(value) : value;
+    task._slot = throwing ? new Thrown(value) : value === undefined ? RESUME_EMPTY : value;
     this.#queue.push(task);
   }
 
@@ -536,7 +536,7 @@ export class Scheduler {
       if (throwing) this.#interrupt(task, value);
       return;
     }
-    task._slot = throwing ? new Thrown(value) : value;
+    task._slot = throwing ? new Thrown(value) : value === undefined ? RESUME_EMPTY : value;
     this.#continueCurrent = true;
   }
 

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Instruction, type Operation, RESUME_SHARED, SharedOperation } from "./instruction.ts";
+import { Instruction, type Operation, RESUME_EMPTY, SharedOperation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { Task } from "./task.ts";
 
@@ -15,7 +15,7 @@ class YieldNowInstruction extends Instruction<void> {
   // The loop's step recognises this instruction and does the same without
   // dispatching to it: yieldNow is what task switches are made of.
   perform(task: Task<unknown>, loop: Loop): void {
-    loop._enqueue(task, RESUME_SHARED);
+    loop._enqueue(task, RESUME_EMPTY);
   }
 
   describe(): string {

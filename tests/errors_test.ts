@@ -25,8 +25,10 @@ import {
   type LoopOptions,
   type Operation,
   race,
+  read,
   run,
   runSync,
+  SimulatedStream,
   sleep,
   spawn,
   suspend,
@@ -34,6 +36,7 @@ import {
   TaskFailedError,
   timeout,
   VirtualClock,
+  write,
   yieldNow,
 } from "../mod.ts";
 import { failFast, slowToCancel } from "./_group_failure.ts";
@@ -593,6 +596,57 @@ Deno.test("an operation whose wait was ended by an error: a second yield* is a T
   assertEquals(found, ["CancelledError", "TypeError", "CancelledError", "TypeError"]);
   assertEquals(warnings.length, 2);
 });
+
+// An operation object that one task waits on, yield*-ed by a second task:
+// the second is refused at once, and the first still gets its own outcome
+// (before, the second finished at once with undefined and took the first's
+// wake-up, which then got the TypeError).
+const waitedOnOperations: [string, (loop: Loop, child: Task<number>) => Operation<unknown>][] = [
+  ["sleep()", () => sleep(100)],
+  ["join()", (_loop, child) => join(child)],
+  ["read()", (loop) => read(stream(loop))],
+];
+
+function stream(loop: Loop): SimulatedStream {
+  const stream = new SimulatedStream("pipe");
+  loop.spawn(function* feeder() {
+    yield* sleep(100);
+    yield* write(stream, "data");
+  });
+  return stream;
+}
+
+for (const [what, make] of waitedOnOperations) {
+  Deno.test(`${what}: a second task's yield* of an operation another task waits on is a TypeError, and the first is not disturbed`, () => {
+    const loop = virtualLoop();
+    const log: string[] = [];
+    loop.runSync(function* main() {
+      const child = yield* spawn(function* child() {
+        yield* sleep(100);
+        return 42;
+      });
+      const shared = make(loop, child);
+      function* waiter(name: string): Operation<void> {
+        try {
+          const value = yield* shared;
+          const shown = value instanceof Uint8Array ? new TextDecoder().decode(value) : value;
+          log.push(`${name} got ${shown}@${loop.time()}`);
+        } catch (error) {
+          assertInstanceOf(error, TypeError);
+          assertStringIncludes(error.message, `in task "${name}"`);
+          assertStringIncludes(error.message, "another task is waiting on this very operation");
+          log.push(`${name} refused@${loop.time()}`);
+        }
+      }
+      const a = yield* spawn(waiter("a"), { name: "a" });
+      const b = yield* spawn(waiter("b"), { name: "b" });
+      yield* join(a);
+      yield* join(b);
+    });
+    const value = what === "sleep()" ? "undefined" : what === "join()" ? "42" : "data";
+    assertEquals(log, ["b refused@0", `a got ${value}@100`]);
+  });
+}
 
 Deno.test("InvalidInstructionError: uncaught in the main task, it rejects the run; the loop stays usable", async () => {
   const loop = new Loop();
