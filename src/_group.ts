@@ -17,7 +17,7 @@ import {
 import { Instruction, SharedOperation } from "./instruction.ts";
 import { RunsOnce } from "./_runs_once.ts";
 import type { Loop } from "./loop.ts";
-import { type NameSource, type Task, type TaskBody, type TaskObserver, Thrown } from "./task.ts";
+import type { NameSource, Task, TaskBody, TaskObserver } from "./task.ts";
 import { addObserver } from "./task_tree.ts";
 
 /** A group of child tasks that one waiting task observes. */
@@ -40,9 +40,9 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
   protected lateFailures: Task<unknown>[] = [];
   #firstId = 0;
   readonly #where: string;
-  // What interrupted the waiting task, thrown at it once every child has
-  // settled (see holdsInterrupt); null while it was not interrupted.
-  #interruption: Thrown | null = null;
+  // The waiting task was interrupted: the loop holds its error until every
+  // child has settled (see holdsInterrupt).
+  #interrupted = false;
 
   constructor(bodies: Iterable<TaskBody<unknown>>, where: string) {
     super();
@@ -114,14 +114,18 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
 
   taskSettled(child: Task<unknown>, loop: Loop): void {
     this.remaining--;
-    // Children of one group get consecutive ids: the index is O(1).
-    this.childSettled(child, child.id - this.#firstId, loop);
+    if (this.#interrupted) {
+      // Nobody takes the group's outcome: a failure is reported at once.
+      if (child._state === "failed") this.#reportUntaken(child, loop);
+    } else {
+      // Children of one group get consecutive ids: the index is O(1).
+      this.childSettled(child, child.id - this.#firstId, loop);
+    }
     if (this.remaining > 0) return;
     const waiter = this.waiter!;
     this.waiter = null;
-    if (this.#interruption !== null) {
-      loop._enqueueThrow(waiter, this.#interruption.error);
-      this.#reportUndelivered(waiter, loop);
+    if (this.#interrupted) {
+      loop._resumeHeld(waiter);
       return;
     }
     this.finish(waiter, loop);
@@ -130,31 +134,20 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     }
   }
 
-  override holdsInterrupt(task: Task<unknown>, error: unknown, loop: Loop): boolean {
-    if (this.#interruption !== null) {
-      // Interrupted again while the children clean up: thrown after the
-      // first error, at the task's next yield*.
-      loop._defer(task, error);
-      return true;
-    }
-    this.#interruption = new Thrown(error);
+  override holdsInterrupt(_task: Task<unknown>, loop: Loop): boolean {
+    this.#interrupted = true;
     this.cancelUnsettled(loop, "the waiting task was interrupted");
+    // Failures the group recorded for the outcome it will not deliver now.
+    for (const failed of this.undelivered()) this.#reportUntaken(failed, loop);
     return true;
   }
 
-  /**
-   * Reports the failures the group recorded but would only have delivered
-   * with its outcome, which the interrupted `waiter` does not take. A
-   * cancelled waiter gets them with its own outcome, so that they do not
-   * cut short its cleanup; another waiter, at its next yield*.
-   */
-  #reportUndelivered(waiter: Task<unknown>, loop: Loop): void {
-    const circumstance = `in a ${this.#where} whose waiting task was interrupted`;
-    const cancelled = loop._isCancelled(waiter);
-    for (const failed of this.undelivered()) {
-      if (cancelled) loop._reportWithOutcome(waiter, failed, circumstance);
-      else loop._reportFailure(failed, circumstance);
-    }
+  #reportUntaken(failed: Task<unknown>, loop: Loop): void {
+    loop._reportUntaken(
+      this.waiter!,
+      failed,
+      `in a ${this.#where} whose waiting task was interrupted`,
+    );
   }
 
   /** Cancels every child that has not settled, all with one error. */

@@ -144,14 +144,15 @@ export abstract class Instruction<T = unknown>
   undo(_task: Task<unknown>, _loop: Loop): void {}
 
   /**
-   * The task waiting here is interrupted by `error` (cancelled, or sent a
-   * failure). Returns whether the instruction holds the error back: one
-   * that started child tasks (a group, a timeout) cancels them and throws
-   * `error` at the task itself once their cleanup has run. By default
-   * (false) the loop undoes the wait and resumes the task with `error` now.
+   * The task waiting here is interrupted (cancelled, or sent a failure).
+   * Returns whether the loop is to hold the error back: an instruction that
+   * started child tasks (a group, a timeout) cancels them and, once their
+   * cleanup has run, has the loop throw the error at the task
+   * (`loop._resumeHeld`). By default (false) the loop undoes the wait and
+   * resumes the task with the error now.
    * @internal
    */
-  holdsInterrupt(_task: Task<unknown>, _error: unknown, _loop: Loop): boolean {
+  holdsInterrupt(_task: Task<unknown>, _loop: Loop): boolean {
     return false;
   }
 

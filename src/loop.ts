@@ -366,12 +366,13 @@ export class Loop {
 
   /**
    * The run failed (deadlock, stall, a wait runSync cannot do): cancel the
-   * main task so that its tree's `finally` blocks release what they hold,
-   * and drive that cleanup as far as it can go. A cleanup that itself blocks
-   * is left suspended; the run reports the original error either way.
+   * main task and its whole tree so that their `finally` blocks release
+   * what they hold, and drive that cleanup as far as it can go. A cleanup
+   * that itself blocks is left suspended; the run reports the original
+   * error either way.
    */
   async #unwind(main: Task<unknown>): Promise<void> {
-    this.#tasks.cancel(main, RUN_FAILED);
+    this.#tasks.cancelTree(main, RUN_FAILED);
     try {
       await this.#drive(main);
       // A loop that gave up on ending the run does not try again here.
@@ -384,7 +385,7 @@ export class Loop {
 
   /** `#unwind` for `runSync`: only the cleanup that needs no waiting runs. */
   #unwindSync(main: Task<unknown>): void {
-    this.#tasks.cancel(main, RUN_FAILED);
+    this.#tasks.cancelTree(main, RUN_FAILED);
     try {
       this.#driveSync(main);
       if (this.#gaveUp === null) this.#closeRootsSync(RUN_FAILED);
@@ -837,11 +838,12 @@ export class Loop {
   }
 
   /**
-   * @internal Throws `error` into `task` at its next `yield*` (after the
-   * error it is resumed with), or joins its outcome if its body ends first.
+   * @internal Throws the error held for `task` at its `yield*`, once the
+   * child tasks its wait started have settled (see
+   * `Instruction.holdsInterrupt`).
    */
-  _defer(task: Task<unknown>, error: unknown): void {
-    this.#tasks.defer(task, error);
+  _resumeHeld(task: Task<unknown>): void {
+    this.#tasks.resumeHeld(task);
   }
 
   /**
@@ -853,16 +855,12 @@ export class Loop {
   }
 
   /**
-   * @internal Reports the failure of `child` with the outcome of `holder`
-   * once its body ends, rather than at its next yield*.
+   * @internal Reports the failure of `child`, whose outcome `waiter` would
+   * have taken but for an interruption: with a cancelled waiter's outcome,
+   * otherwise at its next `yield*`.
    */
-  _reportWithOutcome(holder: Task<unknown>, child: Task<unknown>, circumstance: string): void {
-    this.#tasks.reportWithOutcome(holder, child, circumstance);
-  }
-
-  /** @internal Whether cancel() has reached `task`. */
-  _isCancelled(task: Task<unknown>): boolean {
-    return this.#tasks.isCancelled(task);
+  _reportUntaken(waiter: Task<unknown>, child: Task<unknown>, circumstance: string): void {
+    this.#tasks.reportUntaken(waiter, child, circumstance);
   }
 
   /** @internal Arms a timer. */

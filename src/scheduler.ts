@@ -127,6 +127,10 @@ export class Scheduler {
   // yield* of it: those a group had recorded when its waiting task was
   // interrupted, whose cleanup they must not cut short.
   #held = new Map<Task<unknown>, unknown>();
+  // The error that interrupted each task waiting on an instruction that
+  // started child tasks, held until their cleanup has run (see
+  // Instruction.holdsInterrupt). A second error meanwhile is deferred.
+  #holding = new Map<Task<unknown>, unknown>();
   // Cancellations requested while one is being delivered, as task, reason,
   // shared error (or undefined) triples (see `#cancel`).
   #cancelQueue: unknown[] = [];
@@ -157,7 +161,11 @@ export class Scheduler {
    * or held for its outcome) when the run fails and no task will take them.
    */
   takePendingErrors(): unknown[] {
-    const errors = [...this.#deferred.values(), ...this.#held.values()].map(takePending);
+    const errors = [
+      ...this.#holding.values(),
+      ...[...this.#deferred.values(), ...this.#held.values()].map(takePending),
+    ];
+    this.#holding.clear();
     this.#deferred.clear();
     this.#held.clear();
     this.#recount();
@@ -394,10 +402,18 @@ export class Scheduler {
       case "waiting": {
         const wait = task._slot as Instruction;
         if (wait instanceof Closing) return;
+        if (this.#holding.size > 0 && this.#holding.has(task)) {
+          this.#defer(task, error);
+          return;
+        }
         // A wait that started child tasks (a group, a timeout) cancels them
-        // and throws the error once their cleanup has run: none of them
+        // and has the error thrown once their cleanup has run: none of them
         // outlives the yield*, nor runs its cleanup beside the task's own.
-        if (wait.holdsInterrupt(task, error, this.#loop)) return;
+        // Held here, not in the instruction, so that a run failing
+        // meanwhile still reports it.
+        this.#holding.set(task, error);
+        if (wait.holdsInterrupt(task, this.#loop)) return;
+        this.#holding.delete(task);
         // Queued with its error first: a failure the undo reports to this
         // task (a group's child) then waits for its next yield*, instead of
         // being overwritten by the error queued here.
@@ -561,6 +577,22 @@ export class Scheduler {
     }
   }
 
+  /**
+   * Cancels `root` with an error of its own, then every live task under
+   * it, parents first, with one shared error. A failed run's unwind cannot
+   * wait for each task's end to cancel its children: a task waiting in a
+   * group first waits for the group's children, whose cleanup may wait on
+   * one of its other children.
+   */
+  cancelTree(root: Task<unknown>, reason: unknown): void {
+    this.cancel(root, reason);
+    const tasks = liveChildren(root);
+    for (let i = 0; i < tasks.length; i++) {
+      for (const child of liveChildren(tasks[i])) tasks.push(child);
+    }
+    this.cancelGroup(tasks, reason, `tasks under "${root.name}"`);
+  }
+
   /** Cancels `task` with `shared`, or an error of its own when undefined. */
   #cancel(task: Task<unknown>, reason: unknown, shared: CancelledError | undefined): void {
     // Delivering a cancellation undoes the task's wait, which may cancel
@@ -615,17 +647,18 @@ export class Scheduler {
     this.#escalate(task, circumstance);
   }
 
-  /** Whether cancel() has reached `task`. */
-  isCancelled(task: Task<unknown>): boolean {
-    return this.#cancelled.has(task);
-  }
-
   /**
-   * Reports the failure of `child` with the outcome of `holder`
-   * once its body ends, rather than at its next yield*.
+   * Reports the failure of `child`, whose outcome `waiter` would have
+   * taken but for an interruption. A cancelled waiter gets it with its own
+   * outcome, once its body ends, so that it does not cut its cleanup short;
+   * another, at its next yield*.
    */
-  reportWithOutcome(holder: Task<unknown>, child: Task<unknown>, circumstance: string): void {
-    this.#hold(holder, new TaskFailedError(child.name, child._slot, circumstance));
+  reportUntaken(waiter: Task<unknown>, child: Task<unknown>, circumstance: string): void {
+    if (this.#cancelled.has(waiter)) {
+      this.#hold(waiter, new TaskFailedError(child.name, child._slot, circumstance));
+    } else {
+      this.#escalate(child, circumstance);
+    }
   }
 
   /** Keeps `error` to join `task`'s outcome when its body ends. */
@@ -639,9 +672,19 @@ export class Scheduler {
     this.#interrupt(task, error);
   }
 
-  /** Throws `error` into `task` at its next yield*, or joins its outcome. */
-  defer(task: Task<unknown>, error: unknown): void {
-    this.#defer(task, error);
+  /**
+   * Throws the error held for `task` (see #interrupt) at its `yield*`: the
+   * child tasks its wait started have finished their cleanup.
+   */
+  resumeHeld(task: Task<unknown>): void {
+    const error = this.#holding.get(task);
+    this.#holding.delete(task);
+    // Its own cleanup starts only now: a warning about a cleanup that runs
+    // on too long counts from here, not from when it was cancelled.
+    if (this.#unusual > 0 && this.#cancelledAt.has(task)) {
+      this.#cancelledAt.set(task, this.#loop.time());
+    }
+    this.enqueueThrow(task, error);
   }
 }
 

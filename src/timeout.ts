@@ -9,7 +9,7 @@ import { TimeoutError } from "./errors.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import { resumeWithOutcome } from "./join.ts";
 import type { Loop } from "./loop.ts";
-import { type NameSource, type Task, type TaskBody, type TaskObserver, Thrown } from "./task.ts";
+import type { NameSource, Task, TaskBody, TaskObserver } from "./task.ts";
 import { describeDelay } from "./sleep.ts";
 import type { Timer } from "./timers.ts";
 import { addObserver } from "./task_tree.ts";
@@ -57,9 +57,9 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
   #waiter: Task<unknown> | null = null;
   #timer: TimeoutTimer | null = null;
   #timedOut = false;
-  // What interrupted the waiting task, thrown at it once the body has
-  // settled (see holdsInterrupt); null while it was not interrupted.
-  #interruption: Thrown | null = null;
+  // The waiting task was interrupted: the loop holds its error until the
+  // body has settled (see holdsInterrupt).
+  #interrupted = false;
 
   constructor(ms: number, iter: Iterator<unknown, T, unknown>, name: NameSource) {
     super();
@@ -92,9 +92,11 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
     this.#disarm(loop);
     const waiter = this.#waiter!;
     this.#waiter = null;
-    if (this.#interruption !== null) {
-      loop._enqueueThrow(waiter, this.#interruption.error);
-      if (child._state === "failed") this.#reportUnjoined(waiter, child, loop);
+    if (this.#interrupted) {
+      if (child._state === "failed") {
+        loop._reportUntaken(waiter, child, "in a timeout() whose waiting task was interrupted");
+      }
+      loop._resumeHeld(waiter);
     } else if (this.#timedOut) {
       loop._enqueueThrow(
         waiter,
@@ -110,28 +112,11 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
     }
   }
 
-  override holdsInterrupt(task: Task<unknown>, error: unknown, loop: Loop): boolean {
-    if (this.#interruption !== null) {
-      // Interrupted again while the body cleans up: thrown after the first
-      // error, at the task's next yield*.
-      loop._defer(task, error);
-      return true;
-    }
-    this.#interruption = new Thrown(error);
+  override holdsInterrupt(_task: Task<unknown>, loop: Loop): boolean {
+    this.#interrupted = true;
     this.#disarm(loop);
     loop._cancel(this.#child!, "the waiting task was interrupted");
     return true;
-  }
-
-  /**
-   * Reports the body's failure, which the interrupted `waiter` does not
-   * take as its outcome. A cancelled waiter gets it with its own outcome,
-   * so that it does not cut short its cleanup; another, at its next yield*.
-   */
-  #reportUnjoined(waiter: Task<unknown>, child: Task<unknown>, loop: Loop): void {
-    const circumstance = "in a timeout() whose waiting task was interrupted";
-    if (loop._isCancelled(waiter)) loop._reportWithOutcome(waiter, child, circumstance);
-    else loop._reportFailure(child, circumstance);
   }
 
   describe(): string {

@@ -1,0 +1,182 @@
+// A task interrupted while it waits in gather/race/timeout gets the error
+// only once the children that wait started have settled. Meanwhile the loop
+// holds the error: a run that fails during the hold still reports it, a
+// failed run's unwind still reaches every task, and the warning about a
+// cleanup that runs on too long counts from when the task's own cleanup
+// starts.
+
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertStrictEquals,
+  assertThrows,
+} from "@std/assert";
+import {
+  DeadlockError,
+  gather,
+  join,
+  Loop,
+  type LoopOptions,
+  type Operation,
+  race,
+  sleep,
+  spawn,
+  suspend,
+  TaskFailedError,
+  timeout,
+  VirtualClock,
+  yieldNow,
+} from "../mod.ts";
+
+function virtualLoop(options: LoopOptions = {}): Loop {
+  return new Loop({ clock: new VirtualClock(), ...options });
+}
+
+/** Sleeps long; once cancelled, its cleanup never ends. */
+function* stuckInCleanup(): Operation<void> {
+  try {
+    yield* sleep(1_000);
+  } finally {
+    yield* suspend();
+  }
+}
+
+const owningWaits: [string, (bodies: (() => Operation<void>)[]) => Operation<unknown>][] = [
+  ["gather()", (bodies) => gather(bodies)],
+  ["race()", (bodies) => race(bodies)],
+  ["timeout()", (bodies) => timeout(1_000, bodies[0])],
+];
+
+// The held error is the loop's, not the instruction's: a run failing
+// during the hold makes it the DeadlockError's cause.
+for (const [what, wait] of owningWaits) {
+  Deno.test(`${what}: a DeadlockError during the hold keeps the failure that interrupted the waiting task as its cause`, () => {
+    const loop = virtualLoop();
+    const boom = new Error("unjoined sibling failed");
+    const error = assertThrows(() =>
+      loop.runSync(function* main() {
+        yield* spawn(function* failing(): Operation<never> {
+          yield* sleep(2);
+          throw boom;
+        });
+        yield* wait([stuckInCleanup]);
+      })
+    );
+    assertInstanceOf(error, DeadlockError);
+    assertInstanceOf(error.cause, TaskFailedError);
+    assertStrictEquals(error.cause.cause, boom);
+  });
+}
+
+// A group's recorded failure is reported when its waiting task is
+// interrupted, not when the children have settled, which may be never.
+for (const group of [gather, race]) {
+  Deno.test(`${group.name}(): when a sibling's cleanup blocks, the DeadlockError keeps the first failure as its cause`, () => {
+    const loop = virtualLoop();
+    const error = assertThrows(() =>
+      loop.runSync(function* main() {
+        yield* group([
+          function* failFast(): Operation<never> {
+            yield* sleep(1);
+            throw new Error("backend unavailable");
+          },
+          stuckInCleanup,
+        ]);
+      })
+    );
+    assertInstanceOf(error, DeadlockError);
+    assertInstanceOf(error.cause, TaskFailedError);
+    assertEquals((error.cause.cause as Error).message, "backend unavailable");
+  });
+}
+
+// A failed run's unwind cancels every task, not only main: main's
+// cancellation is held in the gather, so its body would not end and cancel
+// the sibling that the gather's cleanup waits on.
+Deno.test("a deadlock that cancelling main can unwind leaves the loop usable", () => {
+  const loop = virtualLoop();
+  const error = assertThrows(() =>
+    loop.runSync(function* main() {
+      const holder = yield* spawn(function* holder(): Operation<void> {
+        yield* suspend();
+      });
+      yield* gather([
+        function* failFast(): Operation<never> {
+          yield* sleep(1);
+          throw new Error("backend unavailable");
+        },
+        function* flusher(): Operation<void> {
+          try {
+            yield* sleep(1_000);
+          } finally {
+            try {
+              yield* join(holder); // ends once main's end cancels the holder
+            } catch { /* its CancelledError */ }
+          }
+        },
+      ]);
+    })
+  );
+  assertInstanceOf(error, DeadlockError);
+  const next = loop.runSync(function* next() {
+    yield* sleep(1);
+    return "second run";
+  });
+  assertEquals(next, "second run");
+});
+
+// A held waiter's own cleanup starts once its children's has run: the
+// lingering-cleanup clock starts then, not at cancel().
+Deno.test("cleanupWarningMs does not blame a waiting task for its children's slow cleanup", () => {
+  const warnings: string[] = [];
+  const loop = virtualLoop({ cleanupWarningMs: 50, onWarning: (m) => warnings.push(m) });
+  loop.runSync(function* main() {
+    const waiter = yield* spawn(function* waiter(): Operation<void> {
+      try {
+        yield* gather([function* slowLeaf(): Operation<void> {
+          try {
+            yield* sleep(1_000);
+          } finally {
+            yield* sleep(100); // the slow cleanup is this one's
+          }
+        }]);
+      } finally {
+        yield* yieldNow(); // a cleanup of no time at all
+      }
+    });
+    yield* sleep(1);
+    waiter.cancel();
+    try {
+      yield* join(waiter);
+    } catch { /* cancelled */ }
+  });
+  assert(
+    warnings.every((message) => !message.includes('"waiter"')),
+    `the waiting task was blamed: ${warnings.join(" | ")}`,
+  );
+});
+
+// Same, nested: each level's own cleanup takes 30 ms, under the limit,
+// though the top one's ends 120 ms after the cancellation.
+Deno.test("cleanupWarningMs: nested waiting tasks whose own cleanup is quick are not warned", () => {
+  const warnings: string[] = [];
+  const loop = virtualLoop({ cleanupWarningMs: 50, onWarning: (m) => warnings.push(m) });
+  function* level(depth: number): Operation<void> {
+    try {
+      if (depth === 0) yield* sleep(1_000);
+      else yield* gather([level(depth - 1)]);
+    } finally {
+      yield* sleep(30);
+    }
+  }
+  loop.runSync(function* main() {
+    const top = yield* spawn(level(3));
+    yield* sleep(1);
+    top.cancel();
+    try {
+      yield* join(top);
+    } catch { /* cancelled */ }
+  });
+  assertEquals(warnings, []);
+});
