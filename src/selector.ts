@@ -125,8 +125,11 @@ export class Selector {
   #polledRegistrations = 0;
   // The active push registrations, newest first (for `describe`).
   #firstPush: Registration | null = null;
-  // Push registrations whose stream reported readiness; O(ready).
+  // Push registrations whose stream reported readiness; O(ready). One
+  // dropped meanwhile (its task was cancelled) stays until taken, inactive.
   #pushed: Registration[] = [];
+  // How many of #pushed are still active: only they end a wait early.
+  #pushedActive = 0;
   // Push registrations still waiting for their stream's callback.
   #watching = 0;
   #wake: ((timedOut?: boolean) => void) | null = null;
@@ -264,7 +267,10 @@ export class Selector {
    * @returns Whether the wait ended because `timeoutMs` passed.
    */
   wait(timeoutMs: number, onReady?: () => void): Promise<boolean> {
-    if (this.#pushed.length > 0) return Promise.resolve(false);
+    if (this.#pushedActive > 0) return Promise.resolve(false);
+    // Only readiness whose task has gone: the loop has nothing to take, so
+    // no select() would ever clear it.
+    this.#pushed.length = 0;
     return new Promise<boolean>((resolve) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       this.#onReady = onReady ?? null;
@@ -339,6 +345,7 @@ export class Selector {
     if (!registration.active || registration.notified) return;
     registration.notified = true;
     this.#pushed.push(registration);
+    this.#pushedActive++;
     const onReady = this.#onReady;
     this.wakeup();
     if (onReady !== null) onReady();
@@ -347,6 +354,7 @@ export class Selector {
   #drop(registration: Registration): void {
     if (!registration.active) return;
     registration.active = false;
+    if (registration.notified) this.#pushedActive--;
     const reading = registration.event === EVENT_READ;
     if (reading) registration.holders.read = null;
     else registration.holders.write = null;
