@@ -13,12 +13,14 @@ class CallInstruction<T> extends Instruction<T> {
   override value: unknown = undefined;
   override done = false;
   readonly #fn: () => T | PromiseLike<T>;
+  readonly #what: string | undefined;
   #waiter: Task<unknown> | null = null;
   #loop: Loop | null = null;
 
-  constructor(fn: () => T | PromiseLike<T>) {
+  constructor(fn: () => T | PromiseLike<T>, what?: string) {
     super();
     this.#fn = fn;
+    this.#what = what;
   }
 
   perform(task: Task<unknown>, loop: Loop): void {
@@ -60,7 +62,7 @@ class CallInstruction<T> extends Instruction<T> {
   }
 
   describe(): string {
-    return `a Promise from call(${this.#fn.name || "anonymous function"})`;
+    return this.#what ?? `a Promise from call(${this.#fn.name || "anonymous function"})`;
   }
 }
 
@@ -96,4 +98,13 @@ export function call<T>(fn: () => T | PromiseLike<T>): Operation<T> {
     );
   }
   return new CallInstruction(fn);
+}
+
+/**
+ * `call(fn)` for the library's own waits on the host, described in reports
+ * as `what` rather than as an anonymous function's Promise.
+ * @internal
+ */
+export function callAs<T>(fn: () => PromiseLike<T>, what: string): Operation<T> {
+  return new CallInstruction(fn, what);
 }

@@ -112,6 +112,8 @@ export class ConnStream implements Stream {
   // What cancelled writes left to send after the write in flight (copied).
   #queued: Uint8Array | null = null;
   #closed = false;
+  // What the first close() returned while its host operations settle.
+  #closing: Promise<void> | undefined = undefined;
 
   /**
    * Wraps `conn`.
@@ -242,9 +244,13 @@ export class ConnStream implements Stream {
     return this.#writing === null;
   }
 
-  /** Closes the connection; resolves once in-flight host operations settled. */
+  /**
+   * Closes the connection; resolves once in-flight host operations settled.
+   * Closed already, it returns what the first close returned: a second
+   * `close()` waits for the same operations.
+   */
   close(): Promise<void> | undefined {
-    if (this.#closed) return undefined;
+    if (this.#closed) return this.#closing;
     this.#closed = true;
     try {
       this.conn.close();
@@ -253,7 +259,11 @@ export class ConnStream implements Stream {
       if (!(error instanceof Deno.errors.BadResource)) throw error;
     }
     const inFlight = [this.#reading, this.#writing].filter((p) => p !== null);
-    return inFlight.length === 0 ? undefined : Promise.all(inFlight).then(() => {});
+    if (inFlight.length === 0) return undefined;
+    this.#closing = Promise.all(inFlight).then(() => {
+      this.#closing = undefined;
+    });
+    return this.#closing;
   }
 
   #readable(): boolean {

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { call } from "./call.ts";
+import { callAs } from "./call.ts";
 import { ConnStream, describeAddr } from "./conn_stream.ts";
 import { IncomingConn } from "./_incoming_conn.ts";
 import { Instruction, type Operation, waitedOnError } from "./instruction.ts";
@@ -44,7 +44,7 @@ class CloseStreamInstruction extends Instruction<Promise<void> | undefined> {
         ),
       );
     }
-    loop._resumeNow(task, stream.close());
+    handOverInFlight(task, loop, stream.close());
   }
 
   describe(): string {
@@ -83,7 +83,7 @@ class CloseListenerInstruction extends Instruction<Promise<void> | undefined> {
       );
     }
     closeListenerQuietly(listener);
-    loop._resumeNow(task, incoming.discard());
+    handOverInFlight(task, loop, incoming.discard());
   }
 
   describe(): string {
@@ -269,6 +269,7 @@ class ReadInstruction<T> extends Instruction<T> {
 
   #attempt(): unknown {
     const stream = this.#stream;
+    if (stream.closed) throw usedAfterClose(stream, "read from");
     switch (this.#kind) {
       case READ_COPY:
         return stream.tryRead(this.#max);
@@ -506,8 +507,8 @@ class WriteInstruction extends Instruction<number> {
     const stream = this.#stream;
     const bytes = this.#bytes;
     this.#handingOver = false;
-    // An empty write hands nothing to tryWrite, which reports a closed stream.
-    if (bytes.length === 0 && stream.closed) throw closedError(stream, "cannot write");
+    // Closed once bytes were handed over: the stream's own error says so.
+    if (this.#written === 0 && stream.closed) throw usedAfterClose(stream, "write to");
     while (this.#written < bytes.length) {
       const written = this.#written;
       const accepted = stream.tryWrite(written === 0 ? bytes : bytes.subarray(written));
@@ -568,24 +569,49 @@ class WriteInstruction extends Instruction<number> {
  */
 export function close(stream: Stream | Deno.Listener): Operation<void> {
   if (isListener(stream)) {
-    return new RunsOnce(
-      settleAfter(new CloseListenerInstruction(stream)),
-      `close of listener ${describeAddr(stream.addr)}`,
-    );
+    const what = `close of listener ${describeAddr(stream.addr)}`;
+    return new RunsOnce(settleAfter(new CloseListenerInstruction(stream), what), what);
   }
   checkStream(stream, "close()");
-  return new RunsOnce(
-    settleAfter(new CloseStreamInstruction(stream)),
-    `close of stream "${stream.name}"`,
+  const what = `close of stream "${stream.name}"`;
+  return new RunsOnce(settleAfter(new CloseStreamInstruction(stream), what), what);
+}
+
+/** The error for a read or write of a stream closed before it started. */
+function usedAfterClose(stream: Stream, what: string): Error {
+  const task = running.loop?._runningTask;
+  const who = task ? `task "${task.name}"` : "a task";
+  return closedError(
+    stream,
+    `${who} cannot ${what} it; close a stream only once no task reads or writes it any more`,
   );
 }
 
 function* settleAfter(
   closing: Instruction<Promise<void> | undefined>,
+  what: string,
 ): Generator<Instruction, void> {
   const inFlight = yield* closing;
-  if (inFlight !== undefined) yield* call(() => inFlight);
+  if (inFlight !== undefined) {
+    yield* callAs(() => inFlight, `${what} (its host operations to settle)`);
+  }
 }
+
+/**
+ * Resumes the closing `task` with the host operations still in flight,
+ * which an awaited run outlives should the task stop waiting for them
+ * (cancelled), so that none is left pending after it.
+ */
+function handOverInFlight(
+  task: Task<unknown>,
+  loop: Loop,
+  inFlight: Promise<void> | undefined,
+): void {
+  if (inFlight !== undefined) loop._outlive(inFlight.then(ignore, ignore));
+  loop._resumeNow(task, inFlight);
+}
+
+function ignore(): void {}
 
 /**
  * Opens a TCP connection (options as `Deno.connect`'s) and evaluates to a

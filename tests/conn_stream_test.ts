@@ -562,3 +562,152 @@ Deno.test("ConnStream: a write in flight when the stream is closed from outside 
     'Stream "stuck" is closed: it was closed while a write was in flight, before all of it was sent',
   );
 });
+
+// ---------------------------------------------------------------------------
+// close(): waiting for host operations in flight, and using a closed stream.
+
+/**
+ * The server end of a fresh connection as a ConnStream over the real
+ * socket, with a flag that says whether its last host read has settled.
+ */
+function* observedPair(
+  listener: Deno.TcpListener,
+): Operation<{ client: ConnStream; server: ConnStream; readSettled: () => boolean }> {
+  const [client, accepted] = yield* connectPair(listener);
+  const conn = accepted.conn;
+  let settled = true;
+  const server = new ConnStream({
+    remoteAddr: conn.remoteAddr,
+    read(buffer: Uint8Array): Promise<number | null> {
+      settled = false;
+      return conn.read(buffer).finally(() => settled = true);
+    },
+    write: (data: Uint8Array) => conn.write(data),
+    close: () => conn.close(),
+  } as unknown as Deno.Conn);
+  return { client, server, readSettled: () => settled };
+}
+
+Deno.test("close(): a close cancelled while it waits for the in-flight read does not let run() return before that read settled", async () => {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  try {
+    let readSettled = () => false;
+    await run(function* main() {
+      const pair = yield* observedPair(listener);
+      readSettled = pair.readSettled;
+      yield* close(pair.client);
+      yield* spawn(function* reader() {
+        try {
+          yield* read(pair.server); // the host read is in flight
+        } catch {
+          // closed by the closer
+        }
+      });
+      yield* yieldNow();
+      yield* spawn(function* closer() {
+        yield* close(pair.server); // waits for the host read to settle
+      });
+      yield* yieldNow();
+      // main returns: the closer is cancelled in its close().
+    });
+    // As connect() promises for a connect cancelled in flight: no host
+    // operation outlives the awaited run.
+    assertEquals(
+      readSettled(),
+      true,
+      "run() returned while the closed stream's host read was pending",
+    );
+  } finally {
+    listener.close();
+  }
+});
+
+Deno.test("close(): a second close() of a stream returns only once the host read in flight settled, as the first one does", async () => {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  try {
+    const settledAfterSecondClose = await run(function* main() {
+      const { client, server, readSettled } = yield* observedPair(listener);
+      yield* close(client);
+      const reader = yield* spawn(function* reader() {
+        try {
+          yield* read(server);
+        } catch {
+          // closed
+        }
+      });
+      yield* yieldNow(); // the reader's host read is in flight
+      const closer = yield* spawn(function* closer() {
+        yield* close(server); // closes, then waits for the host read
+      });
+      yield* yieldNow();
+      yield* close(server); // "closing twice is harmless"
+      const settled = readSettled();
+      yield* join(closer);
+      yield* join(reader);
+      return settled;
+    });
+    assertEquals(
+      settledAfterSecondClose,
+      true,
+      "the second close() returned with the host read pending",
+    );
+  } finally {
+    listener.close();
+  }
+});
+
+Deno.test("read()/write() on a closed ConnStream: the error names the task and what to do", async () => {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  try {
+    const messages = await run(function* main() {
+      const [client, server] = yield* connectPair(listener);
+      yield* close(client);
+      const messages: string[] = [];
+      for (const op of [read(client), write(client, "x")] as Operation<unknown>[]) {
+        try {
+          yield* op;
+        } catch (error) {
+          assertInstanceOf(error, Deno.errors.BadResource);
+          messages.push(error.message);
+        }
+      }
+      yield* close(server);
+      return messages;
+    });
+    assertEquals(messages.length, 2);
+    for (const message of messages) {
+      assert(message.includes('task "main"'), `does not name the task: ${message}`);
+    }
+  } finally {
+    listener.close();
+  }
+});
+
+Deno.test("runSync(close(stream)) that must wait for a host read names the close, not an anonymous call()", async () => {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const loop = new Loop();
+  try {
+    const [client, server] = await loop.runUntilComplete(function* main() {
+      const pair = yield* connectPair(listener);
+      yield* spawn(function* reader() {
+        yield* read(pair[1]); // cancelled at the run's end; its host read stays in flight
+      });
+      yield* yieldNow();
+      return pair;
+    });
+    let message = "";
+    try {
+      loop.runSync(close(server));
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    await loop.runUntilComplete(function* cleanup() {
+      yield* close(server);
+      yield* close(client);
+    });
+    assert(message.startsWith("Cannot finish with runSync()"), message);
+    assert(message.includes("close of stream"), `does not say what it waits for: ${message}`);
+  } finally {
+    listener.close();
+  }
+});

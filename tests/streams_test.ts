@@ -278,7 +278,10 @@ Deno.test("write() to a closed stream throws BadResource into the writer, also w
       }
     });
     assertInstanceOf(error, Deno.errors.BadResource);
-    assertEquals(error.message, 'Stream "S" is closed: cannot write');
+    assertEquals(
+      error.message,
+      'Stream "S" is closed: task "main" cannot write to it; close a stream only once no task reads or writes it any more',
+    );
   }
 });
 
