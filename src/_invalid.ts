@@ -8,6 +8,7 @@
 import { describeValue, isThenable } from "./_body.ts";
 import { InvalidInstructionError } from "./errors.ts";
 import { Instruction } from "./instruction.ts";
+import { RunsOnce } from "./_runs_once.ts";
 import { Task } from "./task.ts";
 
 /** Builds the error thrown into `task` for yielding `yielded`. */
@@ -16,8 +17,8 @@ export function invalidInstructionError(
   yielded: unknown,
 ): InvalidInstructionError {
   const where = `Task "${task.name}" yielded`;
-  if (yielded instanceof Instruction || isOperation(yielded)) {
-    const what = yielded instanceof Instruction ? yielded.describe() : "an operation";
+  const what = describeOperation(yielded);
+  if (what !== null) {
     return new InvalidInstructionError(
       `${where} an operation (${what}) with \`yield\`; write \`yield*\` to run it, e.g. \`yield* sleep(10)\``,
       yielded,
@@ -43,6 +44,17 @@ export function invalidInstructionError(
   );
 }
 
+/**
+ * What `value` is, if it is an operation (one of genloop's or a user's, an
+ * object that is its own iterator); null if not.
+ */
+function describeOperation(value: unknown): string | null {
+  if (value instanceof Instruction) return value.describe();
+  // accept(), connect() and close(), which are not their own iterators.
+  if (value instanceof RunsOnce) return value.what;
+  return isOperation(value) ? "an operation" : null;
+}
+
 function isOperation(value: unknown): boolean {
   return typeof value === "object" && value !== null &&
     typeof (value as Iterable<unknown>)[Symbol.iterator] === "function" &&
@@ -60,7 +72,7 @@ function isGenerator(value: unknown): boolean {
  */
 export function checkTask(value: unknown, where: string): asserts value is Task<unknown> {
   if (value instanceof Task) return;
-  const hint = value instanceof Instruction || isOperation(value)
+  const hint = describeOperation(value) !== null
     ? "; did you forget `yield*` before `spawn(...)`? `yield* spawn(body)` evaluates to the Task"
     : "; pass the Task that `yield* spawn(body)` returned";
   throw new TypeError(`${where} expected a Task, but got ${describeValue(value)}${hint}`);

@@ -17,18 +17,19 @@ import type { Instruction, Operation } from "./instruction.ts";
  */
 export class RunsOnce<T> implements Operation<T> {
   #generator: Generator<Instruction, T> | null;
-  readonly #what: string;
+  /** What the operation does, for messages ("close of stream …"). */
+  readonly what: string;
 
   constructor(generator: Generator<Instruction, T>, what: string) {
     this.#generator = generator;
-    this.#what = what;
+    this.what = what;
   }
 
   [Symbol.iterator](): Iterator<Instruction, T, unknown> {
     const generator = this.#generator;
     if (generator === null) {
       throw new TypeError(
-        `Cannot run an operation twice (${this.#what}); call the operation function again for each use`,
+        `Cannot run an operation twice (${this.what}); call the operation function again for each use`,
       );
     }
     this.#generator = null;

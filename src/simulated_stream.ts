@@ -197,9 +197,12 @@ export class SimulatedStream implements Stream {
       this.#buffered -= first.length;
       return first;
     }
+    // A copy: a view would let the reader reach (and change) the bytes the
+    // next read returns through its .buffer.
+    const taken = first.slice(0, max);
     this.#chunks[0] = first.subarray(max);
     this.#buffered -= max;
-    return first.subarray(0, max);
+    return taken;
   }
 }
 

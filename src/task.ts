@@ -28,7 +28,9 @@ import type { TaskLinks } from "./task_tree.ts";
  *   finished but waiting for its children to be cancelled.
  * - `done`: returned a value; see `task.result`.
  * - `failed`: threw; see `task.error`.
- * - `cancelled`: ended by `cancel()`; `task.error` is the `CancelledError`.
+ * - `cancelled`: ended by a `CancelledError` (see `task.error`): its own
+ *   cancellation, or one it let through, such as that of a cancelled task
+ *   it joined. Unlike a failure, it is not reported to the parent.
  */
 export type TaskState =
   | "ready"

@@ -132,7 +132,9 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
 
 /**
  * Runs `body` as a child task with a time limit. Evaluates to its result
- * if it finishes within `ms`; otherwise cancels it, waits until its cleanup
+ * if it finishes before the limit (one that would finish at the very
+ * moment the limit falls times out: the limit's timer was armed first);
+ * otherwise cancels it, waits until its cleanup
  * has run, and throws `TimeoutError`. A body whose cleanup fails is not
  * dropped: its `TaskFailedError` reaches the task after the `TimeoutError`,
  * at its next `yield*`. If the waiting task itself is cancelled (or sent

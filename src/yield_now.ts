@@ -72,8 +72,10 @@ export function yieldNow(): Operation<void> {
 }
 
 /**
- * Waits forever: only cancellation ends it (its `CancelledError` is thrown
- * here). Useful for a task that holds a resource until told to stop.
+ * Waits forever: only an error thrown at it ends it, its cancellation's
+ * `CancelledError` or a failure reported to the task (an unjoined child's
+ * `TaskFailedError`). Useful for a task that holds a resource until told
+ * to stop.
  *
  * @returns An operation that never completes normally.
  *

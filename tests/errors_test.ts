@@ -16,6 +16,7 @@ import {
   call,
   cancel,
   CancelledError,
+  close,
   currentTask,
   DeadlockError,
   gather,
@@ -1455,4 +1456,17 @@ Deno.test("gather(): siblings that fail in their cleanup after the first failure
   );
   assertEquals(causes.size, SIBLINGS);
   assert(late.errors.every((report) => report instanceof TaskFailedError));
+});
+
+Deno.test("InvalidInstructionError: close() yielded without * is reported as an operation, named, with the fix", () => {
+  const message = runSync(function* main() {
+    try {
+      yield close(new SimulatedStream("s")) as unknown as never;
+    } catch (error) {
+      assertInstanceOf(error, InvalidInstructionError);
+      return error.message;
+    }
+    return "nothing thrown";
+  });
+  assertStringIncludes(message, 'an operation (close of stream "s") with `yield`; write `yield*`');
 });

@@ -1,4 +1,5 @@
 import {
+  assert,
   assertEquals,
   assertGreaterOrEqual,
   assertInstanceOf,
@@ -743,4 +744,16 @@ Deno.test("call(): a thenable fulfilled with an object whose then getter throws 
     }
   }, { stallTimeoutMs: 1_000 });
   assertStrictEquals(outcome, boom);
+});
+
+Deno.test("read() of part of a SimulatedStream's chunk gives bytes of their own, not a view of the next read's", () => {
+  const stream = new SimulatedStream("s");
+  const [first, rest] = runSync(function* main() {
+    yield* write(stream, "hello world");
+    stream.end();
+    return [yield* read(stream, 5), yield* read(stream)];
+  });
+  assertEquals(new TextDecoder().decode(first!), "hello");
+  assertEquals(new TextDecoder().decode(rest!), " world");
+  assert(first!.buffer !== rest!.buffer, "two reads share one ArrayBuffer");
 });
