@@ -35,7 +35,7 @@ export {
   TimeoutError,
 } from "./src/errors.ts";
 export { gather } from "./src/gather.ts";
-export { Instruction, type Operation } from "./src/instruction.ts";
+export { Instruction, type Operation, type Yielded } from "./src/instruction.ts";
 export { join } from "./src/join.ts";
 export { Loop, type LoopOptions } from "./src/loop.ts";
 export { race } from "./src/race.ts";

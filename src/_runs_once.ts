@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Instruction, Operation } from "./instruction.ts";
+import type { Operation, Yielded } from "./instruction.ts";
 
 /**
  * An operation written as a generator, refused a second run as genloop's
@@ -16,16 +16,16 @@ import type { Instruction, Operation } from "./instruction.ts";
  * @internal
  */
 export class RunsOnce<T> implements Operation<T> {
-  #generator: Generator<Instruction, T> | null;
+  #generator: Generator<Yielded, T> | null;
   /** What the operation does, for messages ("close of stream …"). */
   readonly what: string;
 
-  constructor(generator: Generator<Instruction, T>, what: string) {
+  constructor(generator: Generator<Yielded, T>, what: string) {
     this.#generator = generator;
     this.what = what;
   }
 
-  [Symbol.iterator](): Iterator<Instruction, T, unknown> {
+  [Symbol.iterator](): Iterator<Yielded, T, unknown> {
     const generator = this.#generator;
     if (generator === null) {
       throw new TypeError(

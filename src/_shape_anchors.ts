@@ -45,7 +45,7 @@ import { Closing } from "./scheduler.ts";
 import { Thrown } from "./task.ts";
 import { timeout } from "./timeout.ts";
 import { cancelledError } from "./_error_util.ts";
-import type { Instruction } from "./instruction.ts";
+import type { Instruction, Operation } from "./instruction.ts";
 
 // More timers than the timer queue keeps in its small heap, so that it
 // opens lanes too.
@@ -54,7 +54,7 @@ const LANE_TIMERS = 80;
 /** What is kept alive for the life of the program. */
 const anchors: object[] = [];
 
-function* anchorBody(): Generator<unknown, void, unknown> {}
+function* anchorBody(): Operation<void> {}
 
 function anchorShapes(): void {
   const loop = new Loop({ clock: new RealClock() });

@@ -127,7 +127,9 @@ export class DeadlockError extends Error {
 /**
  * Thrown into a task that yielded something that is not a genloop
  * instruction: a number, a Promise, or an operation yielded with `yield`
- * where `yield*` was meant.
+ * where `yield*` was meant. In TypeScript such a `yield` in a task body is
+ * a type error already (see `Yielded`); this is what JavaScript code, or a
+ * value cast to pass, gets when it runs.
  *
  * @example Usage
  * ```ts
@@ -135,7 +137,7 @@ export class DeadlockError extends Error {
  *
  * runSync(function* main() {
  *   try {
- *     yield 42;
+ *     yield 42 as never;
  *   } catch (error) {
  *     if (!(error instanceof InvalidInstructionError)) throw error;
  *   }

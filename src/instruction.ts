@@ -43,7 +43,30 @@ import { running, type Task } from "./task.ts";
  */
 export interface Operation<T> {
   /** Starts the operation; the loop drives the iterator it returns. */
-  [Symbol.iterator](): Iterator<Instruction, T, unknown>;
+  [Symbol.iterator](): Iterator<Yielded, T, unknown>;
+}
+
+/**
+ * What a task body may yield: an instruction, handed over by `yield*` on an
+ * operation. A task body's type says it yields `Yielded`, so that a plain
+ * `yield` (of an operation without `*`, of a value) is a type error
+ * rather than an `InvalidInstructionError` when it runs.
+ *
+ * @example Usage
+ * ```ts
+ * import { type Operation, sleep } from "@genloop/genloop";
+ *
+ * function* nap(): Operation<void> {
+ *   yield* sleep(10); // hands the loop an instruction, a Yielded
+ *   // @ts-expect-error: an operation yielded without `*` is not one
+ *   yield sleep(10);
+ * }
+ * if (typeof nap !== "function") throw new Error("unexpected");
+ * ```
+ */
+export interface Yielded {
+  /** What the waiting task waits for, for deadlock reports. */
+  describe(): string;
 }
 
 /**

@@ -10,7 +10,7 @@
 import { callAs } from "./call.ts";
 import { ConnStream, describeAddr } from "./conn_stream.ts";
 import { IncomingConn } from "./_incoming_conn.ts";
-import { Instruction, type Operation, waitedOnError } from "./instruction.ts";
+import { Instruction, type Operation, waitedOnError, type Yielded } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import { EVENT_READ, EVENT_WRITE } from "./selector.ts";
 import { bytesHint, toBytes } from "./simulated_stream.ts";
@@ -590,7 +590,7 @@ function usedAfterClose(stream: Stream, what: string): Error {
 function* settleAfter(
   closing: Instruction<Promise<void> | undefined>,
   what: string,
-): Generator<Instruction, void> {
+): Generator<Yielded, void> {
   const inFlight = yield* closing;
   if (inFlight !== undefined) {
     yield* callAs(() => inFlight, `${what} (its host operations to settle)`);
@@ -672,7 +672,7 @@ export function connect(options: Deno.ConnectOptions): Operation<ConnStream> {
 function* connectWith(
   incoming: IncomingConn,
   aborter: AbortController,
-): Generator<Instruction, ConnStream> {
+): Generator<Yielded, ConnStream> {
   try {
     return yield* whenArrived(incoming);
   } finally {
@@ -749,7 +749,7 @@ function incomingOf(listener: Deno.Listener): IncomingConn {
   return incoming;
 }
 
-function* whenArrived(incoming: IncomingConn): Generator<Instruction, ConnStream> {
+function* whenArrived(incoming: IncomingConn): Generator<Yielded, ConnStream> {
   for (;;) {
     const conn = incoming.take();
     if (conn !== WOULD_BLOCK) return new ConnStream(conn);

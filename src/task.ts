@@ -18,6 +18,7 @@
 
 import type { Loop } from "./loop.ts";
 import type { TaskLinks } from "./task_tree.ts";
+import type { Yielded } from "./instruction.ts";
 
 /**
  * Where a task is in its life.
@@ -48,9 +49,9 @@ export type TaskState =
  * @typeParam T What the body returns.
  */
 export type TaskBody<T> =
-  | Iterator<unknown, T, unknown>
+  | Iterator<Yielded, T, unknown>
   | IterableBody<T>
-  | (() => Iterator<unknown, T, unknown> | IterableBody<T>);
+  | (() => Iterator<Yielded, T, unknown> | IterableBody<T>);
 
 /**
  * What a task body returns: `R` for a generator object, an operation or a
@@ -87,7 +88,7 @@ export type BodyResult<B> = 0 extends 1 & B ? any
  */
 export interface IterableBody<T> {
   /** Starts the body. */
-  [Symbol.iterator](): Iterator<unknown, T, unknown>;
+  [Symbol.iterator](): Iterator<Yielded, T, unknown>;
 }
 
 /** Options for spawning a task. */

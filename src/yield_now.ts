@@ -5,7 +5,13 @@
  * @module
  */
 
-import { Instruction, type Operation, RESUME_EMPTY, SharedOperation } from "./instruction.ts";
+import {
+  Instruction,
+  type Operation,
+  RESUME_EMPTY,
+  SharedOperation,
+  type Yielded,
+} from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import type { Task } from "./task.ts";
 
@@ -42,7 +48,7 @@ const YIELD_NOW: Operation<void> = new SharedOperation<void>(YIELD_NOW_INSTRUCTI
  * (in a program with many kinds of instruction, each such read is a
  * megamorphic lookup).
  */
-export const YIELD_NOW_STEP: IteratorResult<Instruction, void> = YIELD_NOW[Symbol.iterator]()
+export const YIELD_NOW_STEP: IteratorResult<Yielded, void> = YIELD_NOW[Symbol.iterator]()
   .next();
 const SUSPEND: Operation<never> = new SharedOperation<never>(new SuspendInstruction());
 

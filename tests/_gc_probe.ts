@@ -4,37 +4,48 @@
  * between runs, when none of the loop's objects is alive.
  */
 
-import { gather, join, Loop, run, runSync, sleep, spawn, VirtualClock, yieldNow } from "../mod.ts";
+import {
+  gather,
+  join,
+  Loop,
+  run,
+  runSync,
+  sleep,
+  spawn,
+  VirtualClock,
+  type Yielded,
+  yieldNow,
+} from "../mod.ts";
 
 const TASKS = 20_000;
 
-function* child(): Generator<unknown, number, unknown> {
+function* child(): Generator<Yielded, number, unknown> {
   return 1;
 }
 
-function* sleeper(ms: number): Generator<unknown, void, unknown> {
+function* sleeper(ms: number): Generator<Yielded, void, unknown> {
   yield* sleep(ms);
 }
 
-function* spawnJoin(): Generator<unknown, number, unknown> {
+function* spawnJoin(): Generator<Yielded, number, unknown> {
   let sum = 0;
   for (let i = 0; i < TASKS; i++) sum += yield* join(yield* spawn(child));
   yield* gather([child(), child()]);
   return sum;
 }
 
-function* sleeps(): Generator<unknown, void, unknown> {
+function* sleeps(): Generator<Yielded, void, unknown> {
   for (let i = 0; i < TASKS; i++) yield* spawn(sleeper(1 + (i % 100)));
 }
 
-function* busy(): Generator<unknown, void, unknown> {
+function* busy(): Generator<Yielded, void, unknown> {
   for (let i = 0; i < 50; i++) yield* yieldNow();
   yield* sleep(1);
 }
 
 // On the real clock, long enough that the loop looks at the time and gives
 // the host turns.
-function* realTime(): Generator<unknown, void, unknown> {
+function* realTime(): Generator<Yielded, void, unknown> {
   const tasks = [];
   for (let i = 0; i < 400; i++) tasks.push(yield* spawn(busy));
   for (const task of tasks) yield* join(task);

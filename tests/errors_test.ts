@@ -488,7 +488,7 @@ for (const bad of BAD_INSTRUCTIONS) {
       const offender = yield* spawn(function* offender() {
         let error: unknown;
         try {
-          yield value;
+          yield value as never;
           fail("the loop resumed a bad yield normally");
         } catch (e) {
           error = e;

@@ -18,7 +18,6 @@ import {
   currentTask,
   DeadlockError,
   gather,
-  type Instruction,
   join,
   Loop,
   type Operation,
@@ -31,6 +30,7 @@ import {
   type Task,
   TaskFailedError,
   VirtualClock,
+  type Yielded,
   yieldNow,
 } from "../mod.ts";
 
@@ -427,16 +427,45 @@ Deno.test("gather() accepts generator functions, generator objects and operation
 type Exact<A, B> = (<G>() => G extends A ? 1 : 2) extends (<G>() => G extends B ? 1 : 2) ? true
   : false;
 
+Deno.test("types: a plain yield, a list given as one body, or one body given as a list does not type-check", () => {
+  function* worker(): Operation<number> {
+    yield* sleep(1);
+    return 1;
+  }
+  function* forgotStar() {
+    yield sleep(5);
+  }
+  function* yieldsValue() {
+    yield 42;
+  }
+  // Each is refused at run time too; the type-checker catches it first.
+  const mistakes = [
+    // @ts-expect-error: an operation yielded without `*`
+    () => runSync(forgotStar),
+    // @ts-expect-error: a value yielded to the loop
+    () => runSync(yieldsValue),
+    // @ts-expect-error: a list of bodies given to spawn (gather takes lists)
+    () => spawn([worker(), worker()]),
+    // @ts-expect-error: a string is iterable, but not a task body
+    () => spawn("abc"),
+    // @ts-expect-error: one body given to gather as if it were the list
+    () => gather(worker()),
+    // @ts-expect-error: one operation given to race as if it were the list
+    () => race(sleep(5)),
+  ];
+  for (const mistake of mistakes) assertThrows(mistake, TypeError);
+});
+
 Deno.test("gather() and race() of bodies returning different types: results typed in order, and as any of them", () => {
   function* name(): Operation<string> {
     yield* sleep(2);
     return "genloop";
   }
-  function* count(): Generator<unknown, number, unknown> {
+  function* count(): Generator<Yielded, number, unknown> {
     yield* sleep(1);
     return 3;
   }
-  const counts: Generator<unknown, number, unknown>[] = [count(), count()];
+  const counts: Generator<Yielded, number, unknown>[] = [count(), count()];
   // deno-lint-ignore no-explicit-any
   const untyped: any[] = [count()];
   const loop = virtualLoop();
@@ -943,19 +972,19 @@ Deno.test("an iterator tagged as a Generator that is not a native one (a transpi
   // What regenerator-style transpilers make of a function*: an object with
   // next/throw whose toStringTag is "Generator", driven through its own next.
   class TranspiledGenerator {
-    #op: Iterator<Instruction, unknown, unknown> | null = null;
+    #op: Iterator<Yielded, unknown, unknown> | null = null;
     get [Symbol.toStringTag](): string {
       return "Generator";
     }
-    next(value?: unknown): IteratorResult<unknown, string> {
+    next(value?: unknown): IteratorResult<Yielded, string> {
       if (this.#op === null) {
         this.#op = sleep(4)[Symbol.iterator]();
-        return this.#op.next() as IteratorYieldResult<Instruction>;
+        return this.#op.next() as IteratorYieldResult<Yielded>;
       }
       this.#op.next(value);
       return { value: "transpiled", done: true };
     }
-    throw(error: unknown): IteratorResult<unknown, string> {
+    throw(error: unknown): IteratorResult<Yielded, string> {
       throw error;
     }
   }
@@ -979,21 +1008,21 @@ function handWritten(
   loop: Loop,
   log: string[],
   other: Task<number>,
-): Iterator<unknown, string, unknown> {
+): Iterator<Yielded, string, unknown> {
   let phase = 0;
-  let op: Iterator<Instruction, unknown, unknown> | null = null;
+  let op: Iterator<Yielded, unknown, unknown> | null = null;
   return {
-    next(value?: unknown): IteratorResult<unknown, string> {
+    next(value?: unknown): IteratorResult<Yielded, string> {
       switch (phase++) {
         case 0:
           log.push("hand: start");
           op = sleep(5)[Symbol.iterator]();
-          return op.next() as IteratorYieldResult<Instruction>;
+          return op.next() as IteratorYieldResult<Yielded>;
         case 1: {
           const slept = op!.next(value);
           log.push(`hand: slept until ${loop.time()} (done=${slept.done})`);
           op = join(other)[Symbol.iterator]();
-          return op.next() as IteratorYieldResult<Instruction>;
+          return op.next() as IteratorYieldResult<Yielded>;
         }
         case 2: {
           const joined = op!.next(value);
@@ -1004,7 +1033,7 @@ function handWritten(
           throw new Error("resumed after it finished");
       }
     },
-    throw(error: unknown): IteratorResult<unknown, string> {
+    throw(error: unknown): IteratorResult<Yielded, string> {
       // Let the pending operation see the error (it completes), then stop.
       try {
         op?.throw?.(error);
@@ -1067,14 +1096,14 @@ Deno.test("a hand-written iterator yielding a yieldNow() instruction obtained wi
   const log: string[] = [];
   let turns = 0;
   const body = {
-    next(): IteratorResult<unknown, number> {
+    next(): IteratorResult<Yielded, number> {
       if (turns === 3) return { value: turns, done: true };
       turns++;
       log.push(`hand ${turns}`);
       // The instruction itself, as yield* would have produced it.
-      return yieldNow()[Symbol.iterator]().next() as IteratorYieldResult<Instruction>;
+      return yieldNow()[Symbol.iterator]().next() as IteratorYieldResult<Yielded>;
     },
-    throw(error: unknown): IteratorResult<unknown, number> {
+    throw(error: unknown): IteratorResult<Yielded, number> {
       throw error;
     },
   };
@@ -1090,10 +1119,10 @@ Deno.test("a hand-written iterator yielding a yieldNow() instruction obtained wi
 Deno.test("a hand-written iterator that yields a non-instruction gets InvalidInstructionError via throw()", () => {
   const thrown: unknown[] = [];
   const body = {
-    next(): IteratorResult<unknown, string> {
-      return { value: 123, done: false };
+    next(): IteratorResult<Yielded, string> {
+      return { value: 123 as never, done: false };
     },
-    throw(error: unknown): IteratorResult<unknown, string> {
+    throw(error: unknown): IteratorResult<Yielded, string> {
       thrown.push(error);
       return { value: "recovered", done: true };
     },

@@ -32,6 +32,7 @@ import {
   timeout,
   TimeoutError,
   VirtualClock,
+  type Yielded,
   yieldNow,
 } from "../mod.ts";
 
@@ -929,7 +930,7 @@ Deno.test("gather() and race() given one generator object twice: a TypeError at 
 
 Deno.test("gather() and race() given an iterable that hands out one generator object each time: a TypeError at the call, and no task runs", () => {
   let started = 0;
-  function* worker(): Generator<unknown, number, unknown> {
+  function* worker(): Generator<Yielded, number, unknown> {
     started++;
     yield* sleep(5);
     throw new Error("a failure nobody would see");
@@ -952,7 +953,7 @@ Deno.test("gather() and race() may be given twice an operation object that makes
   const items = [1, 2, 3, 4];
   const queue = {
     next: (): number => items.shift()!,
-    *[Symbol.iterator](): Iterator<unknown, number, unknown> {
+    *[Symbol.iterator](): Iterator<Yielded, number, unknown> {
       yield* sleep(1);
       return queue.next();
     },
