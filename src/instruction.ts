@@ -104,6 +104,12 @@ export abstract class Instruction<T = unknown>
   declare value: unknown;
   /** The iterator-result view: `true` once the task has been resumed. */
   declare done: boolean;
+  /**
+   * @internal The task that handed the instruction to the loop, to tell the
+   * loop's resume of it from another task's `yield*` of the same object;
+   * null if none was running (an operation driven by hand).
+   */
+  declare _armedBy: Task<unknown> | null;
 
   /** An instruction is its own iterator: it can be used once. */
   [Symbol.iterator](): Iterator<Instruction, T, unknown> {
@@ -124,13 +130,23 @@ export abstract class Instruction<T = unknown>
       );
     }
     if (this.value === this) {
-      if (resumeValue === undefined) throw waitedOnError(this);
-      this.value = resumedWith(resumeValue);
+      if (isSecondWaiter(this)) throw waitedOnError(this);
+      this.value = resumeValue;
       this.done = true;
     } else {
-      this.value = this;
+      this.arm();
     }
     return this as IteratorResult<Instruction, T>;
+  }
+
+  /**
+   * Marks the instruction as handed to the loop (see `value`), by the task
+   * whose step runs now.
+   * @internal
+   */
+  protected arm(): void {
+    this.value = this;
+    this._armedBy = runningTask();
   }
 
   /**
@@ -208,7 +224,7 @@ export class SharedOperation<T> implements Operation<T> {
     // The typeof first: resumeValue is undefined or a symbol, and a strict
     // equality that has seen both is a call to a generic builtin in V8's
     // optimized code (a thirtieth of a task switch).
-    if (typeof resumeValue === "symbol" && resumeValue === RESUME_EMPTY) {
+    if (typeof resumeValue === "symbol" && resumeValue === RESUME_SHARED) {
       return SHARED_DONE as IteratorResult<Instruction, T>;
     }
     return this.#step;
@@ -219,19 +235,27 @@ export class SharedOperation<T> implements Operation<T> {
   }
 }
 
-/**
- * What the loop resumes a task with in place of `undefined`. A `yield*`
- * starts with `next(undefined)`, so an instruction that a task waits on
- * (armed) and then sees `undefined` is being run by a second task, not
- * resumed by the loop (see `waitedOnError`). A shared instruction also tells
- * the loop's resume from a new `yield*` by it.
- */
-export const RESUME_EMPTY: unique symbol = Symbol("genloop.resumeEmpty");
+/** The value the loop resumes a task with after a shared instruction. */
+export const RESUME_SHARED: unique symbol = Symbol("genloop.resumeShared");
 
-/** The value a `yield*` evaluates to for what the loop resumed it with. */
-export function resumedWith(resumeValue: unknown): unknown {
-  // The typeof first (see SharedOperation.next).
-  return typeof resumeValue === "symbol" && resumeValue === RESUME_EMPTY ? undefined : resumeValue;
+/** The task whose step runs now, if any. */
+function runningTask(): Task<unknown> | null {
+  const loop = running.loop;
+  return loop === null ? null : loop._runningTask;
+}
+
+/**
+ * Whether a `next()` of `instruction`, armed, comes from another task's
+ * `yield*` of the same operation object while the task that handed it to
+ * the loop waits on it, rather than from the loop's resume of that task.
+ * An instruction armed outside any task's step, or armed but never waited
+ * on (a generator stepped by hand, then spawned), is not refused.
+ */
+export function isSecondWaiter(instruction: Instruction): boolean {
+  const armedBy = instruction._armedBy;
+  if (armedBy === null) return false;
+  const task = runningTask();
+  return task !== null && task !== armedBy && armedBy._slot === instruction;
 }
 
 /**

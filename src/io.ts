@@ -10,7 +10,13 @@
 import { callAs } from "./call.ts";
 import { ConnStream, describeAddr } from "./conn_stream.ts";
 import { IncomingConn } from "./_incoming_conn.ts";
-import { Instruction, type Operation, waitedOnError, type Yielded } from "./instruction.ts";
+import {
+  Instruction,
+  isSecondWaiter,
+  type Operation,
+  waitedOnError,
+  type Yielded,
+} from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import { EVENT_READ, EVENT_WRITE } from "./selector.ts";
 import { bytesHint, toBytes } from "./simulated_stream.ts";
@@ -26,6 +32,7 @@ const DEFAULT_READ_MAX = 64 * 1024;
 class CloseStreamInstruction extends Instruction<Promise<void> | undefined> {
   override value: unknown = undefined;
   override done = false;
+  override _armedBy: Task<unknown> | null = null;
   readonly #stream: Stream;
 
   constructor(stream: Stream) {
@@ -44,7 +51,11 @@ class CloseStreamInstruction extends Instruction<Promise<void> | undefined> {
         ),
       );
     }
-    handOverInFlight(task, loop, stream.close());
+    const inFlight = stream.close();
+    // Deno's operations settle; a Stream of the user's may not, and an
+    // awaited run must not wait for it for ever.
+    if (stream instanceof ConnStream) handOverInFlight(task, loop, inFlight);
+    else loop._resumeNow(task, inFlight);
   }
 
   describe(): string {
@@ -56,6 +67,7 @@ class CloseStreamInstruction extends Instruction<Promise<void> | undefined> {
 class CloseListenerInstruction extends Instruction<Promise<void> | undefined> {
   override value: unknown = undefined;
   override done = false;
+  override _armedBy: Task<unknown> | null = null;
   readonly #listener: Deno.Listener;
 
   constructor(listener: Deno.Listener) {
@@ -99,6 +111,7 @@ class CloseListenerInstruction extends Instruction<Promise<void> | undefined> {
 class WaitConnInstruction extends Instruction<void> {
   override value: unknown = undefined;
   override done = false;
+  override _armedBy: Task<unknown> | null = null;
   readonly #incoming: IncomingConn;
   #waiter: Task<unknown> | null = null;
 
@@ -219,6 +232,7 @@ const READ_VIEW = 2;
 class ReadInstruction<T> extends Instruction<T> {
   override value: unknown = undefined;
   override done = false;
+  override _armedBy: Task<unknown> | null = null;
   readonly #stream: Stream;
   readonly #kind: ReadKind;
   readonly #max: number;
@@ -236,11 +250,11 @@ class ReadInstruction<T> extends Instruction<T> {
    * First call, and each resume after a wait: try the stream; evaluate to
    * what it gave, or hand this instruction to the loop to wait again.
    */
-  override next(resumeValue?: unknown): IteratorResult<Instruction, T> {
+  override next(): IteratorResult<Instruction, T> {
     // A second yield*, also after a throw: Instruction.next's TypeError.
     if (this.done) return super.next();
     // Waited on by another task: trying the stream here would take its data.
-    if (this.value === this && resumeValue === undefined) throw waitedOnError(this);
+    if (this.value === this && isSecondWaiter(this)) throw waitedOnError(this);
     let result: unknown;
     try {
       result = this.#attempt();
@@ -249,7 +263,7 @@ class ReadInstruction<T> extends Instruction<T> {
       throw error;
     }
     if (result === WOULD_BLOCK) {
-      this.value = this;
+      this.arm();
       return this as IteratorResult<Instruction, T>;
     }
     return this.finishNow(result);
@@ -438,6 +452,7 @@ export function write(stream: Stream, data: Uint8Array | string): Operation<numb
 class WriteInstruction extends Instruction<number> {
   override value: unknown = undefined;
   override done = false;
+  override _armedBy: Task<unknown> | null = null;
   readonly #stream: Stream;
   readonly #bytes: Uint8Array;
   #written = 0;
@@ -453,10 +468,10 @@ class WriteInstruction extends Instruction<number> {
   }
 
   /** First call, and each resume after a wait: go on writing. */
-  override next(resumeValue?: unknown): IteratorResult<Instruction, number> {
+  override next(): IteratorResult<Instruction, number> {
     // A second yield* (see ReadInstruction.next).
     if (this.done) return super.next();
-    if (this.value === this && resumeValue === undefined) throw waitedOnError(this);
+    if (this.value === this && isSecondWaiter(this)) throw waitedOnError(this);
     let finished: boolean;
     try {
       finished = this.#advance();
@@ -466,7 +481,7 @@ class WriteInstruction extends Instruction<number> {
       throw error;
     }
     if (!finished) {
-      this.value = this;
+      this.arm();
       return this as IteratorResult<Instruction, number>;
     }
     return this.finishNow(this.#written);
@@ -598,8 +613,8 @@ function* settleAfter(
 }
 
 /**
- * Resumes the closing `task` with the host operations still in flight,
- * which an awaited run outlives should the task stop waiting for them
+ * Resumes the closing `task` with Deno's operations still in flight, which
+ * an awaited run outlives should the task stop waiting for them
  * (cancelled), so that none is left pending after it.
  */
 function handOverInFlight(

@@ -5,7 +5,7 @@
  */
 
 import { checkTask } from "./_invalid.ts";
-import { Instruction, type Operation, resumedWith, waitedOnError } from "./instruction.ts";
+import { Instruction, isSecondWaiter, type Operation, waitedOnError } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import { canFinishInStep, loopOf, running, type Task, type TaskObserver } from "./task.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
@@ -33,6 +33,7 @@ export function belongsTo(target: Task<unknown>, joiner: Task<unknown>, loop: Lo
 class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
   override value: unknown = undefined;
   override done = false;
+  override _armedBy: Task<unknown> | null = null;
   readonly #target: Task<T>;
   #waiter: Task<unknown> | null = null;
 
@@ -54,8 +55,8 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
     // A second yield* (see Instruction.next).
     if (this.done) return super.next(resumeValue);
     if (this.value === this) {
-      if (resumeValue === undefined) throw waitedOnError(this);
-      this.value = resumedWith(resumeValue);
+      if (isSecondWaiter(this)) throw waitedOnError(this);
+      this.value = resumeValue;
       this.done = true;
       return this as IteratorResult<Instruction, T>;
     }
@@ -63,6 +64,7 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
     const target = this.#target as Task<unknown>;
     if (task === null || !target.settled || !belongsTo(target, task, running.loop!)) {
       this.value = this;
+      this._armedBy = task;
       return this as IteratorResult<Instruction, T>;
     }
     this.done = true;

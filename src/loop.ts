@@ -444,7 +444,10 @@ export class Loop {
       leftovers,
       (error) => this.#tasks.orphanErrors.push(error),
     );
-    this.#tasks.cancelGroup(leftovers, reason, "tasks left at the run's end");
+    // Their whole trees at once, as asyncio.run() cancels every task left:
+    // a leftover waiting in a gather waits for the gather's children, whose
+    // cleanup may wait on one of its other children.
+    this.#tasks.cancelTrees(leftovers, reason, "tasks left at the run's end");
     return this._spawn(drive(waiting), "the run's end", this);
   }
 

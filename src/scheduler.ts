@@ -12,7 +12,7 @@
  */
 
 import { CancelledError, describeError, TaskFailedError } from "./errors.ts";
-import { Instruction, RESUME_EMPTY } from "./instruction.ts";
+import { Instruction, RESUME_SHARED } from "./instruction.ts";
 import { YIELD_NOW_INSTRUCTION, YIELD_NOW_STEP } from "./yield_now.ts";
 import { invalidInstructionError } from "./_invalid.ts";
 import { RunQueue } from "./run_queue.ts";
@@ -35,6 +35,7 @@ import type { Loop } from "./loop.ts";
 export class Closing extends Instruction {
   override value: unknown = undefined;
   override done = false;
+  override _armedBy: Task<unknown> | null = null;
   /** Whether the body threw (or a child's failure was added since). */
   threw: boolean;
   // The body's result or error, with the failures added since (see
@@ -249,7 +250,7 @@ export class Scheduler {
       }
       if (switching || instruction === YIELD_NOW_INSTRUCTION) {
         // The most frequent instruction needs no dispatch: back of the queue.
-        this.enqueue(task, RESUME_EMPTY);
+        this.enqueue(task, RESUME_SHARED);
         return;
       }
       if (!isWaitingInstruction(instruction, step)) {
@@ -530,7 +531,7 @@ export class Scheduler {
 
   #makeReady(task: Task<unknown>, value: unknown, throwing: boolean): void {
     task._state = "ready";
-    task._slot = throwing ? new Thrown(value) : value === undefined ? RESUME_EMPTY : value;
+    task._slot = throwing ? new Thrown(value) : value;
     this.#queue.push(task);
   }
 
@@ -552,7 +553,7 @@ export class Scheduler {
       if (throwing) this.#interrupt(task, value);
       return;
     }
-    task._slot = throwing ? new Thrown(value) : value === undefined ? RESUME_EMPTY : value;
+    task._slot = throwing ? new Thrown(value) : value;
     this.#continueCurrent = true;
   }
 
@@ -586,11 +587,12 @@ export class Scheduler {
    */
   cancelTree(root: Task<unknown>, reason: unknown): void {
     this.cancel(root, reason);
-    const tasks = liveChildren(root);
-    for (let i = 0; i < tasks.length; i++) {
-      for (const child of liveChildren(tasks[i])) tasks.push(child);
-    }
-    this.cancelGroup(tasks, reason, `tasks under "${root.name}"`);
+    this.cancelGroup(liveDescendants([root]), reason, `tasks under "${root.name}"`);
+  }
+
+  /** `cancelTree` for several roots, all with one shared error. */
+  cancelTrees(roots: readonly Task<unknown>[], reason: unknown, group: string): void {
+    this.cancelGroup([...roots, ...liveDescendants(roots)], reason, group);
   }
 
   /** Cancels `task` with `shared`, or an error of its own when undefined. */
@@ -686,6 +688,16 @@ export class Scheduler {
     }
     this.enqueueThrow(task, error);
   }
+}
+
+/** The live tasks under `roots`, parents before their children. */
+function liveDescendants(roots: readonly Task<unknown>[]): Task<unknown>[] {
+  const tasks: Task<unknown>[] = [];
+  for (const root of roots) tasks.push(...liveChildren(root));
+  for (let i = 0; i < tasks.length; i++) {
+    for (const child of liveChildren(tasks[i])) tasks.push(child);
+  }
+  return tasks;
 }
 
 /**

@@ -50,6 +50,7 @@ class TimeoutTimer implements Timer {
 class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
   override value: unknown = undefined;
   override done = false;
+  override _armedBy: Task<unknown> | null = null;
   readonly delay: number;
   readonly #iter: Iterator<unknown, T, unknown>;
   readonly #name: NameSource;

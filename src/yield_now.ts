@@ -8,7 +8,7 @@
 import {
   Instruction,
   type Operation,
-  RESUME_EMPTY,
+  RESUME_SHARED,
   SharedOperation,
   type Yielded,
 } from "./instruction.ts";
@@ -18,10 +18,11 @@ import type { Task } from "./task.ts";
 class YieldNowInstruction extends Instruction<void> {
   override value: unknown = undefined;
   override done = false;
+  override _armedBy: Task<unknown> | null = null;
   // The loop's step recognises this instruction and does the same without
   // dispatching to it: yieldNow is what task switches are made of.
   perform(task: Task<unknown>, loop: Loop): void {
-    loop._enqueue(task, RESUME_EMPTY);
+    loop._enqueue(task, RESUME_SHARED);
   }
 
   describe(): string {
@@ -32,6 +33,7 @@ class YieldNowInstruction extends Instruction<void> {
 class SuspendInstruction extends Instruction<never> {
   override value: unknown = undefined;
   override done = false;
+  override _armedBy: Task<unknown> | null = null;
   perform(): void {}
 
   describe(): string {

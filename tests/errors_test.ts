@@ -38,6 +38,7 @@ import {
   timeout,
   VirtualClock,
   write,
+  type Yielded,
   yieldNow,
 } from "../mod.ts";
 import { failFast, slowToCancel } from "./_group_failure.ts";
@@ -1469,4 +1470,69 @@ Deno.test("InvalidInstructionError: close() yielded without * is reported as an 
     return "nothing thrown";
   });
   assertStringIncludes(message, 'an operation (close of stream "s") with `yield`; write `yield*`');
+});
+
+/** A user operation that logs each step of a void operation it forwards to. */
+class Logged implements Iterator<Yielded, void, unknown> {
+  readonly #inner: Iterator<Yielded, void, unknown>;
+  readonly log: string[];
+  constructor(op: Operation<void>, log: string[]) {
+    this.#inner = op[Symbol.iterator]();
+    this.log = log;
+  }
+  [Symbol.iterator](): Iterator<Yielded, void, unknown> {
+    return this;
+  }
+  // A void operation: its resume value is of no interest, so it is not passed on.
+  next(): IteratorResult<Yielded, void> {
+    this.log.push("step");
+    return this.#inner.next();
+  }
+  throw(error: unknown): IteratorResult<Yielded, void> {
+    return this.#inner.throw!(error);
+  }
+}
+
+Deno.test("a user operation whose next() drops its argument (as Iterator.from() does) still finishes sleep(): the loop's resume is told from a second task's yield*", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    yield* new Logged(sleep(5), log);
+  });
+  assertEquals(loop.time(), 5);
+  assertEquals(log, ["step", "step"]);
+});
+
+Deno.test("a hand-written task body resumed after sleep() sees undefined", () => {
+  const loop = virtualLoop();
+  let phase = 0;
+  let seen: unknown = "unset";
+  const body = {
+    next(value?: unknown): IteratorResult<Yielded, unknown> {
+      if (phase++ === 0) return sleep(5)[Symbol.iterator]().next();
+      seen = value;
+      return { value, done: true };
+    },
+    throw(error: unknown): IteratorResult<Yielded, unknown> {
+      throw error;
+    },
+  };
+  const result = loop.runSync(body);
+  assertStrictEquals(seen, undefined);
+  assertStrictEquals(result, undefined);
+});
+
+Deno.test("a generator stepped by hand to its first yield* and then spawned is not refused as waited on by another task", () => {
+  const loop = virtualLoop();
+  const result = loop.runSync(function* main() {
+    function* worker(): Generator<Yielded, string> {
+      yield* sleep(5);
+      return "ok";
+    }
+    const g = worker();
+    g.next(); // stepped to its first yield* by hand
+    const t = yield* spawn(g);
+    return yield* join(t);
+  });
+  assertEquals(result, "ok");
 });

@@ -10,9 +10,11 @@ import {
   assertEquals,
   assertInstanceOf,
   assertStrictEquals,
+  assertStringIncludes,
   assertThrows,
 } from "@std/assert";
 import {
+  cancel,
   DeadlockError,
   gather,
   join,
@@ -179,4 +181,90 @@ Deno.test("cleanupWarningMs: nested waiting tasks whose own cleanup is quick are
     } catch { /* cancelled */ }
   });
   assertEquals(warnings, []);
+});
+
+/** A detached task that owns a helper S and waits in a gather whose child's cleanup waits for S. */
+function* owner(log: string[]): Operation<void> {
+  const s = yield* spawn(function* S() {
+    try {
+      yield* suspend();
+    } finally {
+      log.push("S cleanup");
+    }
+  });
+  yield* gather([function* C() {
+    try {
+      yield* suspend();
+    } finally {
+      try {
+        yield* join(s);
+      } catch {
+        // S was cancelled
+      }
+      log.push("C cleanup");
+    }
+  }]);
+}
+
+Deno.test("a failed run's unwind cancels a detached task's whole tree, so its gather child's cleanup can finish", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  assertThrows(
+    () =>
+      loop.runSync(function* main() {
+        yield* spawn(() => owner(log), { detached: true });
+        yield* sleep(1);
+        yield* suspend(); // deadlock
+      }),
+    DeadlockError,
+  );
+  assertEquals(log.sort(), ["C cleanup", "S cleanup"]);
+  // The loop is still usable: no cleanup blocked.
+  assertEquals(
+    loop.runSync(function* again() {
+      return 1;
+    }),
+    1,
+  );
+});
+
+Deno.test("a run ending normally does not deadlock on a detached task held in gather() whose child waits for its other child", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    yield* spawn(() => owner(log), { detached: true });
+    yield* sleep(1);
+  });
+  assertEquals(log.sort(), ["C cleanup", "S cleanup"]);
+});
+
+// A known limit, as with asyncio's TaskGroup: a task cancelled while it
+// waits in a gather waits for the gather's children, and its other children
+// are cancelled only once its body ends. A gather child whose cleanup waits
+// for one of those is a cycle: the run fails with a DeadlockError naming
+// it, and the unwind (which cancels every task) still runs every cleanup.
+Deno.test("a cancelled task in gather() whose child's cleanup waits for the task's other child: a DeadlockError names the cycle, and every cleanup runs", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const error = assertThrows(() =>
+    loop.runSync(function* main() {
+      const p = yield* spawn(() => owner(log), { name: "P" });
+      yield* sleep(1);
+      yield* cancel(p);
+    }), DeadlockError);
+  assertStringIncludes(
+    error.message,
+    'task "C" (cancelled, still running) waits for task "S" to finish',
+  );
+  assertStringIncludes(
+    error.message,
+    'task "P" (cancelled, still running) waits for gather of 1 tasks',
+  );
+  assertEquals(log.sort(), ["C cleanup", "S cleanup"]);
+  assertEquals(
+    loop.runSync(function* again() {
+      return "usable";
+    }),
+    "usable",
+  );
 });

@@ -31,6 +31,8 @@ import {
   sleep,
   spawn,
   type Stream,
+  timeout,
+  TimeoutError,
   VirtualClock,
   WOULD_BLOCK,
   write,
@@ -756,4 +758,84 @@ Deno.test("read() of part of a SimulatedStream's chunk gives bytes of their own,
   assertEquals(new TextDecoder().decode(first!), "hello");
   assertEquals(new TextDecoder().decode(rest!), " world");
   assert(first!.buffer !== rest!.buffer, "two reads share one ArrayBuffer");
+});
+
+/** A minimal user Stream whose close() hands back what `closing` makes. */
+function userStream(closing: () => Promise<void> | undefined): Stream {
+  let closed = false;
+  return {
+    name: "user",
+    get closed() {
+      return closed;
+    },
+    poll: () => true,
+    tryRead: () => WOULD_BLOCK,
+    tryReadInto: () => WOULD_BLOCK,
+    tryWrite: (data: Uint8Array) => data.length,
+    flushed: () => true,
+    close() {
+      closed = true;
+      return closing();
+    },
+  };
+}
+
+Deno.test("close(): a user Stream whose close() returns a PromiseLike: the awaited run ends, no TypeError and no endless microtask spin", async () => {
+  // Run in a child process: on failure the awaited run spins on microtasks
+  // for ever (Loop.#settleHostOps awaiting Promise.all([undefined])), which
+  // would starve this test's own timers.
+  const mod = new URL("../mod.ts", import.meta.url).href;
+  const script = `
+    import { close, Loop, WOULD_BLOCK } from ${JSON.stringify(mod)};
+    let closed = false;
+    const stream = {
+      name: "user",
+      get closed() { return closed; },
+      poll: () => true,
+      tryRead: () => WOULD_BLOCK,
+      tryReadInto: () => WOULD_BLOCK,
+      tryWrite: (data) => data.length,
+      flushed: () => true,
+      // A PromiseLike, as a stream wrapping another library may return.
+      close() { closed = true; return { then(onFulfilled) { setTimeout(onFulfilled, 5); } }; },
+    };
+    const loop = new Loop();
+    let outcome = "ok";
+    try {
+      await loop.runUntilComplete(function* main() { yield* close(stream); });
+    } catch (error) {
+      outcome = "threw " + error;
+    }
+    console.log(outcome);
+  `;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-check", script],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 2_000);
+  const { stdout } = await child.output();
+  clearTimeout(timer);
+  assertEquals(new TextDecoder().decode(stdout).trim(), "ok");
+});
+
+Deno.test("close(): timeout() around close() of a user Stream whose close() Promise never settles still lets run() return", async () => {
+  const loop = new Loop();
+  let timedOut = false;
+  const running = loop.runUntilComplete(function* main() {
+    try {
+      yield* timeout(20, close(userStream(() => new Promise<void>(() => {}))));
+    } catch (error) {
+      assertInstanceOf(error, TimeoutError);
+      timedOut = true;
+    }
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const ended = await Promise.race([
+    running.then(() => true),
+    new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), 1_000)),
+  ]);
+  clearTimeout(timer);
+  assertEquals(timedOut, true);
+  assertEquals(ended, true, "run() had not returned 1 s after its main task returned");
 });
