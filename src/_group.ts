@@ -24,7 +24,7 @@ import { addObserver } from "./task_tree.ts";
 export abstract class GroupInstruction<T> extends Instruction<T> implements TaskObserver {
   override value: unknown = undefined;
   override done = false;
-  override _armedBy: Task<unknown> | null = null;
+  override _waitedOnBy: Task<unknown> | null = null;
   readonly #iters: Iterator<unknown, unknown, unknown>[] = [];
   readonly #names: NameSource[] = [];
   /** The children, in input order. */

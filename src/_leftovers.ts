@@ -23,7 +23,7 @@ import { addObserver, removeObserver } from "./task_tree.ts";
 export class LeftoversInstruction extends Instruction<void> implements TaskObserver {
   override value: unknown = undefined;
   override done = false;
-  override _armedBy: Task<unknown> | null = null;
+  override _waitedOnBy: Task<unknown> | null = null;
   readonly #leftovers: Task<unknown>[];
   readonly #report: (error: unknown) => void;
   #remaining: number;

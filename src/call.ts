@@ -12,7 +12,7 @@ import type { Task } from "./task.ts";
 class CallInstruction<T> extends Instruction<T> {
   override value: unknown = undefined;
   override done = false;
-  override _armedBy: Task<unknown> | null = null;
+  override _waitedOnBy: Task<unknown> | null = null;
   readonly #fn: () => T | PromiseLike<T>;
   readonly #what: string | undefined;
   #waiter: Task<unknown> | null = null;

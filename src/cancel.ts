@@ -17,7 +17,7 @@ const CIRCUMSTANCE = "while cancelled by cancel()";
 class CancelInstruction extends Instruction<void> implements TaskObserver {
   override value: unknown = undefined;
   override done = false;
-  override _armedBy: Task<unknown> | null = null;
+  override _waitedOnBy: Task<unknown> | null = null;
   readonly #target: Task<unknown>;
   readonly #reason: unknown;
   #waiter: Task<unknown> | null = null;

@@ -219,7 +219,10 @@ export function describeError(error: unknown): string {
  */
 export function toText(value: unknown): string {
   try {
-    return String(value);
+    const text = String(value);
+    // "[object Object]" says nothing of a plain object: show what it holds.
+    if (text !== "[object Object]") return text;
+    return Deno.inspect(value, { compact: true, breakLength: Infinity, depth: 2 });
   } catch {
     return "(a value that cannot be converted to a string)";
   }

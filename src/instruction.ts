@@ -105,11 +105,11 @@ export abstract class Instruction<T = unknown>
   /** The iterator-result view: `true` once the task has been resumed. */
   declare done: boolean;
   /**
-   * @internal The task that handed the instruction to the loop, to tell the
-   * loop's resume of it from another task's `yield*` of the same object;
-   * null if none was running (an operation driven by hand).
+   * @internal The task waiting on the instruction, set by the loop when the
+   * wait starts, to tell the loop's resume of it from another task's
+   * `yield*` of the same object; null before, and once the wait is undone.
    */
-  declare _armedBy: Task<unknown> | null;
+  declare _waitedOnBy: Task<unknown> | null;
 
   /** An instruction is its own iterator: it can be used once. */
   [Symbol.iterator](): Iterator<Instruction, T, unknown> {
@@ -134,19 +134,9 @@ export abstract class Instruction<T = unknown>
       this.value = resumeValue;
       this.done = true;
     } else {
-      this.arm();
+      this.value = this;
     }
     return this as IteratorResult<Instruction, T>;
-  }
-
-  /**
-   * Marks the instruction as handed to the loop (see `value`), by the task
-   * whose step runs now.
-   * @internal
-   */
-  protected arm(): void {
-    this.value = this;
-    this._armedBy = runningTask();
   }
 
   /**
@@ -246,16 +236,16 @@ function runningTask(): Task<unknown> | null {
 
 /**
  * Whether a `next()` of `instruction`, armed, comes from another task's
- * `yield*` of the same operation object while the task that handed it to
- * the loop waits on it, rather than from the loop's resume of that task.
- * An instruction armed outside any task's step, or armed but never waited
- * on (a generator stepped by hand, then spawned), is not refused.
+ * `yield*` of the same operation object while a task waits on it (or was
+ * woken from it and has not run yet), rather than from the loop's resume
+ * of that task. An instruction armed but never waited on (a generator
+ * stepped by hand, then spawned) is not refused.
  */
 export function isSecondWaiter(instruction: Instruction): boolean {
-  const armedBy = instruction._armedBy;
-  if (armedBy === null) return false;
+  const waiter = instruction._waitedOnBy;
+  if (waiter === null) return false;
   const task = runningTask();
-  return task !== null && task !== armedBy && armedBy._slot === instruction;
+  return task !== null && task !== waiter;
 }
 
 /**

@@ -32,7 +32,7 @@ const DEFAULT_READ_MAX = 64 * 1024;
 class CloseStreamInstruction extends Instruction<Promise<void> | undefined> {
   override value: unknown = undefined;
   override done = false;
-  override _armedBy: Task<unknown> | null = null;
+  override _waitedOnBy: Task<unknown> | null = null;
   readonly #stream: Stream;
 
   constructor(stream: Stream) {
@@ -67,7 +67,7 @@ class CloseStreamInstruction extends Instruction<Promise<void> | undefined> {
 class CloseListenerInstruction extends Instruction<Promise<void> | undefined> {
   override value: unknown = undefined;
   override done = false;
-  override _armedBy: Task<unknown> | null = null;
+  override _waitedOnBy: Task<unknown> | null = null;
   readonly #listener: Deno.Listener;
 
   constructor(listener: Deno.Listener) {
@@ -111,7 +111,7 @@ class CloseListenerInstruction extends Instruction<Promise<void> | undefined> {
 class WaitConnInstruction extends Instruction<void> {
   override value: unknown = undefined;
   override done = false;
-  override _armedBy: Task<unknown> | null = null;
+  override _waitedOnBy: Task<unknown> | null = null;
   readonly #incoming: IncomingConn;
   #waiter: Task<unknown> | null = null;
 
@@ -232,7 +232,7 @@ const READ_VIEW = 2;
 class ReadInstruction<T> extends Instruction<T> {
   override value: unknown = undefined;
   override done = false;
-  override _armedBy: Task<unknown> | null = null;
+  override _waitedOnBy: Task<unknown> | null = null;
   readonly #stream: Stream;
   readonly #kind: ReadKind;
   readonly #max: number;
@@ -263,7 +263,7 @@ class ReadInstruction<T> extends Instruction<T> {
       throw error;
     }
     if (result === WOULD_BLOCK) {
-      this.arm();
+      this.value = this;
       return this as IteratorResult<Instruction, T>;
     }
     return this.finishNow(result);
@@ -398,7 +398,9 @@ export function readView(
  * closed stream it throws `Deno.errors.BadResource`, even for empty `data`.
  *
  * A write that is cancelled (by `timeout`, `race`, `cancel`) before it
- * returns still goes out in full, before any later write on the stream,
+ * returns still goes out in full (unless the stream is closed first:
+ * `close` does not wait for it; `yield* write(stream, "")` does), before
+ * any later write on the stream,
  * also when it was still waiting for an earlier cancelled write to go out
  * (on streams with `abandonWrite`, as both built-in ones have). A write
  * cancelled before it began sends nothing: one whose task never ran, such
@@ -452,7 +454,7 @@ export function write(stream: Stream, data: Uint8Array | string): Operation<numb
 class WriteInstruction extends Instruction<number> {
   override value: unknown = undefined;
   override done = false;
-  override _armedBy: Task<unknown> | null = null;
+  override _waitedOnBy: Task<unknown> | null = null;
   readonly #stream: Stream;
   readonly #bytes: Uint8Array;
   #written = 0;
@@ -481,7 +483,7 @@ class WriteInstruction extends Instruction<number> {
       throw error;
     }
     if (!finished) {
-      this.arm();
+      this.value = this;
       return this as IteratorResult<Instruction, number>;
     }
     return this.finishNow(this.#written);

@@ -33,7 +33,7 @@ export function belongsTo(target: Task<unknown>, joiner: Task<unknown>, loop: Lo
 class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
   override value: unknown = undefined;
   override done = false;
-  override _armedBy: Task<unknown> | null = null;
+  override _waitedOnBy: Task<unknown> | null = null;
   readonly #target: Task<T>;
   #waiter: Task<unknown> | null = null;
 
@@ -64,7 +64,6 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
     const target = this.#target as Task<unknown>;
     if (task === null || !target.settled || !belongsTo(target, task, running.loop!)) {
       this.value = this;
-      this._armedBy = task;
       return this as IteratorResult<Instruction, T>;
     }
     this.done = true;

@@ -446,8 +446,11 @@ export class Loop {
     );
     // Their whole trees at once, as asyncio.run() cancels every task left:
     // a leftover waiting in a gather waits for the gather's children, whose
-    // cleanup may wait on one of its other children.
-    this.#tasks.cancelTrees(leftovers, reason, "tasks left at the run's end");
+    // cleanup may wait on one of its other children. At a run's normal end,
+    // a cleanup under way keeps the children it may need; a failed run's
+    // unwind spares nothing (see #unwind).
+    const spareCleanups = reason !== RUN_FAILED;
+    this.#tasks.cancelTrees(leftovers, reason, "tasks left at the run's end", spareCleanups);
     return this._spawn(drive(waiting), "the run's end", this);
   }
 

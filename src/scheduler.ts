@@ -35,7 +35,7 @@ import type { Loop } from "./loop.ts";
 export class Closing extends Instruction {
   override value: unknown = undefined;
   override done = false;
-  override _armedBy: Task<unknown> | null = null;
+  override _waitedOnBy: Task<unknown> | null = null;
   /** Whether the body threw (or a child's failure was added since). */
   threw: boolean;
   // The body's result or error, with the failures added since (see
@@ -259,6 +259,9 @@ export class Scheduler {
       }
       task._state = "waiting";
       task._slot = instruction;
+      // An instruction of its own (not a shared one): whoever else runs it
+      // now is refused (see Instruction._waitedOnBy).
+      if (instruction === step) instruction._waitedOnBy = task;
       this.#continueCurrent = false;
       try {
         instruction.perform(task, this.#loop);
@@ -270,7 +273,7 @@ export class Scheduler {
         // that interrupted it (call()'s fn, a cancel that reaches back to
         // the canceller): then it is queued with that error, and what
         // perform registered after the interrupt's undo is undone now.
-        if (task._slot instanceof Thrown) instruction.undo(task, this.#loop);
+        if (task._slot instanceof Thrown) abandon(instruction, task, this.#loop);
         break;
       }
       if (!this.#continueCurrent) break;
@@ -419,7 +422,7 @@ export class Scheduler {
         // task (a group's child) then waits for its next yield*, instead of
         // being overwritten by the error queued here.
         this.enqueueThrow(task, error);
-        wait.undo(task, this.#loop);
+        abandon(wait, task, this.#loop);
         return;
       }
       default:
@@ -587,12 +590,27 @@ export class Scheduler {
    */
   cancelTree(root: Task<unknown>, reason: unknown): void {
     this.cancel(root, reason);
-    this.cancelGroup(liveDescendants([root]), reason, `tasks under "${root.name}"`);
+    this.cancelGroup(
+      liveDescendants([root], NOBODY_CANCELLED),
+      reason,
+      `tasks under "${root.name}"`,
+    );
   }
 
-  /** `cancelTree` for several roots, all with one shared error. */
-  cancelTrees(roots: readonly Task<unknown>[], reason: unknown, group: string): void {
-    this.cancelGroup([...roots, ...liveDescendants(roots)], reason, group);
+  /**
+   * `cancelTree` for several roots, all with one shared error; with
+   * `spareCleanups`, but for the children of a task cancelled before, which
+   * its cleanup under way may still need (they are cancelled when it ends).
+   */
+  cancelTrees(
+    roots: readonly Task<unknown>[],
+    reason: unknown,
+    group: string,
+    spareCleanups: boolean,
+  ): void {
+    const cleaningUp = spareCleanups ? this.#cancelled : NOBODY_CANCELLED;
+    const tasks = liveDescendants(roots, cleaningUp);
+    this.cancelGroup([...roots, ...tasks], reason, group);
   }
 
   /** Cancels `task` with `shared`, or an error of its own when undefined. */
@@ -690,15 +708,24 @@ export class Scheduler {
   }
 }
 
-/** The live tasks under `roots`, parents before their children. */
-function liveDescendants(roots: readonly Task<unknown>[]): Task<unknown>[] {
+/**
+ * The live tasks under `roots`, parents before their children, but for
+ * those under a task in `skipUnder`.
+ */
+function liveDescendants(
+  roots: readonly Task<unknown>[],
+  skipUnder: ReadonlyMap<Task<unknown>, unknown>,
+): Task<unknown>[] {
   const tasks: Task<unknown>[] = [];
-  for (const root of roots) tasks.push(...liveChildren(root));
-  for (let i = 0; i < tasks.length; i++) {
-    for (const child of liveChildren(tasks[i])) tasks.push(child);
-  }
+  const addChildren = (task: Task<unknown>): void => {
+    if (!skipUnder.has(task)) tasks.push(...liveChildren(task));
+  };
+  for (const root of roots) addChildren(root);
+  for (let i = 0; i < tasks.length; i++) addChildren(tasks[i]);
   return tasks;
 }
+
+const NOBODY_CANCELLED: ReadonlyMap<Task<unknown>, unknown> = new Map();
 
 /**
  * Whether `instruction`, the `value` of `step`, is an instruction handed
@@ -708,7 +735,22 @@ function liveDescendants(roots: readonly Task<unknown>[]): Task<unknown>[] {
  */
 function isWaitingInstruction(instruction: unknown, step: unknown): instruction is Instruction {
   if (!(instruction instanceof Instruction)) return false;
-  return instruction === step || instruction.value === instruction;
+  if (instruction === step) return true;
+  // A shared instruction, armed for good (see SharedOperation); not one of
+  // a task's own that another task waits on, yielded bare.
+  return instruction.value === instruction && instruction._waitedOnBy === null;
+}
+
+/**
+ * Undoes `task`'s wait on `instruction`, which the task is to be thrown an
+ * error at. Done at once, not when that error is thrown: another task's
+ * `yield*` of the same object meanwhile is refused as a second run, and
+ * the instruction (which a timer queue may hold a while) lets the task go.
+ */
+function abandon(instruction: Instruction, task: Task<unknown>, loop: Loop): void {
+  instruction.undo(task, loop);
+  instruction.done = true;
+  instruction._waitedOnBy = null;
 }
 
 /** Whether `error` still waits in `task`'s slot, never thrown into its body. */

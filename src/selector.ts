@@ -165,8 +165,8 @@ export class Selector {
     const holder = reading ? holders.read : holders.write;
     if (holder !== null) {
       const where = holder.selector === this ? "" : " in another Loop";
-      throw new Error(
-        `Cannot wait for ${event} on stream "${stream.name}" in task "${task.name}": task "${holder.task.name}"${where} already waits for it; use one reader and one writer per stream`,
+      throw new Deno.errors.Busy(
+        `Cannot wait for ${event} on stream "${stream.name}" in task "${task.name}": task "${holder.task.name}"${where} already waits for it; use one reader and one writer per stream (for several writers, one writer task that the others hand their data to)`,
       );
     }
     const registration: Registration = {

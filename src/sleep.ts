@@ -14,7 +14,7 @@ import { yieldNow } from "./yield_now.ts";
 class SleepInstruction extends Instruction<void> implements Timer {
   override value: unknown = undefined;
   override done = false;
-  override _armedBy: Task<unknown> | null = null;
+  override _waitedOnBy: Task<unknown> | null = null;
   // Until armed (see Timer.deadline).
   deadline = NaN;
   armed = false;

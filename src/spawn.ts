@@ -21,7 +21,7 @@ import {
 class SpawnInstruction<T> extends Instruction<Task<T>> {
   override value: unknown = undefined;
   override done = false;
-  override _armedBy: Task<unknown> | null = null;
+  override _waitedOnBy: Task<unknown> | null = null;
   readonly #iter: Iterator<unknown, T, unknown>;
   readonly #name: NameSource;
   readonly #detached: boolean;
@@ -107,7 +107,7 @@ export function spawn<T>(body: TaskBody<T>, options?: SpawnOptions): Operation<T
 class CurrentTaskInstruction extends Instruction<Task<unknown>> {
   override value: unknown = undefined;
   override done = false;
-  override _armedBy: Task<unknown> | null = null;
+  override _waitedOnBy: Task<unknown> | null = null;
   /** Inside a task's step the answer is known at once: no round trip. */
   override next(resumeValue?: unknown): IteratorResult<Instruction, Task<unknown>> {
     const task = canFinishInStep();

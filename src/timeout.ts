@@ -50,7 +50,7 @@ class TimeoutTimer implements Timer {
 class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
   override value: unknown = undefined;
   override done = false;
-  override _armedBy: Task<unknown> | null = null;
+  override _waitedOnBy: Task<unknown> | null = null;
   readonly delay: number;
   readonly #iter: Iterator<unknown, T, unknown>;
   readonly #name: NameSource;
@@ -149,7 +149,10 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
  * @typeParam T What the body returns.
  * @param ms The limit in milliseconds of the loop's clock (>= 0; `Infinity`
  * for none).
- * @param body A generator object, generator function or operation.
+ * @param body A generator object, generator function or operation. A
+ * generator object runs once: to retry after a `TimeoutError`, pass the
+ * generator function (or call it again), not the object the first attempt
+ * ran to its end.
  * @returns An operation evaluating to the body's result.
  * @throws {RangeError} at the call when `ms` is negative or not a number.
  *

@@ -18,7 +18,7 @@ import type { Task } from "./task.ts";
 class YieldNowInstruction extends Instruction<void> {
   override value: unknown = undefined;
   override done = false;
-  override _armedBy: Task<unknown> | null = null;
+  override _waitedOnBy: Task<unknown> | null = null;
   // The loop's step recognises this instruction and does the same without
   // dispatching to it: yieldNow is what task switches are made of.
   perform(task: Task<unknown>, loop: Loop): void {
@@ -33,7 +33,7 @@ class YieldNowInstruction extends Instruction<void> {
 class SuspendInstruction extends Instruction<never> {
   override value: unknown = undefined;
   override done = false;
-  override _armedBy: Task<unknown> | null = null;
+  override _waitedOnBy: Task<unknown> | null = null;
   perform(): void {}
 
   describe(): string {

@@ -1631,3 +1631,16 @@ function assertSharedCancellation(seen: unknown[], messageStart: string): void {
     `${JSON.stringify(seen[0].message)} starts with ${JSON.stringify(messageStart)}`,
   );
 }
+
+Deno.test("cancel: a reason that is a plain object is shown by its contents in the message, not as [object Object]", () => {
+  const error = runSync(function* main() {
+    const child = yield* spawn(function* child() {
+      yield* suspend();
+    });
+    yield* yieldNow();
+    child.cancel({ code: 42, why: "shutdown" });
+    return yield* joinError(child);
+  });
+  assertInstanceOf(error, CancelledError);
+  assertEquals(error.message, 'Task "child" was cancelled: { code: 42, why: "shutdown" }');
+});

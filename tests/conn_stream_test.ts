@@ -497,10 +497,10 @@ Deno.test("ConnStream: a task of another Loop that reads a stream a task already
     await run(close(stream));
     client.close();
     assertEquals(a, "hello");
-    assertInstanceOf(b, Error);
+    assertInstanceOf(b, Deno.errors.Busy);
     assertEquals(
       b.message,
-      'Cannot wait for EVENT_READ on stream "shared" in task "readerB": task "readerA" in another Loop already waits for it; use one reader and one writer per stream',
+      'Cannot wait for EVENT_READ on stream "shared" in task "readerB": task "readerA" in another Loop already waits for it; use one reader and one writer per stream (for several writers, one writer task that the others hand their data to)',
     );
   });
 });

@@ -268,3 +268,32 @@ Deno.test("a cancelled task in gather() whose child's cleanup waits for the task
     "usable",
   );
 });
+
+// A leftover cancelled before the run's end, cleaning up, keeps the
+// children its cleanup waits for: they are cancelled when it ends.
+Deno.test("a run's end: a detached task already cancelled and cleaning up keeps the children its cleanup waits for", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    const d = yield* spawn(function* d(): Operation<void> {
+      const flusher = yield* spawn(function* flusher(): Operation<string> {
+        yield* sleep(1_000);
+        log.push(`flushed@${loop.time()}`);
+        return "ok";
+      });
+      try {
+        yield* suspend();
+      } finally {
+        try {
+          log.push(`joined ${yield* join(flusher)}`);
+        } catch (error) {
+          log.push(`join threw ${(error as Error).name}`);
+        }
+      }
+    }, { detached: true });
+    yield* sleep(1);
+    d.cancel(); // d's cleanup starts: it waits for its flusher
+    yield* sleep(1);
+  }); // main returns while d still cleans up
+  assertEquals(log, ["flushed@1000", "joined ok"]);
+});

@@ -111,7 +111,10 @@ Deno.test("Selector rejects a second reader on the same stream with a clear erro
   const selector = new Selector();
   selector.register(stream, EVENT_READ, first);
   selector.register(stream, EVENT_WRITE, second);
-  const error = assertThrows(() => selector.register(stream, EVENT_READ, second), Error);
+  const error = assertThrows(
+    () => selector.register(stream, EVENT_READ, second),
+    Deno.errors.Busy,
+  );
   assertStringIncludes(error.message, 'task "first" already waits for it');
   selector.unregister(stream);
   assertEquals(selector.size, 0);

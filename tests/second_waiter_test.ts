@@ -1,0 +1,240 @@
+// One operation object yield*-ed by two tasks: the second is refused with
+// a TypeError while the first waits on it (or was woken from it and has not
+// run yet, or was cancelled and has not run yet), without disturbing the
+// first; and the object does not keep the first task alive after its wait
+// was undone.
+
+import { assert, assertEquals } from "@std/assert";
+import {
+  join,
+  Loop,
+  type LoopOptions,
+  type Operation,
+  read,
+  SimulatedStream,
+  sleep,
+  spawn,
+  VirtualClock,
+  write,
+  yieldNow,
+} from "../mod.ts";
+
+function virtualLoop(options: LoopOptions = {}): Loop {
+  return new Loop({ clock: new VirtualClock(), ...options });
+}
+
+function describeOutcome(error: unknown): string {
+  if (error instanceof TypeError) {
+    return error.message.includes("another task is waiting") ? "refused" : "run-twice TypeError";
+  }
+  return (error as Error)?.name ?? String(error);
+}
+
+// ---------------------------------------------------------------------------
+
+Deno.test("second waiter: a sleep whose first waiter was woken but has not run yet is refused to another task, not finished at once", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    const shared = sleep(100);
+    // b's own sleep is armed before a's wait on `shared`: at t=100 both
+    // fire, b first, so b runs while a is queued, not yet resumed.
+    const b = yield* spawn(function* b(): Operation<void> {
+      yield* sleep(100);
+      try {
+        yield* shared;
+        log.push(`b passed@${loop.time()}`);
+      } catch (error) {
+        log.push(`b ${describeOutcome(error)}`);
+      }
+    });
+    const a = yield* spawn(function* a(): Operation<void> {
+      try {
+        yield* shared;
+        log.push(`a woke@${loop.time()}`);
+      } catch (error) {
+        log.push(`a ${describeOutcome(error)}`);
+      }
+    });
+    yield* join(b);
+    yield* join(a);
+  });
+  assertEquals(log, ["b refused", "a woke@100"]);
+});
+
+Deno.test("second waiter: a join whose first waiter was woken but has not run yet is refused to another task, not finished with undefined", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    // child's sleep is armed first, b's second: at t=100 child settles
+    // (queuing a with 42), then b runs before a does.
+    const child = yield* spawn(function* child(): Operation<number> {
+      yield* sleep(100);
+      return 42;
+    });
+    const shared = join(child);
+    const b = yield* spawn(function* b(): Operation<void> {
+      yield* sleep(100);
+      try {
+        log.push(`b got ${yield* shared}`);
+      } catch (error) {
+        log.push(`b ${describeOutcome(error)}`);
+      }
+    });
+    const a = yield* spawn(function* a(): Operation<void> {
+      try {
+        log.push(`a got ${yield* shared}`);
+      } catch (error) {
+        log.push(`a ${describeOutcome(error)}`);
+      }
+    });
+    yield* join(b);
+    yield* join(a);
+  });
+  assertEquals(log, ["b refused", "a got 42"]);
+});
+
+Deno.test("second waiter: a read whose first waiter the selector woke but has not run yet is refused to another task, which must not take its data", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const stream = new SimulatedStream("pipe", { waitCycles: 0 });
+  loop.runSync(function* main() {
+    const shared = read(stream);
+    // feeder's sleep is armed first, b's second: at t=100 feeder writes,
+    // b queues itself again; the next tick's poll queues a behind b.
+    const feeder = yield* spawn(function* feeder(): Operation<void> {
+      yield* sleep(100);
+      yield* write(stream, "data");
+    });
+    const b = yield* spawn(function* b(): Operation<void> {
+      yield* sleep(100);
+      yield* yieldNow();
+      try {
+        const bytes = yield* shared;
+        log.push(`b got ${new TextDecoder().decode(bytes!)}`);
+      } catch (error) {
+        log.push(`b ${describeOutcome(error)}`);
+      }
+    });
+    const a = yield* spawn(function* a(): Operation<void> {
+      try {
+        const bytes = yield* shared;
+        log.push(`a got ${new TextDecoder().decode(bytes!)}`);
+      } catch (error) {
+        log.push(`a ${describeOutcome(error)}`);
+      }
+    });
+    yield* join(feeder);
+    yield* join(b);
+    yield* join(a);
+  });
+  assertEquals(log, ["b refused", "a got data"]);
+});
+
+Deno.test("second waiter: a sleep whose first waiter was cancelled but has not run yet does not let another task through at once", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    const shared = sleep(100);
+    const a = yield* spawn(function* a(): Operation<void> {
+      yield* shared;
+    });
+    yield* yieldNow(); // a waits on `shared`
+    a.cancel(); // a is queued with its CancelledError, not run yet
+    try {
+      yield* shared;
+      log.push(`main passed@${loop.time()}`);
+    } catch (error) {
+      log.push(`main ${describeOutcome(error)}`);
+    }
+    try {
+      yield* join(a);
+    } catch { /* cancelled */ }
+  });
+  assert(log[0] !== "main passed@0", `a spent sleep let a second task through: ${log}`);
+});
+
+// ---------------------------------------------------------------------------
+Deno.test("a plain yield of an operation another task waits on is an InvalidInstructionError, and the first waiter still wakes", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main() {
+    const shared = sleep(100);
+    const a = yield* spawn(function* a(): Operation<void> {
+      yield* shared;
+      log.push(`a woke@${loop.time()}`);
+    });
+    yield* yieldNow(); // a waits on `shared`
+    const b = yield* spawn(function* b(): Operation<void> {
+      try {
+        yield shared as never;
+        log.push(`b passed@${loop.time()}`);
+      } catch (error) {
+        log.push(`b ${(error as Error).name}`);
+      }
+    });
+    yield* join(b);
+    yield* join(a);
+  });
+  assertEquals(log, ["b InvalidInstructionError", "a woke@100"]);
+});
+
+// ---------------------------------------------------------------------------
+const RETENTION_PROBE = `
+const { call, join, Loop, race, sleep, spawn, VirtualClock, yieldNow } = await import(${
+  JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+});
+const gc = globalThis.gc;
+async function collect() {
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  gc();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  gc();
+}
+async function probe(makeLoser) {
+  const results = [];
+  let count = -1;
+  const loop = new Loop({ clock: new VirtualClock() });
+  await loop.runUntilComplete(function* main() {
+    // Due before the losers' timers: their cancelled entries stay queued.
+    const long = yield* spawn(sleep(1_800_000), { detached: true });
+    for (let i = 0; i < 10; i++) {
+      const worker = yield* spawn(function* worker() {
+        yield* race([makeLoser(), function* quick() {
+          yield* yieldNow();
+        }]);
+        const result = new Uint8Array(1024);
+        results.push(new WeakRef(result));
+        return result;
+      });
+      yield* join(worker);
+    }
+    yield* call(collect);
+    count = results.filter((ref) => ref.deref() !== undefined).length;
+    long.cancel();
+  });
+  return count;
+}
+const forever = new Promise(() => {});
+console.log(JSON.stringify({
+  sleep: await probe(() => sleep(3_600_000)),
+  call: await probe(() => call(() => forever)),
+}));
+`;
+
+Deno.test("memory: an undone sleep (or call) an armed task left behind does not keep that task's tree and results alive", async () => {
+  const command = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--v8-flags=--expose-gc", "--allow-read", "-"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = command.spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(RETENTION_PROBE));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  assertEquals(code, 0, new TextDecoder().decode(stderr));
+  const alive = JSON.parse(new TextDecoder().decode(stdout));
+  assert(alive.sleep <= 1 && alive.call <= 1, `results kept alive: ${JSON.stringify(alive)}`);
+});
