@@ -210,6 +210,10 @@ export function describeError(error: unknown): string {
   return toText(error);
 }
 
+// How much of a plain object an error message shows.
+const MAX_KEYS_SHOWN = 20;
+const MAX_SHOWN = 200;
+
 /**
  * `String(value)`, for messages about values the loop did not make (a
  * thrown value, a cancel reason). What String() cannot convert (an object
@@ -220,9 +224,13 @@ export function describeError(error: unknown): string {
 export function toText(value: unknown): string {
   try {
     const text = String(value);
-    // "[object Object]" says nothing of a plain object: show what it holds.
+    // "[object Object]" says nothing of a plain object: show what it holds,
+    // if that is little enough to read in a message.
     if (text !== "[object Object]") return text;
-    return Deno.inspect(value, { compact: true, breakLength: Infinity, depth: 2 });
+    const keys = Object.keys(value as object).length;
+    if (keys > MAX_KEYS_SHOWN) return `an object with ${keys} keys`;
+    const shown = Deno.inspect(value, { compact: true, breakLength: Infinity, depth: 2 });
+    return shown.length <= MAX_SHOWN ? shown : `${shown.slice(0, MAX_SHOWN)}…`;
   } catch {
     return "(a value that cannot be converted to a string)";
   }

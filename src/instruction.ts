@@ -133,6 +133,8 @@ export abstract class Instruction<T = unknown>
       if (isSecondWaiter(this)) throw waitedOnError(this);
       this.value = resumeValue;
       this.done = true;
+      // An operation object a user keeps must not keep the task alive.
+      this._waitedOnBy = null;
     } else {
       this.value = this;
     }
@@ -148,6 +150,8 @@ export abstract class Instruction<T = unknown>
   protected finishNow(value: unknown): IteratorResult<Instruction, T> {
     this.value = value;
     this.done = true;
+    // Also after a wait (a read or write resumed): see next().
+    this._waitedOnBy = null;
     return this as IteratorResult<Instruction, T>;
   }
 
@@ -243,7 +247,8 @@ function runningTask(): Task<unknown> | null {
  */
 export function isSecondWaiter(instruction: Instruction): boolean {
   const waiter = instruction._waitedOnBy;
-  if (waiter === null) return false;
+  // Undefined in a user's subclass that does not initialise it: none.
+  if (!waiter) return false;
   const task = runningTask();
   return task !== null && task !== waiter;
 }

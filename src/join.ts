@@ -58,6 +58,7 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
       if (isSecondWaiter(this)) throw waitedOnError(this);
       this.value = resumeValue;
       this.done = true;
+      this._waitedOnBy = null;
       return this as IteratorResult<Instruction, T>;
     }
     const task = canFinishInStep();

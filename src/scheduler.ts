@@ -590,17 +590,14 @@ export class Scheduler {
    */
   cancelTree(root: Task<unknown>, reason: unknown): void {
     this.cancel(root, reason);
-    this.cancelGroup(
-      liveDescendants([root], NOBODY_CANCELLED),
-      reason,
-      `tasks under "${root.name}"`,
-    );
+    this.cancelGroup(liveDescendants([root], spareNone), reason, `tasks under "${root.name}"`);
   }
 
   /**
    * `cancelTree` for several roots, all with one shared error; with
-   * `spareCleanups`, but for the children of a task cancelled before, which
-   * its cleanup under way may still need (they are cancelled when it ends).
+   * `spareCleanups`, but for the children of a task whose cleanup is under
+   * way (cancelled before, its error delivered, not held), which that
+   * cleanup may still need: they are cancelled when it ends.
    */
   cancelTrees(
     roots: readonly Task<unknown>[],
@@ -608,9 +605,12 @@ export class Scheduler {
     group: string,
     spareCleanups: boolean,
   ): void {
-    const cleaningUp = spareCleanups ? this.#cancelled : NOBODY_CANCELLED;
-    const tasks = liveDescendants(roots, cleaningUp);
-    this.cancelGroup([...roots, ...tasks], reason, group);
+    const spared = spareCleanups ? (task: Task<unknown>) => this.#isCleaningUp(task) : spareNone;
+    this.cancelGroup([...roots, ...liveDescendants(roots, spared)], reason, group);
+  }
+
+  #isCleaningUp(task: Task<unknown>): boolean {
+    return this.#cancelled.has(task) && !this.#holding.has(task);
   }
 
   /** Cancels `task` with `shared`, or an error of its own when undefined. */
@@ -710,22 +710,24 @@ export class Scheduler {
 
 /**
  * The live tasks under `roots`, parents before their children, but for
- * those under a task in `skipUnder`.
+ * those under a task that `spares` its children.
  */
 function liveDescendants(
   roots: readonly Task<unknown>[],
-  skipUnder: ReadonlyMap<Task<unknown>, unknown>,
+  spares: (task: Task<unknown>) => boolean,
 ): Task<unknown>[] {
   const tasks: Task<unknown>[] = [];
   const addChildren = (task: Task<unknown>): void => {
-    if (!skipUnder.has(task)) tasks.push(...liveChildren(task));
+    if (!spares(task)) tasks.push(...liveChildren(task));
   };
   for (const root of roots) addChildren(root);
   for (let i = 0; i < tasks.length; i++) addChildren(tasks[i]);
   return tasks;
 }
 
-const NOBODY_CANCELLED: ReadonlyMap<Task<unknown>, unknown> = new Map();
+function spareNone(): boolean {
+  return false;
+}
 
 /**
  * Whether `instruction`, the `value` of `step`, is an instruction handed
@@ -737,8 +739,9 @@ function isWaitingInstruction(instruction: unknown, step: unknown): instruction 
   if (!(instruction instanceof Instruction)) return false;
   if (instruction === step) return true;
   // A shared instruction, armed for good (see SharedOperation); not one of
-  // a task's own that another task waits on, yielded bare.
-  return instruction.value === instruction && instruction._waitedOnBy === null;
+  // a task's own that another task waits on (or waited on), yielded bare.
+  // A user's subclass may lack _waitedOnBy: undefined counts as none.
+  return instruction.value === instruction && !instruction.done && !instruction._waitedOnBy;
 }
 
 /**
@@ -749,6 +752,8 @@ function isWaitingInstruction(instruction: unknown, step: unknown): instruction 
  */
 function abandon(instruction: Instruction, task: Task<unknown>, loop: Loop): void {
   instruction.undo(task, loop);
+  // Not a shared instruction (suspend()), which other tasks still wait on.
+  if (instruction._waitedOnBy !== task) return;
   instruction.done = true;
   instruction._waitedOnBy = null;
 }

@@ -1644,3 +1644,22 @@ Deno.test("cancel: a reason that is a plain object is shown by its contents in t
   assertInstanceOf(error, CancelledError);
   assertEquals(error.message, 'Task "child" was cancelled: { code: 42, why: "shutdown" }');
 });
+
+Deno.test("a cancel reason that is a large plain object gives a message of bounded size", () => {
+  const reason: Record<string, number> = {};
+  for (let i = 0; i < 100_000; i++) reason[`key${i}`] = i;
+  const message = virtualLoop().runSync(function* main(): Operation<string> {
+    const child = yield* spawn(function* child(): Operation<void> {
+      yield* suspend();
+    });
+    yield* yieldNow();
+    child.cancel(reason);
+    try {
+      yield* join(child);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    return "";
+  });
+  assert(message.length < 10_000, `message of ${message.length} characters`);
+});

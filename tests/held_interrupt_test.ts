@@ -297,3 +297,16 @@ Deno.test("a run's end: a detached task already cancelled and cleaning up keeps 
   }); // main returns while d still cleans up
   assertEquals(log, ["flushed@1000", "joined ok"]);
 });
+
+// The same cycle when the task was cancelled just before the run ended: its
+// cancellation is held in the gather, so its children are cancelled too.
+Deno.test("a run ending right after task.cancel() of a detached task held in gather() whose child's cleanup joins its other child does not deadlock", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main(): Operation<void> {
+    const d = yield* spawn(() => owner(log), { detached: true });
+    yield* sleep(1);
+    d.cancel(); // fire and forget; main returns: the run's end must finish the job
+  });
+  assertEquals(log.sort(), ["C cleanup", "S cleanup"]);
+});

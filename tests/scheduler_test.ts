@@ -18,6 +18,7 @@ import {
   currentTask,
   DeadlockError,
   gather,
+  Instruction,
   join,
   Loop,
   type Operation,
@@ -1702,4 +1703,43 @@ Deno.test("Loop.stop() from a host timer reaches an awaited run soon also when c
   // At most 256 of the dearer steps pass before the loop looks at the clock
   // again; counting up to 4096 of them took seconds.
   assert(late < 500, `the timer ran ${late.toFixed(0)} ms late`);
+});
+
+/** A user-written instruction, initialising `value` and `done` as the docs say. */
+class Ping extends Instruction<number> {
+  override value: unknown = undefined;
+  override done = false;
+  perform(task: Task<unknown>, loop: Loop): void {
+    loop._resumeNow(task, 42);
+  }
+  describe(): string {
+    return "ping";
+  }
+}
+
+/** An operation that forwards another's steps in result objects of its own. */
+function forwarded<T>(op: Operation<T>): Operation<T> {
+  return {
+    [Symbol.iterator]() {
+      const it = op[Symbol.iterator]();
+      return {
+        next(value?: unknown) {
+          const step = it.next(value);
+          return step.done ? step : { value: step.value, done: false as const };
+        },
+        throw(error?: unknown) {
+          return it.throw!(error);
+        },
+      };
+    },
+  };
+}
+
+Deno.test("an Instruction subclass handed over through a forwarding operation is not an InvalidInstructionError", () => {
+  const result = virtualLoop().runSync(function* main(): Operation<number[]> {
+    const direct = yield* new Ping();
+    const viaWrapper = yield* forwarded(new Ping());
+    return [direct, viaWrapper];
+  });
+  assertEquals(result, [42, 42]);
 });

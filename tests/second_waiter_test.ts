@@ -6,6 +6,7 @@
 
 import { assert, assertEquals } from "@std/assert";
 import {
+  call,
   join,
   Loop,
   type LoopOptions,
@@ -237,4 +238,82 @@ Deno.test("memory: an undone sleep (or call) an armed task left behind does not 
   assertEquals(code, 0, new TextDecoder().decode(stderr));
   const alive = JSON.parse(new TextDecoder().decode(stdout));
   assert(alive.sleep <= 1 && alive.call <= 1, `results kept alive: ${JSON.stringify(alive)}`);
+});
+
+Deno.test("a plain yield of an operation whose waiter was cancelled but has not run is an InvalidInstructionError, not a second perform", async () => {
+  const loop = virtualLoop();
+  let calls = 0;
+  const log: string[] = [];
+  await loop.runUntilComplete(function* main(): Operation<void> {
+    const shared = call(() => {
+      calls++;
+      return Promise.resolve(7);
+    });
+    const a = yield* spawn(function* a(): Operation<void> {
+      yield* shared;
+    });
+    yield* yieldNow(); // a waits on `shared`
+    a.cancel(); // undone, a queued with its CancelledError
+    try {
+      const value: unknown = yield shared as never;
+      log.push(`main passed with ${value}`);
+    } catch (error) {
+      log.push(`main ${(error as Error).constructor.name}`);
+    }
+    try {
+      yield* join(a);
+    } catch { /* cancelled */ }
+  });
+  assertEquals([...log, `fn called ${calls}x`], ["main InvalidInstructionError", "fn called 1x"]);
+});
+
+const KEPT_OPERATION_PROBE = `
+const { call, join, Loop, sleep, spawn, VirtualClock } = await import(${
+  JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+});
+const gc = globalThis.gc;
+async function collect() {
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  gc();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  gc();
+}
+const kept = [];
+const results = [];
+let count = -1;
+const loop = new Loop({ clock: new VirtualClock() });
+await loop.runUntilComplete(function* main() {
+  for (let i = 0; i < 10; i++) {
+    const worker = yield* spawn(function* worker() {
+      const op = sleep(1);
+      kept.push(op); // e.g. a log of what was waited on
+      yield* op;
+      const result = new Uint8Array(1024);
+      results.push(new WeakRef(result));
+      return result;
+    });
+    yield* join(worker);
+  }
+  yield* call(collect);
+  count = results.filter((ref) => ref.deref() !== undefined).length;
+});
+console.log(JSON.stringify({ alive: count, kept: kept.length }));
+`;
+
+Deno.test("memory: an operation object kept after its wait ended does not keep the task that waited on it (and its result) alive", async () => {
+  const command = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--v8-flags=--expose-gc", "--allow-read", "-"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = command.spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(KEPT_OPERATION_PROBE));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  assertEquals(code, 0, new TextDecoder().decode(stderr));
+  const { alive, kept } = JSON.parse(new TextDecoder().decode(stdout));
+  assertEquals(kept, 10);
+  assert(alive <= 1, `${alive} finished tasks' results kept alive by their operations`);
 });
