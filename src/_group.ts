@@ -127,13 +127,21 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     this.waiter = null;
     if (this.#interrupted) {
       loop._resumeHeld(waiter);
-      return;
+    } else {
+      this.finish(waiter, loop);
+      for (const failed of this.lateFailures) {
+        loop._reportFailure(failed, `while cancelled, after its ${this.#where} had decided`);
+      }
     }
-    this.finish(waiter, loop);
-    for (const failed of this.lateFailures) {
-      loop._reportFailure(failed, `while cancelled, after its ${this.#where} had decided`);
-    }
+    // An operation object a user keeps must not keep the children, and
+    // through them the waiting task, alive.
+    this.tasks = [];
+    this.lateFailures = [];
+    this.forget();
   }
+
+  /** Lets go of the children the subclass recorded, once the group is over. */
+  protected abstract forget(): void;
 
   override holdsInterrupt(_task: Task<unknown>, loop: Loop): boolean {
     this.#interrupted = true;

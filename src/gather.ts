@@ -39,6 +39,10 @@ class GatherInstruction<T> extends GroupInstruction<T[]> {
     if (first !== null) loop._enqueueThrow(waiter, first._slot);
     else loop._enqueue(waiter, this.#results);
   }
+
+  protected forget(): void {
+    this.#firstUnfinished = null;
+  }
 }
 
 /**

@@ -158,6 +158,7 @@ export abstract class Instruction<T = unknown>
   /** The loop resumes a task with an error: it is thrown at the `yield*`. */
   throw(error: unknown): IteratorResult<Instruction, T> {
     this.done = true;
+    this._waitedOnBy = null;
     throw error;
   }
 

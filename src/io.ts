@@ -260,6 +260,7 @@ class ReadInstruction<T> extends Instruction<T> {
       result = this.#attempt();
     } catch (error) {
       this.done = true;
+      this._waitedOnBy = null;
       throw error;
     }
     if (result === WOULD_BLOCK) {
@@ -480,6 +481,7 @@ class WriteInstruction extends Instruction<number> {
     } catch (error) {
       this.#abandon();
       this.done = true;
+      this._waitedOnBy = null;
       throw error;
     }
     if (!finished) {

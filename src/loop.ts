@@ -333,13 +333,23 @@ export class Loop {
   // ---------------------------------------------------------------------
   // The run loop.
 
+  /**
+   * Whether the loop is done with `main`: it has settled, and the batch it
+   * settled in has run to its end. An awaited run cuts batches short (see
+   * #tick); stopping there would leave the rest to be cancelled at the
+   * run's end, where runSync would have run them.
+   */
+  #isDone(main: Task<unknown>): boolean {
+    return main.settled && this.#batchLeft === 0;
+  }
+
   /** Drives the loop until `main` settles, awaiting the outside world when idle. */
   async #drive(main: Task<unknown>): Promise<void> {
     this.#hostHadTurn();
     this.#stalledSince = NEVER;
     for (;;) {
       const busy = this.#runUntilIdle(main, true);
-      if (main.settled) return;
+      if (this.#isDone(main)) return;
       if (busy) {
         await this.#giveHostATurn();
         continue;
@@ -353,7 +363,7 @@ export class Loop {
   #driveSync(main: Task<unknown>): void {
     for (;;) {
       this.#runUntilIdle(main, false);
-      if (main.settled) return;
+      if (this.#isDone(main)) return;
       if (this.#idleWait() > 0) {
         throw new Error(
           `Cannot finish with runSync(): no task is ready and the program waits for the outside world (${
@@ -520,7 +530,7 @@ export class Loop {
   }
 
   #tickUntilIdle(main: Task<unknown>, async: boolean): boolean {
-    while (!main.settled) {
+    while (!this.#isDone(main)) {
       // Awaited, a tick runs no more steps than are due before the next
       // look at the clock: a batch of many tasks that each compute a while
       // would keep the host waiting far past MAX_BUSY_MS.

@@ -34,6 +34,10 @@ class RaceInstruction<T> extends GroupInstruction<T> {
   protected finish(waiter: Task<unknown>, loop: Loop): void {
     resumeWithOutcome(loop, waiter, this.#winner!);
   }
+
+  protected forget(): void {
+    this.#winner = null;
+  }
 }
 
 /**

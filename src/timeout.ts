@@ -9,7 +9,7 @@ import { TimeoutError } from "./errors.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import { resumeWithOutcome } from "./join.ts";
 import type { Loop } from "./loop.ts";
-import type { NameSource, Task, TaskBody, TaskObserver } from "./task.ts";
+import { nameOf, type NameSource, type Task, type TaskBody, type TaskObserver } from "./task.ts";
 import { describeDelay } from "./sleep.ts";
 import type { Timer } from "./timers.ts";
 import { addObserver } from "./task_tree.ts";
@@ -111,6 +111,9 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
     } else {
       resumeWithOutcome(loop, waiter, child);
     }
+    // A timeout object a user keeps must not keep the body's task, and
+    // through it the waiting task, alive.
+    this.#child = null;
   }
 
   override holdsInterrupt(_task: Task<unknown>, loop: Loop): boolean {
@@ -121,7 +124,8 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
   }
 
   describe(): string {
-    return `task "${this.#child?.name}" with a timeout of ${this.delay} ms`;
+    const name = this.#child?.name ?? nameOf(this.#name) ?? "a task";
+    return `task "${name}" with a timeout of ${this.delay} ms`;
   }
 
   #disarm(loop: Loop): void {

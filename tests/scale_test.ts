@@ -2,10 +2,12 @@
 // tasks from its queue, never recursively), and many tasks must stay cheap.
 // Each test keeps a generous wall-time bound so a quadratic regression fails.
 
-import { assertEquals, assertInstanceOf, assertLess } from "@std/assert";
+import { assertEquals, assertInstanceOf, assertLess, assertThrows } from "@std/assert";
 import {
   CancelledError,
   currentTask,
+  DeadlockError,
+  gather,
   join,
   Loop,
   type Operation,
@@ -187,4 +189,50 @@ Deno.test("yieldNow(): 20,000 ready tasks keep first-in, first-out order while t
   for (let round = 1; round < rounds.length; round++) {
     assertEquals(rounds[round], all.filter((i) => i % 100 === 0));
   }
+});
+
+// Cancelling whole trees (a run's end, a failed run's unwind) copes with a
+// task of 150k live children.
+const MANY = 150_000;
+
+Deno.test("a run's end cancels a detached task with 150k live children (no RangeError) and runs their cleanup", () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  let cleaned = 0;
+  const result = loop.runSync(function* main(): Operation<string> {
+    yield* spawn(function* wide(): Operation<void> {
+      for (let i = 0; i < MANY; i++) {
+        yield* spawn(function* child(): Operation<void> {
+          try {
+            yield* suspend();
+          } finally {
+            cleaned++;
+          }
+        });
+      }
+      yield* suspend();
+    }, { detached: true });
+    yield* sleep(1);
+    return "ok";
+  });
+  assertEquals(result, "ok");
+  assertEquals(cleaned, MANY);
+});
+
+Deno.test("a deadlock in a gather of 150k children rejects with DeadlockError (not RangeError) after their cleanup", () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  let cleaned = 0;
+  const error = assertThrows(() =>
+    loop.runSync(function* main(): Operation<void> {
+      yield* gather(Array.from({ length: MANY }, () =>
+        function* child(): Operation<void> {
+          try {
+            yield* suspend();
+          } finally {
+            cleaned++;
+          }
+        }));
+    })
+  );
+  assertInstanceOf(error, DeadlockError);
+  assertEquals(cleaned, MANY);
 });

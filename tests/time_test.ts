@@ -982,3 +982,42 @@ Deno.test('sleep() and timeout() given a delay that is no number say so, not sle
     "Cannot use timeout(-1, …): the limit must be a number of milliseconds >= 0",
   );
 });
+
+// When main settles part way through a batch, an awaited run finishes
+// that batch, as runSync does, before the run's end cancels what is left.
+const WORKERS = 1_000;
+
+function sameBatchProgram(ran: number[]) {
+  return function* main(): Operation<string> {
+    // main's sleep is armed first, the workers' after it: at t=10 one batch
+    // holds main first, then every worker.
+    yield* spawn(function* starter(): Operation<void> {
+      for (let i = 0; i < WORKERS; i++) {
+        yield* spawn(function* worker(): Operation<void> {
+          yield* sleep(10);
+          ran.push(i);
+          if (i === WORKERS - 1) throw new Error("last worker failed");
+        }, { detached: true });
+      }
+    });
+    yield* sleep(10);
+    return "main done";
+  };
+}
+
+Deno.test("runSync and runUntilComplete run the same tasks when main settles part way through a batch (and report the same failure)", async () => {
+  const syncRan: number[] = [];
+  const syncError = assertThrows(() =>
+    new Loop({ clock: new VirtualClock() }).runSync(sameBatchProgram(syncRan))
+  );
+  const asyncRan: number[] = [];
+  let asyncOutcome: unknown = "resolved";
+  try {
+    await new Loop({ clock: new VirtualClock() }).runUntilComplete(sameBatchProgram(asyncRan));
+  } catch (error) {
+    asyncOutcome = error;
+  }
+  assertEquals(syncRan.length, WORKERS);
+  assertEquals(asyncRan.length, syncRan.length, "workers that ran their last step");
+  assertEquals(String(asyncOutcome), String(syncError));
+});

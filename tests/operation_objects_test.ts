@@ -317,3 +317,89 @@ Deno.test("memory: an operation object kept after its wait ended does not keep t
   assertEquals(kept, 10);
   assert(alive <= 1, `${alive} finished tasks' results kept alive by their operations`);
 });
+
+// A kept operation object does not keep the task that waited on it alive,
+// whatever ended the wait, nor (for gather, race and timeout) its children.
+const KEPT_WAITER_PROBE = `
+const { call, gather, join, Loop, race, sleep, spawn, timeout, VirtualClock } = await import(${
+  JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+});
+const gc = globalThis.gc;
+async function collect() {
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  gc();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  gc();
+}
+function* failing() {
+  yield* sleep(1);
+  throw new Error("failed");
+}
+// make(task) makes the operation a worker waits on; task, when asked for,
+// is a task of main's that fails (joined by the worker, so not escalated).
+async function probe(make, needsTask = false) {
+  const kept = [];
+  const results = [];
+  let count = -1;
+  const loop = new Loop({ clock: new VirtualClock() });
+  await loop.runUntilComplete(function* main() {
+    for (let i = 0; i < 10; i++) {
+      const target = needsTask ? yield* spawn(failing) : null;
+      const worker = yield* spawn(function* worker() {
+        const op = make(target);
+        kept.push(op); // e.g. a log of what was waited on
+        try { yield* op; } catch { /* expected */ }
+        const result = new Uint8Array(1024);
+        results.push(new WeakRef(result));
+        return result;
+      });
+      yield* join(worker);
+    }
+    yield* call(collect);
+    count = results.filter((ref) => ref.deref() !== undefined).length;
+  });
+  return count;
+}
+console.log(JSON.stringify({
+  resolved: await probe(() => call(() => Promise.resolve(1))),
+  rejected: await probe(() => call(() => Promise.reject(new Error("no")))),
+  joinFailed: await probe((task) => join(task), true),
+  gatherOk: await probe(() => gather([sleep(1)])),
+  raceOk: await probe(() => race([sleep(1)])),
+  timeoutOk: await probe(() => timeout(10, sleep(1))),
+  timedOut: await probe(() => timeout(1, sleep(5))),
+}));
+`;
+
+async function keptOperationProbe(): Promise<Record<string, number>> {
+  const command = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--v8-flags=--expose-gc", "--allow-read", "-"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = command.spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(KEPT_WAITER_PROBE));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  assertEquals(code, 0, new TextDecoder().decode(stderr));
+  return JSON.parse(new TextDecoder().decode(stdout));
+}
+
+Deno.test("memory: an operation object kept after its wait ended with an error (rejected call, join of a failed task) does not keep the task that waited on it alive", async () => {
+  const alive = await keptOperationProbe();
+  assert(alive.resolved <= 1, `control: ${JSON.stringify(alive)}`);
+  assert(
+    alive.rejected <= 1 && alive.joinFailed <= 1,
+    `finished tasks' results kept alive by their operations: ${JSON.stringify(alive)}`,
+  );
+});
+
+Deno.test("memory: a kept gather/race/timeout object does not keep the task that waited on it alive", async () => {
+  const alive = await keptOperationProbe();
+  assert(
+    alive.gatherOk <= 1 && alive.raceOk <= 1 && alive.timeoutOk <= 1 && alive.timedOut <= 1,
+    `finished tasks' results kept alive by their operations: ${JSON.stringify(alive)}`,
+  );
+});
