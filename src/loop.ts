@@ -758,10 +758,12 @@ export class Loop {
     this.#tasks.orphanErrors = [];
     // Given up on ending the run while unwinding it: say why the loop is spent.
     if (this.#gaveUp !== null && this.#gaveUp !== error) errors.push(this.#gaveUp);
-    // Errors still waiting for a task that will never take them now.
+    // Errors still waiting for a task that will never take them now, or
+    // held by one that will never settle with them.
     for (const pending of this.#tasks.takePendingErrors()) {
       if (!(pending instanceof CancelledError)) errors.push(pending);
     }
+    errors.push(...this.#tasks.closingErrors());
     const own = this.#tasks.bodyError(main);
     if (own !== undefined && !(own instanceof CancelledError)) errors.unshift(own);
     if (errors.length === 0) return error;

@@ -174,6 +174,22 @@ export class Scheduler {
   }
 
   /**
+   * The failures held by live tasks other than main whose body has ended
+   * but whose children's cleanup blocked: a failed run reports them, since
+   * those tasks will never settle with them.
+   */
+  closingErrors(): unknown[] {
+    const roots = this.tree.liveRoots();
+    const errors: unknown[] = [];
+    for (const task of [...roots, ...liveDescendants(roots, spareNone)]) {
+      if (task === this.main) continue;
+      const error = this.bodyError(task);
+      if (error !== undefined && !(error instanceof CancelledError)) errors.push(error);
+    }
+    return errors;
+  }
+
+  /**
    * The error `task`'s body ended with, if it has ended so, also while the
    * task still waits for its children to finish their cleanup.
    */

@@ -375,6 +375,36 @@ Deno.test("TaskFailedError: a group's held failure does not cut the cancelled wa
   assertEquals(names, ["first", "second"]);
 });
 
+Deno.test("DeadlockError: a child's failed cleanup held by a task that can never settle (another child's cleanup hangs) is its cause", () => {
+  const error = assertThrows(
+    () =>
+      virtualLoop().runSync(function* main() {
+        const parent = yield* spawn(function* parent(): Operation<void> {
+          yield* spawn(function* failing(): Operation<void> {
+            try {
+              yield* suspend();
+            } finally {
+              // deno-lint-ignore no-unsafe-finally
+              throw new Error("cleanup failed");
+            }
+          });
+          yield* spawn(function* hanging(): Operation<void> {
+            try {
+              yield* suspend();
+            } finally {
+              yield* suspend();
+            }
+          });
+          yield* yieldNow();
+        });
+        yield* join(parent);
+      }),
+    DeadlockError,
+  );
+  assertInstanceOf(error.cause, TaskFailedError);
+  assertEquals(error.cause.taskName, "failing");
+});
+
 Deno.test("DeadlockError: a group's held failure for a cancelled task whose cleanup hangs is its cause", () => {
   const error = assertThrows(
     () =>
