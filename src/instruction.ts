@@ -236,7 +236,8 @@ export const RESUME_SHARED: unique symbol = Symbol("genloop.resumeShared");
 /** The task whose step runs now, if any. */
 function runningTask(): Task<unknown> | null {
   const loop = running.loop;
-  return loop === null ? null : loop._runningTask;
+  if (loop === null) return null;
+  return loop._runningTask ?? loop._deferringTask;
 }
 
 /**
@@ -260,7 +261,7 @@ export function isSecondWaiter(instruction: Instruction): boolean {
  * wake-up (or steal its data) and leave it with a TypeError.
  */
 export function waitedOnError(instruction: Instruction): TypeError {
-  const task = running.loop?._runningTask;
+  const task = runningTask();
   const who = task ? `task "${task.name}"` : "a task";
   return new TypeError(
     `Cannot yield* ${instruction.describe()} in ${who}: another task is waiting on this very operation object, and an operation runs once; call the operation function again for each task`,

@@ -141,6 +141,12 @@ export class Loop {
    * loop made for the run).
    */
   _runningTask: Task<unknown> | null = null;
+  /**
+   * @internal The task whose step runs now while `_runningTask` is null
+   * because an error waits for its next `yield*`; possibly stale when
+   * `_runningTask` is not null (read it only then).
+   */
+  _deferringTask: Task<unknown> | null = null;
 
   readonly #tasks: Scheduler;
   #timers = new TimerQueue();

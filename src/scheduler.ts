@@ -217,6 +217,7 @@ export class Scheduler {
     } finally {
       // Between batches no task runs.
       this.#loop._runningTask = null;
+      this.#loop._deferringTask = null;
     }
     return batch;
   }
@@ -304,7 +305,15 @@ export class Scheduler {
    * knows, so while one waits they are told no task runs.
    */
   #markRunning(task: Task<unknown>): void {
-    this.#loop._runningTask = this.#unusual > 0 && this.#deferred.has(task) ? null : task;
+    this.#loop._runningTask = this.#unusual > 0 && this.#deferred.has(task)
+      ? this.#markDeferring(task)
+      : task;
+  }
+
+  /** `#markRunning` for a task an error waits for: no task is said to run. */
+  #markDeferring(task: Task<unknown>): null {
+    this.#loop._deferringTask = task;
+    return null;
   }
 
   /** The body returned or threw. Settle, or first close its children. */

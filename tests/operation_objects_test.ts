@@ -156,6 +156,47 @@ Deno.test("second waiter: a sleep whose first waiter was cancelled but has not r
 });
 
 // ---------------------------------------------------------------------------
+Deno.test("second waiter: a task with an error deferred to its next yield* is still refused an operation another task waits on", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  loop.runSync(function* main(): Operation<void> {
+    const shared = sleep(100);
+    const a = yield* spawn(function* a(): Operation<void> {
+      yield* shared;
+      log.push(`a woke@${loop.time()}`);
+    });
+    const b = yield* spawn(function* b(): Operation<void> {
+      yield* spawn(function* failing(): Operation<never> {
+        yield* sleep(10);
+        throw new Error("child failed");
+      });
+      try {
+        yield* sleep(1_000);
+      } catch {
+        // The cancellation; the child's failure, which reached b while it
+        // was queued with it, waits for b's next yield*, which is this one.
+        try {
+          yield* shared;
+          log.push("b passed");
+        } catch (error) {
+          const refused = error instanceof TypeError &&
+            error.message.includes("another task is waiting");
+          log.push(refused ? "b refused" : `b got ${error}`);
+        }
+      }
+    });
+    yield* sleep(10);
+    b.cancel(); // before the child fails, in the same tick
+    try {
+      yield* join(b);
+    } catch {
+      // the child's failure, with b's outcome
+    }
+    yield* join(a);
+  });
+  assertEquals(log, ["b refused", "a woke@100"]);
+});
+
 Deno.test("a plain yield of an operation another task waits on is an InvalidInstructionError, and the first waiter still wakes", () => {
   const loop = virtualLoop();
   const log: string[] = [];
