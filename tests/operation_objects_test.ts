@@ -221,18 +221,44 @@ Deno.test("a plain yield of an operation another task waits on is an InvalidInst
   assertEquals(log, ["b InvalidInstructionError", "a woke@100"]);
 });
 
-// ---------------------------------------------------------------------------
-const RETENTION_PROBE = `
-const { call, join, Loop, race, sleep, spawn, VirtualClock, yieldNow } = await import(${
-  JSON.stringify(new URL("../mod.ts", import.meta.url).href)
-});
+/**
+ * What every memory probe starts with: the library, and a collect() that
+ * lets pending callbacks run and then collects twice.
+ */
+const PROBE_PRELUDE = `
+const { call, gather, join, Loop, race, sleep, spawn, timeout, VirtualClock, yieldNow } =
+  await import(${JSON.stringify(new URL("../mod.ts", import.meta.url).href)});
 const gc = globalThis.gc;
 async function collect() {
   await new Promise((resolve) => setTimeout(resolve, 0));
   gc();
   await new Promise((resolve) => setTimeout(resolve, 0));
   gc();
+}`;
+
+/**
+ * Runs `script` in a child Deno with the garbage collector exposed, so that
+ * what it keeps alive is not blurred by this test process; returns what it
+ * printed, parsed as JSON.
+ */
+async function runGcProbe(script: string): Promise<Record<string, number>> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--v8-flags=--expose-gc", "--allow-read", "-"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(script));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  assertEquals(code, 0, new TextDecoder().decode(stderr));
+  return JSON.parse(new TextDecoder().decode(stdout));
 }
+
+// ---------------------------------------------------------------------------
+const RETENTION_PROBE = `
+${PROBE_PRELUDE}
 async function probe(makeLoser) {
   const results = [];
   let count = -1;
@@ -265,19 +291,7 @@ console.log(JSON.stringify({
 `;
 
 Deno.test("memory: an undone sleep (or call) an armed task left behind does not keep that task's tree and results alive", async () => {
-  const command = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--v8-flags=--expose-gc", "--allow-read", "-"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const child = command.spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(RETENTION_PROBE));
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
-  assertEquals(code, 0, new TextDecoder().decode(stderr));
-  const alive = JSON.parse(new TextDecoder().decode(stdout));
+  const alive = await runGcProbe(RETENTION_PROBE);
   assert(alive.sleep <= 1 && alive.call <= 1, `results kept alive: ${JSON.stringify(alive)}`);
 });
 
@@ -309,16 +323,7 @@ Deno.test("a plain yield of an operation whose waiter was cancelled but has not 
 });
 
 const KEPT_OPERATION_PROBE = `
-const { call, join, Loop, sleep, spawn, VirtualClock } = await import(${
-  JSON.stringify(new URL("../mod.ts", import.meta.url).href)
-});
-const gc = globalThis.gc;
-async function collect() {
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  gc();
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  gc();
-}
+${PROBE_PRELUDE}
 const kept = [];
 const results = [];
 let count = -1;
@@ -342,19 +347,7 @@ console.log(JSON.stringify({ alive: count, kept: kept.length }));
 `;
 
 Deno.test("memory: an operation object kept after its wait ended does not keep the task that waited on it (and its result) alive", async () => {
-  const command = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--v8-flags=--expose-gc", "--allow-read", "-"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const child = command.spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(KEPT_OPERATION_PROBE));
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
-  assertEquals(code, 0, new TextDecoder().decode(stderr));
-  const { alive, kept } = JSON.parse(new TextDecoder().decode(stdout));
+  const { alive, kept } = await runGcProbe(KEPT_OPERATION_PROBE);
   assertEquals(kept, 10);
   assert(alive <= 1, `${alive} finished tasks' results kept alive by their operations`);
 });
@@ -362,16 +355,7 @@ Deno.test("memory: an operation object kept after its wait ended does not keep t
 // A kept operation object does not keep the task that waited on it alive,
 // whatever ended the wait, nor (for gather, race and timeout) its children.
 const KEPT_WAITER_PROBE = `
-const { call, gather, join, Loop, race, sleep, spawn, timeout, VirtualClock } = await import(${
-  JSON.stringify(new URL("../mod.ts", import.meta.url).href)
-});
-const gc = globalThis.gc;
-async function collect() {
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  gc();
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  gc();
-}
+${PROBE_PRELUDE}
 function* failing() {
   yield* sleep(1);
   throw new Error("failed");
@@ -412,24 +396,8 @@ console.log(JSON.stringify({
 }));
 `;
 
-async function keptOperationProbe(): Promise<Record<string, number>> {
-  const command = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--v8-flags=--expose-gc", "--allow-read", "-"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const child = command.spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(KEPT_WAITER_PROBE));
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
-  assertEquals(code, 0, new TextDecoder().decode(stderr));
-  return JSON.parse(new TextDecoder().decode(stdout));
-}
-
 Deno.test("memory: an operation object kept after its wait ended with an error (rejected call, join of a failed task) does not keep the task that waited on it alive", async () => {
-  const alive = await keptOperationProbe();
+  const alive = await runGcProbe(KEPT_WAITER_PROBE);
   assert(alive.resolved <= 1, `control: ${JSON.stringify(alive)}`);
   assert(
     alive.rejected <= 1 && alive.joinFailed <= 1,
@@ -438,7 +406,7 @@ Deno.test("memory: an operation object kept after its wait ended with an error (
 });
 
 Deno.test("memory: a kept gather/race/timeout object does not keep the task that waited on it alive", async () => {
-  const alive = await keptOperationProbe();
+  const alive = await runGcProbe(KEPT_WAITER_PROBE);
   assert(
     alive.gatherOk <= 1 && alive.raceOk <= 1 && alive.timeoutOk <= 1 && alive.timedOut <= 1,
     `finished tasks' results kept alive by their operations: ${JSON.stringify(alive)}`,
