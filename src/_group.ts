@@ -143,7 +143,8 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
   /** Lets go of the children the subclass recorded, once the group is over. */
   protected abstract forget(): void;
 
-  override holdsInterrupt(_task: Task<unknown>, loop: Loop): boolean {
+  override holdsInterrupt(task: Task<unknown>, error: unknown, loop: Loop): boolean {
+    loop._holdInterrupt(task, error);
     this.#interrupted = true;
     this.cancelUnsettled(loop, "the waiting task was interrupted");
     // Failures the group recorded for the outcome it will not deliver now.

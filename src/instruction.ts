@@ -130,7 +130,7 @@ export abstract class Instruction<T = unknown>
       );
     }
     if (this.value === this) {
-      if (isSecondWaiter(this)) throw waitedOnError(this);
+      refuseSecondWaiter(this);
       this.value = resumeValue;
       this.done = true;
       // An operation object a user keeps must not keep the task alive.
@@ -178,15 +178,16 @@ export abstract class Instruction<T = unknown>
   undo(_task: Task<unknown>, _loop: Loop): void {}
 
   /**
-   * The task waiting here is interrupted (cancelled, or sent a failure).
-   * Returns whether the loop is to hold the error back: an instruction that
-   * started child tasks (a group, a timeout) cancels them and, once their
-   * cleanup has run, has the loop throw the error at the task
-   * (`loop._resumeHeld`). By default (false) the loop undoes the wait and
-   * resumes the task with the error now.
+   * The task waiting here is interrupted by `error` (cancelled, or sent a
+   * failure). Returns whether the error is held back: an instruction that
+   * started child tasks (a group, a timeout) has the loop hold it
+   * (`loop._holdInterrupt`, first, before anything that may reach the task
+   * again), cancels them and, once their cleanup has run, has the loop throw
+   * it at the task (`loop._resumeHeld`). By default (false) the loop undoes
+   * the wait and resumes the task with the error now.
    * @internal
    */
-  holdsInterrupt(_task: Task<unknown>, _loop: Loop): boolean {
+  holdsInterrupt(_task: Task<unknown>, _error: unknown, _loop: Loop): boolean {
     return false;
   }
 
@@ -240,31 +241,29 @@ function runningTask(): Task<unknown> | null {
   return loop._runningTask ?? loop._deferringTask;
 }
 
-/**
- * Whether a `next()` of `instruction`, armed, comes from another task's
- * `yield*` of the same operation object while a task waits on it (or was
- * woken from it and has not run yet), rather than from the loop's resume
- * of that task. An instruction armed but never waited on (a generator
- * stepped by hand, then spawned) is not refused.
- */
-export function isSecondWaiter(instruction: Instruction): boolean {
-  const waiter = instruction._waitedOnBy;
-  // Undefined in a user's subclass that does not initialise it: none.
-  if (!waiter) return false;
+/** The task whose step runs now, as messages name it. */
+export function runningTaskName(): string {
   const task = runningTask();
-  return task !== null && task !== waiter;
+  return task === null ? "a task" : `task "${task.name}"`;
 }
 
 /**
- * The error for a `yield*` of an operation that another task waits on:
- * an operation runs once, so the second task would take the first one's
- * wake-up (or steal its data) and leave it with a TypeError.
+ * Throws a TypeError when a `next()` of `instruction`, armed, comes from
+ * another task's `yield*` of the same operation object while a task waits
+ * on it (or was woken from it and has not run yet), rather than from the
+ * loop's resume of that task: an operation runs once, so the second task
+ * would take the first one's wake-up (or steal its data) and leave it with
+ * a TypeError. An instruction armed but never waited on (a generator
+ * stepped by hand, then spawned) is not refused.
  */
-export function waitedOnError(instruction: Instruction): TypeError {
+export function refuseSecondWaiter(instruction: Instruction): void {
+  const waiter = instruction._waitedOnBy;
+  // Undefined in a user's subclass that does not initialise it: none.
+  if (!waiter) return;
   const task = runningTask();
-  const who = task ? `task "${task.name}"` : "a task";
-  return new TypeError(
-    `Cannot yield* ${instruction.describe()} in ${who}: another task is waiting on this very operation object, and an operation runs once; call the operation function again for each task`,
+  if (task === null || task === waiter) return;
+  throw new TypeError(
+    `Cannot yield* ${instruction.describe()} in ${runningTaskName()}: another task is waiting on this very operation object, and an operation runs once; call the operation function again for each task`,
   );
 }
 const SHARED_DONE: IteratorResult<never, undefined> = Object.freeze({

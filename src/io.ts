@@ -12,9 +12,9 @@ import { ConnStream, describeAddr } from "./conn_stream.ts";
 import { IncomingConn } from "./_incoming_conn.ts";
 import {
   Instruction,
-  isSecondWaiter,
   type Operation,
-  waitedOnError,
+  refuseSecondWaiter,
+  runningTaskName,
   type Yielded,
 } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
@@ -254,14 +254,13 @@ class ReadInstruction<T> extends Instruction<T> {
     // A second yield*, also after a throw: Instruction.next's TypeError.
     if (this.done) return super.next();
     // Waited on by another task: trying the stream here would take its data.
-    if (this.value === this && isSecondWaiter(this)) throw waitedOnError(this);
+    if (this.value === this) refuseSecondWaiter(this);
     let result: unknown;
     try {
       result = this.#attempt();
     } catch (error) {
-      this.done = true;
-      this._waitedOnBy = null;
-      throw error;
+      // Spent, as when the loop throws an error at the wait.
+      return this.throw(error);
     }
     if (result === WOULD_BLOCK) {
       this.value = this;
@@ -474,15 +473,13 @@ class WriteInstruction extends Instruction<number> {
   override next(): IteratorResult<Instruction, number> {
     // A second yield* (see ReadInstruction.next).
     if (this.done) return super.next();
-    if (this.value === this && isSecondWaiter(this)) throw waitedOnError(this);
+    if (this.value === this) refuseSecondWaiter(this);
     let finished: boolean;
     try {
       finished = this.#advance();
     } catch (error) {
-      this.#abandon();
-      this.done = true;
-      this._waitedOnBy = null;
-      throw error;
+      // Spent, and the stream told, as when the loop throws at the wait.
+      return this.throw(error);
     }
     if (!finished) {
       this.value = this;
@@ -598,11 +595,9 @@ export function close(stream: Stream | Deno.Listener): Operation<void> {
 
 /** The error for a read or write of a stream closed before it started. */
 function usedAfterClose(stream: Stream, what: string): Error {
-  const task = running.loop?._runningTask;
-  const who = task ? `task "${task.name}"` : "a task";
   return closedError(
     stream,
-    `${who} cannot ${what} it; close a stream only once no task reads or writes it any more`,
+    `${runningTaskName()} cannot ${what} it; close a stream only once no task reads or writes it any more`,
   );
 }
 

@@ -5,7 +5,7 @@
  */
 
 import { checkTask } from "./_invalid.ts";
-import { Instruction, isSecondWaiter, type Operation, waitedOnError } from "./instruction.ts";
+import { Instruction, type Operation, refuseSecondWaiter } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import { canFinishInStep, loopOf, running, type Task, type TaskObserver } from "./task.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
@@ -55,7 +55,7 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
     // A second yield* (see Instruction.next).
     if (this.done) return super.next(resumeValue);
     if (this.value === this) {
-      if (isSecondWaiter(this)) throw waitedOnError(this);
+      refuseSecondWaiter(this);
       this.value = resumeValue;
       this.done = true;
       this._waitedOnBy = null;

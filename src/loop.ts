@@ -862,6 +862,14 @@ export class Loop {
   }
 
   /**
+   * @internal Holds `error` for `task` until the child tasks its wait
+   * started have settled (see `Instruction.holdsInterrupt`).
+   */
+  _holdInterrupt(task: Task<unknown>, error: unknown): void {
+    this.#tasks.holdInterrupt(task, error);
+  }
+
+  /**
    * @internal Throws the error held for `task` at its `yield*`, once the
    * child tasks its wait started have settled (see
    * `Instruction.holdsInterrupt`).

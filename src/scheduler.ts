@@ -130,7 +130,7 @@ export class Scheduler {
   #held = new Map<Task<unknown>, unknown>();
   // The error that interrupted each task waiting on an instruction that
   // started child tasks, held until their cleanup has run (see
-  // Instruction.holdsInterrupt). A second error meanwhile is deferred.
+  // holdInterrupt).
   #holding = new Map<Task<unknown>, unknown>();
   // Cancellations requested while one is being delivered, as task, reason,
   // shared error (or undefined) triples (see `#cancel`).
@@ -305,15 +305,12 @@ export class Scheduler {
    * knows, so while one waits they are told no task runs.
    */
   #markRunning(task: Task<unknown>): void {
-    this.#loop._runningTask = this.#unusual > 0 && this.#deferred.has(task)
-      ? this.#markDeferring(task)
-      : task;
-  }
-
-  /** `#markRunning` for a task an error waits for: no task is said to run. */
-  #markDeferring(task: Task<unknown>): null {
-    this.#loop._deferringTask = task;
-    return null;
+    if (this.#unusual > 0 && this.#deferred.has(task)) {
+      this.#loop._runningTask = null;
+      this.#loop._deferringTask = task;
+    } else {
+      this.#loop._runningTask = task;
+    }
   }
 
   /** The body returned or threw. Settle, or first close its children. */
@@ -438,11 +435,7 @@ export class Scheduler {
         // A wait that started child tasks (a group, a timeout) cancels them
         // and has the error thrown once their cleanup has run: none of them
         // outlives the yield*, nor runs its cleanup beside the task's own.
-        // Held here, not in the instruction, so that a run failing
-        // meanwhile still reports it.
-        this.#holding.set(task, error);
-        if (wait.holdsInterrupt(task, this.#loop)) return;
-        this.#holding.delete(task);
+        if (wait.holdsInterrupt(task, error, this.#loop)) return;
         // Queued with its error first: a failure the undo reports to this
         // task (a group's child) then waits for its next yield*, instead of
         // being overwritten by the error queued here.
@@ -718,8 +711,18 @@ export class Scheduler {
   }
 
   /**
-   * Throws the error held for `task` (see #interrupt) at its `yield*`: the
-   * child tasks its wait started have finished their cleanup.
+   * Holds `error` for `task`, whose wait must first see the child tasks it
+   * started finish their cleanup (see Instruction.holdsInterrupt). Held
+   * here, not in the instruction, so that a run failing meanwhile still
+   * reports it; a second error meanwhile is deferred (see #interrupt).
+   */
+  holdInterrupt(task: Task<unknown>, error: unknown): void {
+    this.#holding.set(task, error);
+  }
+
+  /**
+   * Throws the error held for `task` at its `yield*`: the child tasks its
+   * wait started have finished their cleanup.
    */
   resumeHeld(task: Task<unknown>): void {
     const error = this.#holding.get(task);

@@ -116,7 +116,8 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
     this.#child = null;
   }
 
-  override holdsInterrupt(_task: Task<unknown>, loop: Loop): boolean {
+  override holdsInterrupt(task: Task<unknown>, error: unknown, loop: Loop): boolean {
+    loop._holdInterrupt(task, error);
     this.#interrupted = true;
     this.#disarm(loop);
     loop._cancel(this.#child!, "the waiting task was interrupted");
