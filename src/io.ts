@@ -186,8 +186,9 @@ function checkMax(stream: Stream, max: number, operation: string): void {
 
 /**
  * Reads up to `max` bytes from `stream`, waiting until some are available.
- * Evaluates to the bytes (a new array each time; to stream without
- * allocating, use `readInto` with one reused buffer), or `null` at the end
+ * Evaluates to the bytes (a new array each time, over an `ArrayBuffer` of
+ * its own, so `Blob`, `Response` and `crypto.subtle` take it as it is; to
+ * stream without allocating, use `readInto` with one reused buffer), or `null` at the end
  * of the stream. A socket's read error (a `Deno.errors` error) is thrown
  * here, and `Deno.errors.BadResource` if the stream is closed while
  * waiting; Deno reports a connection reset by the peer to a reader as the
@@ -211,7 +212,10 @@ function checkMax(stream: Stream, max: number, operation: string): void {
  * if (chunks.join() !== "2,1,") throw new Error("unexpected");
  * ```
  */
-export function read(stream: Stream, max: number = DEFAULT_READ_MAX): Operation<Uint8Array | null> {
+export function read(
+  stream: Stream,
+  max: number = DEFAULT_READ_MAX,
+): Operation<Uint8Array<ArrayBuffer> | null> {
   checkStream(stream, "read()");
   checkMax(stream, max, "read");
   return new ReadInstruction(stream, READ_COPY, max, null);
@@ -286,13 +290,27 @@ class ReadInstruction<T> extends Instruction<T> {
     if (stream.closed) throw usedAfterClose(stream, "read from");
     switch (this.#kind) {
       case READ_COPY:
-        return stream.tryRead(this.#max);
+        return ownedBytes(stream.tryRead(this.#max));
       case READ_INTO:
         return stream.tryReadInto(this.#buffer!);
       default:
         return stream.tryReadView!(this.#max);
     }
   }
+}
+
+/**
+ * What a stream's `tryRead` gave, as `read()` promises it: bytes in an
+ * `ArrayBuffer` of their own, which `Blob`, `Response` and `crypto.subtle`
+ * take. A stream whose bytes live in a `SharedArrayBuffer` (one a Worker
+ * writes into) has them copied.
+ */
+function ownedBytes(
+  result: Uint8Array | null | typeof WOULD_BLOCK,
+): Uint8Array<ArrayBuffer> | null | typeof WOULD_BLOCK {
+  if (result === null || result === WOULD_BLOCK) return result;
+  if (result.buffer instanceof ArrayBuffer) return result as Uint8Array<ArrayBuffer>;
+  return result.slice() as Uint8Array<ArrayBuffer>;
 }
 
 /**

@@ -29,6 +29,7 @@ import { addObserver, removeObserver } from "./task_tree.ts";
 import { Scheduler } from "./scheduler.ts";
 import { Selector, type SelectorKey } from "./selector.ts";
 import {
+  type BodyResult,
   type NameSource,
   running,
   type SpawnOptions,
@@ -259,6 +260,18 @@ export class Loop {
    * @throws {TypeError} when `body` is not something a task can run, or is
    * the generator object of the root task spawned just before, still running.
    */
+  spawn<T>(body: TaskBody<T>, options?: SpawnOptions): Task<T>;
+  /**
+   * Schedules `body` as a new task from outside any task (the form for a body whose type is a union of bodies returning different
+   * types, such as `flag ? fetchName() : fetchCount()`: the result is typed
+   * as any of theirs).
+   *
+   * @typeParam B The body's type.
+   * @param body A generator object, generator function or operation.
+   * @param options The task's name.
+   * @returns The new task.
+   */
+  spawn<B extends TaskBody<unknown>>(body: B, options?: SpawnOptions): Task<BodyResult<B>>;
   spawn<T>(body: TaskBody<T>, options: SpawnOptions = {}): Task<T> {
     const iter = startBody(body, "loop.spawn()");
     const task = this._spawn(iter, options.name ?? bodyNameSource(body), this);
@@ -287,6 +300,17 @@ export class Loop {
    * the rejection's `cause`. If that cleanup blocks, its tasks stay
    * suspended and the loop refuses further runs: use a new `Loop`.
    */
+  runUntilComplete<T>(body: TaskBody<T>): Promise<T>;
+  /**
+   * Runs `body` as the main task until it settles (the form for a body whose type is a union of bodies returning different
+   * types, such as `flag ? fetchName() : fetchCount()`: the result is typed
+   * as any of theirs).
+   *
+   * @typeParam B The body's type.
+   * @param body The main task's body.
+   * @returns Its return value.
+   */
+  runUntilComplete<B extends TaskBody<unknown>>(body: B): Promise<BodyResult<B>>;
   async runUntilComplete<T>(body: TaskBody<T>): Promise<T> {
     const main = this.#startRun(body);
     try {
@@ -320,6 +344,17 @@ export class Loop {
    * with `runUntilComplete`, an error the run was already failing with is
    * the `cause` of the last two.
    */
+  runSync<T>(body: TaskBody<T>): T;
+  /**
+   * Like `runUntilComplete`, but synchronous (the form for a body whose type is a union of bodies returning different
+   * types, such as `flag ? fetchName() : fetchCount()`: the result is typed
+   * as any of theirs).
+   *
+   * @typeParam B The body's type.
+   * @param body The main task's body.
+   * @returns Its return value.
+   */
+  runSync<B extends TaskBody<unknown>>(body: B): BodyResult<B>;
   runSync<T>(body: TaskBody<T>): T {
     const main = this.#startRun(body);
     try {

@@ -5,7 +5,7 @@
  */
 
 import { Loop, type LoopOptions } from "./loop.ts";
-import type { TaskBody } from "./task.ts";
+import type { BodyResult, TaskBody } from "./task.ts";
 
 /**
  * Runs `body` on a fresh `Loop` until it settles, like `asyncio.run`:
@@ -29,6 +29,21 @@ import type { TaskBody } from "./task.ts";
  * if (value !== "done") throw new Error("unexpected");
  * ```
  */
+export function run<T>(body: TaskBody<T>, options?: LoopOptions): Promise<T>;
+/**
+ * Runs `body` on a fresh `Loop` until it settles (the form for a body whose type is a union of bodies returning different
+ * types, such as `flag ? fetchName() : fetchCount()`: the result is typed
+ * as any of theirs).
+ *
+ * @typeParam B The body's type.
+ * @param body The main task's body.
+ * @param options The loop's options (clock, warnings, stall limit).
+ * @returns A Promise of the body's return value.
+ */
+export function run<B extends TaskBody<unknown>>(
+  body: B,
+  options?: LoopOptions,
+): Promise<BodyResult<B>>;
 export function run<T>(body: TaskBody<T>, options?: LoopOptions): Promise<T> {
   return new Loop(options).runUntilComplete(body);
 }
@@ -54,6 +69,18 @@ export function run<T>(body: TaskBody<T>, options?: LoopOptions): Promise<T> {
  * if (value !== 42) throw new Error("unexpected");
  * ```
  */
+export function runSync<T>(body: TaskBody<T>, options?: LoopOptions): T;
+/**
+ * Runs `body` on a fresh `Loop`, synchronously (the form for a body whose type is a union of bodies returning different
+ * types, such as `flag ? fetchName() : fetchCount()`: the result is typed
+ * as any of theirs).
+ *
+ * @typeParam B The body's type.
+ * @param body The main task's body.
+ * @param options The loop's options.
+ * @returns The body's return value.
+ */
+export function runSync<B extends TaskBody<unknown>>(body: B, options?: LoopOptions): BodyResult<B>;
 export function runSync<T>(body: TaskBody<T>, options?: LoopOptions): T {
   return new Loop(options).runSync(body);
 }

@@ -9,6 +9,7 @@ import { bodyNameSource, startBody } from "./_body.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import type { Loop } from "./loop.ts";
 import {
+  type BodyResult,
   canFinishInStep,
   nameOf,
   type NameSource,
@@ -95,6 +96,21 @@ class SpawnInstruction<T> extends Instruction<Task<T>> {
  * if (order.join() !== "parent,child") throw new Error("unexpected");
  * ```
  */
+export function spawn<T>(body: TaskBody<T>, options?: SpawnOptions): Operation<Task<T>>;
+/**
+ * Starts `body` as a child task and returns it at once (the form for a body whose type is a union of bodies returning different
+ * types, such as `flag ? fetchName() : fetchCount()`: the result is typed
+ * as any of theirs).
+ *
+ * @typeParam B The body's type.
+ * @param body A generator object, a zero-argument generator function, or an operation.
+ * @param options The task's name; `detached` to opt out of the parent's scope.
+ * @returns An operation evaluating to the new `Task`.
+ */
+export function spawn<B extends TaskBody<unknown>>(
+  body: B,
+  options?: SpawnOptions,
+): Operation<Task<BodyResult<B>>>;
 export function spawn<T>(body: TaskBody<T>, options?: SpawnOptions): Operation<Task<T>> {
   // No default `{}` for options: spawn is hot, and that would allocate per call.
   return new SpawnInstruction(

@@ -9,7 +9,14 @@ import { TimeoutError } from "./errors.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import { resumeWithOutcome } from "./join.ts";
 import type { Loop } from "./loop.ts";
-import { nameOf, type NameSource, type Task, type TaskBody, type TaskObserver } from "./task.ts";
+import {
+  type BodyResult,
+  nameOf,
+  type NameSource,
+  type Task,
+  type TaskBody,
+  type TaskObserver,
+} from "./task.ts";
 import { describeDelay } from "./sleep.ts";
 import type { Timer } from "./timers.ts";
 import { addObserver } from "./task_tree.ts";
@@ -177,6 +184,22 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
  * if (outcome !== "timed out" || loop.time() !== 100) throw new Error("unexpected");
  * ```
  */
+export function timeout<T>(ms: number, body: TaskBody<T>): Operation<T>;
+/**
+ * Runs `body` as a child task, cancelling it if it has not finished within
+ * `ms` milliseconds (the form for a body whose type is a union of bodies returning different
+ * types, such as `flag ? fetchName() : fetchCount()`: the result is typed
+ * as any of theirs).
+ *
+ * @typeParam B The body's type.
+ * @param ms The limit in milliseconds of the loop's clock.
+ * @param body A generator object, generator function or operation.
+ * @returns An operation evaluating to the body's result.
+ */
+export function timeout<B extends TaskBody<unknown>>(
+  ms: number,
+  body: B,
+): Operation<BodyResult<B>>;
 export function timeout<T>(ms: number, body: TaskBody<T>): Operation<T> {
   if (typeof ms !== "number" || !(ms >= 0)) {
     throw new RangeError(

@@ -30,6 +30,7 @@ import {
   suspend,
   type Task,
   TaskFailedError,
+  timeout,
   VirtualClock,
   type Yielded,
   yieldNow,
@@ -489,6 +490,49 @@ Deno.test("gather() and race() of bodies returning different types: results type
   assertEquals(gathered, ["genloop", 3, undefined]);
   assertEquals(raced, undefined);
   assertEquals(listed, [3, 3]);
+});
+
+Deno.test("types: a body whose type is a union of bodies returning different types is typed as any of their results", async () => {
+  function* name(): Operation<string> {
+    yield* sleep(1);
+    return "genloop";
+  }
+  function* count(): Operation<number> {
+    return 3;
+  }
+  // Chosen at run time, so the body's type is the union of both.
+  const pick = (wantName: boolean) => wantName ? name() : count();
+  const pickFunction = (wantName: boolean) => wantName ? name : count;
+  const loop = virtualLoop();
+  const spawned = loop.runSync(function* main() {
+    const fromObject = yield* join(yield* spawn(pick(true)));
+    const fromFunction = yield* join(yield* spawn(pickFunction(false)));
+    const inTime = yield* timeout(10, pick(false));
+    const types: [
+      Exact<typeof fromObject, string | number>,
+      Exact<typeof fromFunction, string | number>,
+      Exact<typeof inTime, string | number>,
+    ] = [true, true, true];
+    assert(types.every((same) => same));
+    return [fromObject, fromFunction, inTime];
+  });
+  assertEquals(spawned, ["genloop", 3, 3]);
+  const ran = runSync(pick(false));
+  const awaited = await run(pickFunction(true), { clock: new VirtualClock() });
+  const other = virtualLoop();
+  // Queued before the main task, and done at once: settled when the run ends.
+  const rooted = other.spawn(pick(false));
+  const ranOn = other.runSync(pickFunction(false));
+  const awaitedOn = await virtualLoop().runUntilComplete(pick(true));
+  const types: [
+    Exact<typeof ran, string | number>,
+    Exact<typeof awaited, string | number>,
+    Exact<typeof rooted, Task<string | number>>,
+    Exact<typeof ranOn, string | number>,
+    Exact<typeof awaitedOn, string | number>,
+  ] = [true, true, true, true, true];
+  assert(types.every((same) => same));
+  assertEquals([ran, awaited, rooted.result, ranOn, awaitedOn], [3, "genloop", 3, 3, "genloop"]);
 });
 
 Deno.test("gather() of an empty list evaluates to [] without waiting for time", () => {

@@ -842,3 +842,35 @@ Deno.test("close(): timeout() around close() of a user Stream whose close() Prom
   assertEquals(timedOut, true);
   assertEquals(ended, true, "run() had not returned 1 s after its main task returned");
 });
+
+Deno.test("read(): the bytes are over an ArrayBuffer of their own, copied out of a stream's SharedArrayBuffer", async () => {
+  const shared = new Uint8Array(new SharedArrayBuffer(4));
+  shared.set([104, 105, 33, 0]);
+  let given = false;
+  const sharedStream: Stream = {
+    name: "shared",
+    closed: false,
+    poll: () => true,
+    tryRead(max: number) {
+      if (given) return null;
+      given = true;
+      return shared.subarray(0, Math.min(3, max));
+    },
+    tryReadInto: () => WOULD_BLOCK,
+    tryWrite: () => WOULD_BLOCK,
+    flushed: () => true,
+    close: () => undefined,
+  };
+  const simulated = new SimulatedStream("plain", { data: "abc", ended: true });
+  const [fromShared, fromSimulated] = runSync(function* main() {
+    return [yield* read(sharedStream), yield* read(simulated)];
+  });
+  assert(fromShared !== null && fromSimulated !== null);
+  assertInstanceOf(fromShared.buffer, ArrayBuffer);
+  assertInstanceOf(fromSimulated.buffer, ArrayBuffer);
+  // Typed as Uint8Array<ArrayBuffer>: a Blob takes it without a cast.
+  assertEquals(await new Blob([fromShared]).text(), "hi!");
+  assertEquals(await new Blob([fromSimulated]).text(), "abc");
+  shared[0] = 0;
+  assertEquals(fromShared[0], 104, "a copy, not a view of the shared bytes");
+});
