@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { NameSource, TaskBody } from "./task.ts";
+import { type NameSource, Task, type TaskBody } from "./task.ts";
 
 /**
  * Validates `body` and returns its iterator, always a generator object (see
@@ -48,6 +48,8 @@ export function startBody<T>(body: TaskBody<T>, where: string): Generator<unknow
         ? "; to wait for a Promise use yield* call(() => promise)"
         : isAsyncGenerator(body)
         ? "; declare it with function* (not async function*)"
+        : body instanceof Task
+        ? `; task "${body.name}" is running already: to wait for it, pass join(task) instead of the task`
         : "; a task body needs next(value) and throw(error)"
     }`,
   );

@@ -82,7 +82,7 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
     }
     if (!belongsTo(target, task, loop)) {
       throw new Error(
-        `Task "${task.name}" cannot join task "${target.name}": that task belongs to another Loop`,
+        `Task "${task.name}" cannot join task "${target.name}": that task belongs to another Loop; join it from a task of that Loop, or hand its result over through a Promise (yield* call(() => promise))`,
       );
     }
     if (target._state === "done") {

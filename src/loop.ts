@@ -179,6 +179,10 @@ export class Loop {
   // a turn before the loop goes on.
   #wokenError: unknown = NO_ERROR;
   #wokenBusy = false;
+  // Whether a call()'s Promise settled during the current wait on the
+  // outside world: a Promise settled already, or by other microtasks, ends
+  // the wait before the host's timers and callbacks had a turn.
+  #callEndedInWait = false;
   // Work done since the clock was last looked at (in this stretch without
   // a host turn), and how much work is to pass between looks (adapted at
   // each); when the clock was last looked at, and when the current stretch
@@ -719,12 +723,17 @@ export class Loop {
     // became due.
     const stopWatching = clock instanceof VirtualClock ? clock._onMove(this.#wakeUp) : undefined;
     let timedOut: boolean;
+    this.#callEndedInWait = false;
     try {
       timedOut = await this.selector.wait(limit, this.#runWoken);
     } finally {
       stopWatching?.();
     }
-    this.#hostHadTurn();
+    // A wait that a call() ended may not have reached the host's event loop
+    // at all: the busy stretch goes on, and #drive gives the host its turn
+    // when it is due (at worst one extra turn after a call that took long).
+    // Any other wake-up came from the host: a timer, a socket, a callback.
+    if (!this.#callEndedInWait) this.#hostHadTurn();
     if (!onlyCalls) this.#stalledSince = NEVER;
     if (this.#wokenError !== NO_ERROR) {
       const error = this.#wokenError;
@@ -953,6 +962,7 @@ export class Loop {
   /** @internal A pending Promise settled or lost its waiter. */
   _callEnded(): void {
     this.#pendingCalls--;
+    this.#callEndedInWait = true;
     this.selector.wakeup();
   }
 }

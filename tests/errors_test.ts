@@ -881,6 +881,37 @@ Deno.test("join() and cancel() of something that is not a Task: a TypeError at t
   assertStringIncludes(joinLookalike.message, "join() expected a Task, but got an object");
 });
 
+Deno.test("gather(), race(), timeout() and spawn() given a Task (as asyncio.gather takes one) say to pass join(task)", () => {
+  const messages = runSync(function* main() {
+    const running = yield* spawn(function* worker() {
+      yield* yieldNow();
+    });
+    const asBody = running as unknown as Operation<void>;
+    return [
+      yield* caught(() => gather([asBody])),
+      yield* caught(() => race([asBody])),
+      yield* caught(() => timeout(10, asBody)),
+      yield* caught(() => spawn(asBody)),
+      // The way that works.
+      yield* gather([join(running)]),
+    ];
+  });
+  const [gathered, raced, timed, spawned, joined] = messages;
+  for (
+    const [where, error] of [["gather()", gathered], ["race()", raced], ["timeout()", timed], [
+      "spawn()",
+      spawned,
+    ]] as const
+  ) {
+    assertInstanceOf(error, TypeError);
+    assertStringIncludes(
+      error.message,
+      `${where} expected a generator object, a generator function or an operation, but got an object of class Task; task "worker" is running already: to wait for it, pass join(task) instead of the task`,
+    );
+  }
+  assertEquals(joined, [undefined]);
+});
+
 Deno.test("join() of a task of another Loop is a clear error; both loops stay usable", () => {
   const otherLoop = new Loop();
   const foreign = otherLoop.spawn(function* foreign() {
@@ -895,7 +926,7 @@ Deno.test("join() of a task of another Loop is a clear error; both loops stay us
   assertInstanceOf(result.error, Error);
   assertStringIncludes(
     (result.error as Error).message,
-    'Task "main" cannot join task "foreign": that task belongs to another Loop',
+    'Task "main" cannot join task "foreign": that task belongs to another Loop; join it from a task of that Loop, or hand its result over through a Promise (yield* call(() => promise))',
   );
   assertEquals(result.others, "bystander ok");
   // The foreign task is untouched and runs on its own loop.

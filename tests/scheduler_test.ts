@@ -1567,6 +1567,12 @@ for (
       step: () => sleep(1),
     },
     { what: "tasks taking turns on the real clock", clock: () => undefined, step: yieldNow },
+    {
+      // Each wait ends in a microtask, before the host's timers had a turn.
+      what: "tasks awaiting settled Promises through call()",
+      clock: () => undefined,
+      step: () => call(() => Promise.resolve()),
+    },
   ]
 ) {
   Deno.test(`Loop.stop() from a host timer reaches a busy awaited run: ${what}`, async () => {
