@@ -413,7 +413,7 @@ export class Loop {
         throw new Error(
           `Cannot finish with runSync(): no task is ready and the program waits for the outside world (${
             this.#tasks.describeBlocked().join("; ")
-          }); use await loop.runUntilComplete() or a VirtualClock`,
+          }); run it with await run(body) (await loop.runUntilComplete(body) on a Loop), or give the loop a VirtualClock`,
         );
       }
     }
@@ -680,6 +680,9 @@ export class Loop {
     const outside = this.#hasOutside();
     const deadline = this.#timers.nextDeadline();
     if (deadline !== Infinity) {
+      // Due already (a task moved a virtual clock by hand): fire it now,
+      // whatever else the loop could wait for.
+      if (deadline <= this.clock.now()) return 0;
       // A virtual clock jumps, unless the outside world may still act first.
       if (this.clock.jumpTo !== undefined && !outside) {
         this.#jumpTo(deadline);

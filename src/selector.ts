@@ -264,9 +264,19 @@ export class Selector {
    * resolved). A loop uses it to run the woken task at once rather than a
    * few microtasks later, when the host may already have moved on to other
    * callbacks (in the echo benchmark that cost about 3% of the round trips).
-   * @returns Whether the wait ended because `timeoutMs` passed.
+   * @returns Whether the wait ended because `timeoutMs` passed. Rejects
+   * when another wait is pending on this selector.
    */
   wait(timeoutMs: number, onReady?: () => void): Promise<boolean> {
+    // One wake-up function serves one wait: a second would take it over,
+    // and the first wait's timer would then end the second early.
+    if (this.#wake !== null) {
+      return Promise.reject(
+        new Error(
+          "Cannot wait on a Selector that a wait (or select(timeoutMs)) is pending on: it serves one wait at a time; await the first, or end it with wakeup()",
+        ),
+      );
+    }
     if (this.#pushedActive > 0) return Promise.resolve(false);
     // Only readiness whose task has gone: the loop has nothing to take, so
     // no select() would ever clear it.

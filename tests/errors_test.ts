@@ -1192,7 +1192,10 @@ Deno.test("runSync() throws a clear error when it would have to wait for real ti
   assert(!(error instanceof DeadlockError), "not a deadlock: time would end it");
   assertStringIncludes(error.message, "Cannot finish with runSync()");
   assertMatch(error.message, /task "main" waits for sleep\(10\) until t=[\d.]+ ms/);
-  assertStringIncludes(error.message, "use await loop.runUntilComplete() or a VirtualClock");
+  assertStringIncludes(
+    error.message,
+    "run it with await run(body) (await loop.runUntilComplete(body) on a Loop), or give the loop a VirtualClock",
+  );
   // What could run did run, and the main task was cancelled so it cleaned up.
   assertEquals(log, ["bystander finished", "main cleaned up"]);
 });

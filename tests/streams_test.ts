@@ -599,6 +599,21 @@ Deno.test("Selector.select(timeoutMs) returns nothing after the timeout when not
   assertEquals(selector.size, 1, "the registration stays until it is ready");
 });
 
+Deno.test("Selector.wait() while another wait is pending rejects, and the first wait keeps its own timeout", async () => {
+  const selector = new Selector();
+  const started = performance.now();
+  const first = selector.wait(30);
+  const second = await assertRejects(() => selector.wait(5));
+  assertStringIncludes(String(second), "it serves one wait at a time");
+  await assertRejects(() => selector.select(5), Error, "one wait at a time");
+  assertEquals(await first, true, "the first wait timed out");
+  assertGreaterOrEqual(performance.now() - started, 29);
+  // Once it has ended, the selector waits again.
+  const third = selector.wait(Infinity);
+  selector.wakeup();
+  assertEquals(await third, false);
+});
+
 Deno.test("VirtualClock stands still while a task waits on a Promise", async () => {
   const loop = new Loop({ clock: new VirtualClock() });
   const log: string[] = [];

@@ -19,6 +19,7 @@ import {
   CancelledError,
   currentTask,
   gather,
+  join,
   Loop,
   type Operation,
   race,
@@ -252,6 +253,30 @@ Deno.test("VirtualClock.advance() from a host callback wakes a sleeper it made d
     clearTimeout(guard);
   }
   assertEquals(log, ["sleeper woke at t=100", "gate opened at t=100"]);
+});
+
+Deno.test("VirtualClock.advance() inside a task: a sleeper it made due fires while the run then waits on a Promise", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock });
+  const log: string[] = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await loop.runUntilComplete(function* main() {
+      const sleeper = yield* spawn(function* sleeper() {
+        yield* sleep(50);
+        log.push(`sleeper woke at t=${loop.time()}`);
+      });
+      yield* yieldNow(); // the sleeper arms its timer, due at t=50
+      clock.advance(100);
+      // A Promise that settles late: the due sleeper must not wait for it.
+      yield* call(() => new Promise<void>((resolve) => timer = setTimeout(resolve, 300)));
+      log.push("call settled");
+      yield* join(sleeper);
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+  assertEquals(log, ["sleeper woke at t=100", "call settled"]);
 });
 
 /**
