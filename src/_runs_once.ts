@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Operation, Yielded } from "./instruction.ts";
+import { type Operation, ranTwiceError, type Yielded } from "./instruction.ts";
 
 /**
  * An operation written as a generator, refused a second run as genloop's
@@ -28,9 +28,7 @@ export class RunsOnce<T> implements Operation<T> {
   [Symbol.iterator](): Iterator<Yielded, T, unknown> {
     const generator = this.#generator;
     if (generator === null) {
-      throw new TypeError(
-        `Cannot run an operation twice (${this.what}); call the operation function again for each use`,
-      );
+      throw ranTwiceError(this.what);
     }
     this.#generator = null;
     return generator;

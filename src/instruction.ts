@@ -125,9 +125,7 @@ export abstract class Instruction<T = unknown>
     // still has itself as its value, and must not take a second yield* for
     // the loop's resume.
     if (this.done) {
-      throw new TypeError(
-        `Cannot run an operation twice (${this.describe()}); call the operation function again for each use`,
-      );
+      throw ranTwiceError(this.describe());
     }
     if (this.value === this) {
       refuseSecondWaiter(this);
@@ -239,6 +237,16 @@ function runningTask(): Task<unknown> | null {
   const loop = running.loop;
   if (loop === null) return null;
   return loop._runningTask ?? loop._deferringTask;
+}
+
+/**
+ * The error for a second `yield*` of an operation object that ran already
+ * (`what` describes the operation).
+ */
+export function ranTwiceError(what: string): TypeError {
+  return new TypeError(
+    `Cannot run an operation twice (${what}) in ${runningTaskName()}; call the operation function again for each use`,
+  );
 }
 
 /** The task whose step runs now, as messages name it. */

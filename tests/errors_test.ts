@@ -591,7 +591,10 @@ Deno.test("InvalidInstructionError: an operation run twice is a TypeError at the
       return (error as Error).message;
     }
   });
-  assertStringIncludes(message!, "Cannot run an operation twice");
+  assertStringIncludes(
+    message!,
+    'Cannot run an operation twice (spawn of "child") in task "main";',
+  );
 });
 
 Deno.test("an operation whose wait was ended by an error: a second yield* is a TypeError, not a silent undefined", () => {

@@ -729,7 +729,7 @@ Deno.test("connect(), accept() and close(): a second yield* of one operation is 
       return messages;
     });
     const twice = (what: string): string =>
-      `Cannot run an operation twice (${what}); call the operation function again for each use`;
+      `Cannot run an operation twice (${what}) in task "main"; call the operation function again for each use`;
     assertEquals(messages.slice(0, 2), [
       twice(`connect to ${HOST}:${port}`),
       twice(`accept on ${HOST}:${port}`),
