@@ -1,8 +1,8 @@
 /**
  * The tutorial's "Event Loop" section, first part: a coroutine that
  * suspends several times needs a loop that resumes it until it finishes.
- * First the tutorial's minimal `MyLoop`, then the same program on genloop's
- * `Loop`; both print the same block.
+ * First that bare loop, then the tutorial's minimal `MyLoop`, then the
+ * same program on genloop's `Loop`; the last two print the same block.
  *
  * Run: deno run examples/03_simple_loop.ts
  *
@@ -23,6 +23,15 @@ function* helloWorldPlain(): Generator<undefined, void, unknown> {
   for (let i = 0; i < 3; i++) yield* sayHelloPlain();
   console.log("Finished coroutine.");
 }
+
+// We may not know how many times a coroutine suspends: we need a loop.
+const coro = helloWorldPlain();
+while (!coro.next().done) {
+  // resume until it ends (Python's StopIteration)
+}
+console.log("Exit the Loop..");
+
+// "It's basically loop.run_until_complete":
 
 class MyLoop {
   runUntilComplete(task: Iterator<unknown>): void {

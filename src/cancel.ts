@@ -99,6 +99,8 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
  * @param reason Why; kept as the `CancelledError`'s `reason`.
  * @returns An operation that completes when the task has settled.
  * @throws {TaskFailedError} when the task fails rather than ending cancelled.
+ * @throws {TypeError} at the call when `task` is no Task; an `Error` at the
+ * `yield*` when it is a task of another Loop.
  *
  * @example Usage
  * ```ts

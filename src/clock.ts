@@ -11,6 +11,24 @@
  * The loop's source of time, in milliseconds. A clock with `jumpTo` is
  * virtual: when no task is ready and nothing outside the loop is pending,
  * the loop calls `jumpTo(nextDeadline)` instead of waiting.
+ *
+ * @example Usage
+ * ```ts
+ * import { type Clock, Loop, sleep } from "@genloop/genloop";
+ *
+ * // A clock that counts in whole seconds, moved by the loop when idle.
+ * let seconds = 0;
+ * const clock: Clock = {
+ *   now: () => seconds * 1000,
+ *   jumpTo: (time) => {
+ *     seconds = Math.ceil(time / 1000);
+ *   },
+ * };
+ * new Loop({ clock }).runSync(function* main() {
+ *   yield* sleep(2_500);
+ * });
+ * if (seconds !== 3) throw new Error("unexpected");
+ * ```
  */
 export interface Clock {
   /** The current time in milliseconds; never decreases. */

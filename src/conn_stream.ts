@@ -19,7 +19,18 @@ import { describeValue } from "./_body.ts";
 
 const READ_BUFFER_BYTES = 64 * 1024;
 
-/** Options for `new ConnStream(conn, options)`. */
+/**
+ * Options for `new ConnStream(conn, options)`.
+ *
+ * @example Usage
+ * ```ts
+ * import type { ConnStreamOptions } from "@genloop/genloop";
+ *
+ * // For new ConnStream(conn, options).
+ * const options: ConnStreamOptions = { name: "upstream", bufferSize: 16 * 1024 };
+ * if (options.bufferSize !== 16384) throw new Error("unexpected");
+ * ```
+ */
 export interface ConnStreamOptions {
   /** The stream's name in messages. Default: the peer address. */
   name?: string;

@@ -35,7 +35,12 @@
  * ```
  */
 export class CancelledError extends Error {
-  /** Why the task was cancelled, as given to `cancel(reason)`. */
+  /**
+   * Why the task was cancelled, as given to `cancel(reason)` or
+   * `loop.stop(reason)`; for tasks the loop cancels together (the children
+   * of a task that ended, a group's losers, a timed-out body), the loop's
+   * own words for that cause, such as `its parent "main" ended`.
+   */
   readonly reason: unknown;
 
   /**
@@ -88,8 +93,10 @@ export class TimeoutError extends Error {
 
 /**
  * Rejects a run when no task can make progress and nothing (no timer, no
- * stream, no pending Promise) could ever wake one. The message lists every
- * blocked task and what it waits for.
+ * stream, no pending Promise) could ever wake one; also, with
+ * `LoopOptions.stallTimeoutMs`, when only Promises could and none settled
+ * in time (a stall). The message lists every blocked task and what it waits
+ * for.
  *
  * @example Usage
  * ```ts

@@ -197,6 +197,8 @@ function checkMax(stream: Stream, max: number, operation: string): void {
  * @param stream The stream to read from.
  * @param max The most bytes to return (default 64 KiB).
  * @returns An operation evaluating to the bytes read, or `null` at EOF.
+ * @throws {TypeError} at the call when `stream` is no Stream.
+ * @throws {RangeError} at the call when `max` is not a positive integer.
  *
  * @example Usage
  * ```ts
@@ -380,6 +382,8 @@ function intoHint(buffer: unknown): string {
  * @param stream The stream to read from.
  * @param max The most bytes to return (default 64 KiB).
  * @returns An operation evaluating to a view of the bytes read, or `null` at EOF.
+ * @throws {TypeError} at the call when `stream` is no Stream.
+ * @throws {RangeError} at the call when `max` is not a positive integer.
  *
  * @example Usage
  * ```ts

@@ -121,6 +121,9 @@ class JoinInstruction<T> extends Instruction<T> implements TaskObserver {
  * @typeParam T What the task returns.
  * @param task A task of the same loop; not the current task.
  * @returns An operation evaluating to the task's result.
+ * @throws the task's error, at the `yield*`, when it failed or was
+ * cancelled; a `TypeError` at the call when `task` is no Task; an `Error`
+ * at the `yield*` when it is the current task or a task of another Loop.
  *
  * @example Usage
  * ```ts

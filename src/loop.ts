@@ -39,7 +39,23 @@ import {
 } from "./task.ts";
 import { type Timer, TimerQueue } from "./timers.ts";
 
-/** Options for `new Loop(options)` and `run(body, options)`. */
+/**
+ * Options for `new Loop(options)`, `run(body, options)` and `runSync(body, options)`.
+ *
+ * @example Usage
+ * ```ts
+ * import { Loop, type LoopOptions, VirtualClock } from "@genloop/genloop";
+ *
+ * const warnings: string[] = [];
+ * const options: LoopOptions = {
+ *   clock: new VirtualClock(),
+ *   onWarning: (message) => warnings.push(message),
+ *   stallTimeoutMs: 5_000,
+ * };
+ * const loop = new Loop(options);
+ * if (loop.time() !== 0) throw new Error("unexpected");
+ * ```
+ */
 export interface LoopOptions {
   /** Where time comes from. Default: a `RealClock`. */
   clock?: Clock;
@@ -49,9 +65,12 @@ export interface LoopOptions {
    */
   onWarning?: (message: string) => void;
   /**
-   * When every task waits only on Promises from `call()` and none settles
-   * for this many milliseconds, reject the run with a `DeadlockError` that
-   * names them. Default `Infinity` (wait as long as it takes).
+   * When every task waits only on Promises from `call()` (or sleeps on a
+   * `VirtualClock`, which stands still while a Promise is pending) and none
+   * settles for this many milliseconds, reject the run with a
+   * `DeadlockError` that names them. A pending real-clock timer or socket
+   * counts as progress to come, so the limit does not apply meanwhile.
+   * Default `Infinity` (wait as long as it takes).
    */
   stallTimeoutMs?: number;
   /**
@@ -259,7 +278,8 @@ export class Loop {
    * waits for its cleanup.
    *
    * @param body A generator object, generator function or operation.
-   * @param options The task's name.
+   * @param options The task's name (`detached` changes nothing here: a
+   * task spawned from outside every task belongs to no task already).
    * @returns The new task.
    * @throws {TypeError} when `body` is not something a task can run, or is
    * the generator object of the root task spawned just before, still running.
@@ -272,7 +292,8 @@ export class Loop {
    *
    * @typeParam B The body's type.
    * @param body A generator object, generator function or operation.
-   * @param options The task's name.
+   * @param options The task's name (`detached` changes nothing here: a
+   * task spawned from outside every task belongs to no task already).
    * @returns The new task.
    */
   spawn<B extends TaskBody<unknown>>(body: B, options?: SpawnOptions): Task<BodyResult<B>>;
@@ -754,7 +775,7 @@ export class Loop {
       this.#stalledSince = NEVER;
       const blocked = this.#tasks.describeBlocked();
       throw new DeadlockError(
-        `Stalled: for ${this.#stallTimeoutMs} ms every task waited on Promises that did not settle. Blocked: ${
+        `Stalled: for ${this.#stallTimeoutMs} ms no Promise that a task waits on settled, and nothing else could wake one (a virtual clock stands still meanwhile). Blocked: ${
           blocked.join("; ")
         }`,
         blocked,

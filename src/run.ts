@@ -16,7 +16,9 @@ import type { BodyResult, TaskBody } from "./task.ts";
  * @param body The main task's body.
  * @param options The loop's options (clock, warnings, stall limit).
  * @returns A Promise of the body's return value; rejects with its error,
- * or with the failure of a task whose cleanup failed at the run's end.
+ * or with the failure of a task whose cleanup failed at the run's end;
+ * with an `AggregateError` holding them all in `errors` when there are
+ * several.
  *
  * @example Usage
  * ```ts

@@ -17,17 +17,60 @@
 
 import type { Task } from "./task.ts";
 
-/** Wait until a stream can be read from. */
+/**
+ * Wait until a stream can be read from.
+ *
+ * @example Usage
+ * ```ts
+ * import { EVENT_READ, Loop, Selector, SimulatedStream } from "@genloop/genloop";
+ *
+ * const task = new Loop().spawn(function* reader() {});
+ * const selector = new Selector();
+ * selector.register(new SimulatedStream("in", { data: "x", waitCycles: 1 }), EVENT_READ, task);
+ * if (selector.select()[0].event !== EVENT_READ) throw new Error("unexpected");
+ * ```
+ */
 export const EVENT_READ = "EVENT_READ";
-/** Wait until a stream can be written to. */
+/**
+ * Wait until a stream can be written to.
+ *
+ * @example Usage
+ * ```ts
+ * import { EVENT_WRITE, Loop, Selector, SimulatedStream } from "@genloop/genloop";
+ *
+ * const task = new Loop().spawn(function* writer() {});
+ * const selector = new Selector();
+ * selector.register(new SimulatedStream("out", { waitCycles: 1 }), EVENT_WRITE, task);
+ * if (selector.select()[0].event !== EVENT_WRITE) throw new Error("unexpected");
+ * ```
+ */
 export const EVENT_WRITE = "EVENT_WRITE";
-/** The two events a task can wait for on a stream. */
+/**
+ * The two events a task can wait for on a stream.
+ *
+ * @example Usage
+ * ```ts
+ * import { EVENT_READ, EVENT_WRITE, type SelectorEvent } from "@genloop/genloop";
+ *
+ * const events: SelectorEvent[] = [EVENT_READ, EVENT_WRITE];
+ * if (events.join() !== "EVENT_READ,EVENT_WRITE") throw new Error("unexpected");
+ * ```
+ */
 export type SelectorEvent = typeof EVENT_READ | typeof EVENT_WRITE;
 
 /**
  * What the selector needs from a stream. Implement `poll` (and `stalled`)
  * for a stream whose readiness is checked on demand, or `watch` for one
  * that reports readiness itself.
+ *
+ * @example Usage
+ * ```ts
+ * import { EVENT_READ, type SelectableStream } from "@genloop/genloop";
+ *
+ * // A polled stream that is always ready.
+ * const alwaysReady: SelectableStream = { name: "ready", poll: () => true };
+ * if (alwaysReady.poll?.(EVENT_READ, false) !== true) throw new Error("unexpected");
+ * ```
  */
 export interface SelectableStream {
   /** Shown in deadlock reports and error messages. */
@@ -53,7 +96,20 @@ export interface SelectableStream {
   watch?(event: SelectorEvent, notify: () => void): void;
 }
 
-/** One task waiting for one event on one stream, as `select()` returns it. */
+/**
+ * One task waiting for one event on one stream, as `select()` returns it.
+ *
+ * @example Usage
+ * ```ts
+ * import { EVENT_READ, Loop, Selector, type SelectorKey, SimulatedStream } from "@genloop/genloop";
+ *
+ * const task = new Loop().spawn(function* reader() {});
+ * const selector = new Selector();
+ * selector.register(new SimulatedStream("in", { data: "x", waitCycles: 1 }), EVENT_READ, task);
+ * const ready: SelectorKey[] = selector.select();
+ * if (ready[0].task !== task || ready[0].event !== EVENT_READ) throw new Error("unexpected");
+ * ```
+ */
 export interface SelectorKey {
   /** The stream waited on. */
   readonly stream: SelectableStream;
@@ -233,7 +289,8 @@ export class Selector {
   select(): SelectorKey[];
   /**
    * Waits up to `timeoutMs` for something to become ready, then returns
-   * what is ready (possibly nothing) and removes it.
+   * what is ready (possibly nothing) and removes it. Rejects while another
+   * wait is pending on this selector (see `wait`).
    */
   select(timeoutMs: number): Promise<SelectorKey[]>;
   select(timeoutMs?: number): SelectorKey[] | Promise<SelectorKey[]> {

@@ -11,7 +11,21 @@ import { EVENT_READ, type SelectorEvent } from "./selector.ts";
 import { closedError, type Stream, WOULD_BLOCK } from "./stream.ts";
 import { describeValue } from "./_body.ts";
 
-/** Options for `new SimulatedStream(name, options)`. */
+/**
+ * Options for `new SimulatedStream(name, options)`.
+ *
+ * @example Usage
+ * ```ts
+ * import { read, runSync, SimulatedStream, type SimulatedStreamOptions } from "@genloop/genloop";
+ *
+ * const options: SimulatedStreamOptions = { data: "hello", ended: true, waitCycles: 2 };
+ * const stream = new SimulatedStream("file", options);
+ * const bytes = runSync(function* main() {
+ *   return [yield* read(stream), yield* read(stream)];
+ * });
+ * if (bytes[0]?.length !== 5 || bytes[1] !== null) throw new Error("unexpected");
+ * ```
+ */
 export interface SimulatedStreamOptions {
   /** Selects (that poll the stream) before the stream is ready at all. Default `1`. */
   waitCycles?: number;

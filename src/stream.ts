@@ -10,20 +10,60 @@
 
 import type { SelectableStream } from "./selector.ts";
 
-/** Returned by `tryRead` / `tryWrite` when the stream is not ready. */
+/**
+ * Returned by `tryRead` / `tryWrite` when the stream is not ready.
+ *
+ * @example Usage
+ * ```ts
+ * import { SimulatedStream, WOULD_BLOCK } from "@genloop/genloop";
+ *
+ * // Not ready until a select has polled it: the stream says WOULD_BLOCK.
+ * const stream = new SimulatedStream("slow", { data: "x", waitCycles: 1 });
+ * if (stream.tryRead(1) !== WOULD_BLOCK) throw new Error("unexpected");
+ * ```
+ */
 export const WOULD_BLOCK: unique symbol = Symbol("genloop.wouldBlock");
 
 /**
  * A byte stream the loop can wait on. Implement it to plug a new kind of
  * stream into genloop; `SimulatedStream` and `ConnStream` are the built-in
  * ones.
+ *
+ * @example Usage
+ * ```ts
+ * import { read, runSync, type Stream, WOULD_BLOCK } from "@genloop/genloop";
+ *
+ * // A stream that gives one chunk, then ends; it is always ready (poll).
+ * let sent = false;
+ * const once: Stream = {
+ *   name: "once",
+ *   closed: false,
+ *   poll: () => true,
+ *   tryRead: () => {
+ *     if (sent) return null;
+ *     sent = true;
+ *     return new TextEncoder().encode("hi");
+ *   },
+ *   tryReadInto: () => WOULD_BLOCK,
+ *   tryWrite: () => WOULD_BLOCK,
+ *   flushed: () => true,
+ *   close: () => undefined,
+ * };
+ * const chunks = runSync(function* main() {
+ *   return [yield* read(once), yield* read(once)];
+ * });
+ * if (chunks[0]?.length !== 2 || chunks[1] !== null) throw new Error("unexpected");
+ * ```
  */
 export interface Stream extends SelectableStream {
   /** Whether `close()` was called. */
   readonly closed: boolean;
   /**
    * Takes up to `max` buffered bytes, `null` at end of stream, or
-   * `WOULD_BLOCK`. Throws the stream's error (closed, reset, …).
+   * `WOULD_BLOCK`. Throws the stream's error (closed, reset, …). The bytes
+   * are the caller's to keep: a new array, not a view of a buffer the
+   * stream reuses (lending its buffer is what `tryReadView` is for), since
+   * `read()` gives them to the task as they are.
    */
   tryRead(max: number): Uint8Array | null | typeof WOULD_BLOCK;
   /**

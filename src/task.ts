@@ -32,6 +32,19 @@ import type { Yielded } from "./instruction.ts";
  * - `cancelled`: ended by a `CancelledError` (see `task.error`): its own
  *   cancellation, or one it let through, such as that of a cancelled task
  *   it joined. Unlike a failure, it is not reported to the parent.
+ *
+ * @example Usage
+ * ```ts
+ * import { runSync, spawn, type TaskState, yieldNow } from "@genloop/genloop";
+ *
+ * const states = runSync(function* main() {
+ *   const child = yield* spawn(function* child() {});
+ *   const before: TaskState = child.state;
+ *   yield* yieldNow();
+ *   return [before, child.state];
+ * });
+ * if (states.join() !== "ready,done") throw new Error("unexpected");
+ * ```
  */
 export type TaskState =
   | "ready"
@@ -47,6 +60,22 @@ export type TaskState =
  * names the task), or an operation such as `sleep(10)`.
  *
  * @typeParam T What the body returns.
+ *
+ * @example Usage
+ * ```ts
+ * import { type Operation, runSync, sleep, spawn, type TaskBody } from "@genloop/genloop";
+ *
+ * function* worker(): Operation<number> {
+ *   return 1;
+ * }
+ * // The three kinds of body: a generator object, a generator function, an operation.
+ * const bodies: TaskBody<number | void>[] = [worker(), worker, sleep(1)];
+ * const spawned = runSync(function* main() {
+ *   for (const body of bodies) yield* spawn(body);
+ *   return bodies.length;
+ * });
+ * if (spawned !== 3) throw new Error("unexpected");
+ * ```
  */
 export type TaskBody<T> =
   | Iterator<Yielded, T, unknown>
@@ -85,13 +114,36 @@ export type BodyResult<B> = 0 extends 1 & B ? any
  * generator object typed as one.
  *
  * @typeParam T What the body returns.
+ *
+ * @example Usage
+ * ```ts
+ * import { type IterableBody, Loop, sleep, VirtualClock } from "@genloop/genloop";
+ *
+ * // Any object whose [Symbol.iterator] starts a body, such as an operation.
+ * const nap: IterableBody<void> = sleep(1);
+ * new Loop({ clock: new VirtualClock() }).runSync(nap);
+ * ```
  */
 export interface IterableBody<T> {
   /** Starts the body. */
   [Symbol.iterator](): Iterator<Yielded, T, unknown>;
 }
 
-/** Options for spawning a task. */
+/**
+ * Options for spawning a task.
+ *
+ * @example Usage
+ * ```ts
+ * import { runSync, sleep, spawn, type SpawnOptions } from "@genloop/genloop";
+ *
+ * const name = runSync(function* main() {
+ *   const options: SpawnOptions = { name: "ticker", detached: true };
+ *   const ticker = yield* spawn(sleep(1), options);
+ *   return ticker.name;
+ * });
+ * if (name !== "ticker") throw new Error("unexpected");
+ * ```
+ */
 export interface SpawnOptions {
   /** The task's name in errors and deadlock reports. */
   name?: string;
@@ -192,7 +244,12 @@ export class Task<T = unknown> {
     this._parent = parent;
   }
 
-  /** The name given at spawn, else the generator function's name, else `task-<id>`. */
+  /**
+   * The name given at spawn, else the name of the generator function given
+   * as the body (`spawn(worker)`), else `task-<id>`: a generator object
+   * (`spawn(worker())`) does not know its function's name, so give one
+   * with `{ name }` where reports should say it.
+   */
   get name(): string {
     return nameOf(this._name) || `task-${this.id}`;
   }

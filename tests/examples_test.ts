@@ -44,11 +44,15 @@ Deno.test("examples/01_generators.ts prints the tutorial's generate_numbers sess
   ]);
 });
 
-Deno.test("examples/02_coroutines.ts prints the tutorial's compare_numbers session", async () => {
+Deno.test("examples/02_coroutines.ts prints the tutorial's compare_numbers and asyncio task sessions", async () => {
   assertEquals(lines(await runExample("02_coroutines.ts")), [
     "Does input number less than 5 ?",
     "yes!",
     "no!",
+    "hey, hello world!",
+    "StopIteration",
+    "hey, hello world!",
+    "Catch coroutine's exception hey, hello world!",
   ]);
 });
 
@@ -60,7 +64,12 @@ Deno.test("examples/03_simple_loop.ts prints the tutorial's console log", async 
     "hey, hello world!",
     "Finished coroutine.",
   ];
-  assertEquals(lines(await runExample("03_simple_loop.ts")), [...block, ...block]);
+  assertEquals(lines(await runExample("03_simple_loop.ts")), [
+    ...block,
+    "Exit the Loop..",
+    ...block,
+    ...block,
+  ]);
 });
 
 Deno.test("examples/04_gather.ts interleaves tasks and returns results in input order", async () => {

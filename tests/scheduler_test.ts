@@ -1504,7 +1504,7 @@ Deno.test("Loop({ stallTimeoutMs }): a stall is reported while a host timer keep
           yield* join(task);
         }),
       DeadlockError,
-      "Stalled: for 100 ms every task waited on Promises that did not settle",
+      "Stalled: for 100 ms no Promise that a task waits on settled, and nothing else could wake one",
     );
   } finally {
     clearInterval(recancel);
