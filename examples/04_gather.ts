@@ -1,8 +1,10 @@
 /**
  * The tutorial's "Event Loop" section, second half: its `spawn`, `join`
- * and `gather` control-flow functions, on genloop. Tasks take turns at
- * every `yield*`, so their output interleaves, while `gather` returns the
- * results in input order, not finish order.
+ * and `gather` control-flow functions, on genloop. A spawning task goes on
+ * at once (the child starts on a later turn, as with asyncio's
+ * `create_task`); the counters give up their turn at each `yieldNow()`, so
+ * their output interleaves, while `gather` returns the results in input
+ * order, not finish order.
  *
  * Run: deno run examples/04_gather.ts
  *
