@@ -14,6 +14,7 @@ import {
   runsItself,
   startBody,
 } from "./_body.ts";
+import { TaskFailedError } from "./errors.ts";
 import { Instruction, SharedOperation } from "./instruction.ts";
 import { RunsOnce } from "./_runs_once.ts";
 import type { Loop } from "./loop.ts";
@@ -150,6 +151,18 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     // Failures the group recorded for the outcome it will not deliver now.
     for (const failed of this.undelivered()) this.#reportUntaken(failed, loop);
     return true;
+  }
+
+  override heldFailures(): unknown[] {
+    // Once interrupted, the group reported them (see holdsInterrupt).
+    if (this.#interrupted || this.waiter === null) return [];
+    return this.undelivered().map((failed) =>
+      new TaskFailedError(
+        failed.name,
+        failed._slot,
+        `in a ${this.#where} still waiting for its other children when the run failed`,
+      )
+    );
   }
 
   #reportUntaken(failed: Task<unknown>, loop: Loop): void {

@@ -189,6 +189,17 @@ export abstract class Instruction<T = unknown>
     return false;
   }
 
+  /**
+   * Failures of child tasks this wait holds for the waiting task's outcome,
+   * which it has not handed over yet (a group waiting for the cleanup of
+   * its other children). A failed run reports them when the task will never
+   * take them. None by default.
+   * @internal
+   */
+  heldFailures(): unknown[] {
+    return [];
+  }
+
   /** What the waiting task waits for, for deadlock reports. */
   abstract describe(): string;
 }

@@ -441,14 +441,14 @@ export class Loop {
   }
 
   /**
-   * The run failed (deadlock, stall, a wait runSync cannot do): cancel the
-   * main task and its whole tree so that their `finally` blocks release
-   * what they hold, and drive that cleanup as far as it can go. A cleanup
+   * The run failed (deadlock, stall, a wait runSync cannot do): cancel
+   * every task of the run so that their `finally` blocks release what they
+   * hold, and drive that cleanup as far as it can go. A cleanup
    * that itself blocks is left suspended; the run reports the original
    * error either way.
    */
   async #unwind(main: Task<unknown>): Promise<void> {
-    this.#tasks.cancelTree(main, RUN_FAILED);
+    this.#cancelEveryTask(main);
     try {
       await this.#drive(main);
       // A loop that gave up on ending the run does not try again here.
@@ -461,7 +461,7 @@ export class Loop {
 
   /** `#unwind` for `runSync`: only the cleanup that needs no waiting runs. */
   #unwindSync(main: Task<unknown>): void {
-    this.#tasks.cancelTree(main, RUN_FAILED);
+    this.#cancelEveryTask(main);
     try {
       this.#driveSync(main);
       if (this.#gaveUp === null) this.#closeRootsSync(RUN_FAILED);
@@ -469,6 +469,18 @@ export class Loop {
       // The cleanup blocked too; the original error is what the caller needs.
       this.#noteBlockedCleanup();
     }
+  }
+
+  /**
+   * Cancels the main task's tree, then every other live task of the run
+   * (detached and `loop.spawn` ones, with their trees) at once: were they
+   * left for after main's cleanup, a cleanup of main that blocks would keep
+   * theirs from ever running.
+   */
+  #cancelEveryTask(main: Task<unknown>): void {
+    this.#tasks.cancelTree(main, RUN_FAILED);
+    const others = this.#tasks.tree.liveRoots().filter((root) => root !== main);
+    this.#tasks.cancelTrees(others, RUN_FAILED, "tasks of a failed run", false);
   }
 
   /**

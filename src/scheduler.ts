@@ -174,14 +174,18 @@ export class Scheduler {
   }
 
   /**
-   * The failures held by live tasks other than main whose body has ended
-   * but whose children's cleanup blocked: a failed run reports them, since
-   * those tasks will never settle with them.
+   * The failures held by live tasks that will never settle with them: the
+   * error a body other than main's ended with while its children's cleanup
+   * blocked, and a child's failure that a group holds for a task that waits
+   * on the cleanup of its other children. A failed run reports them.
    */
   closingErrors(): unknown[] {
     const roots = this.tree.liveRoots();
     const errors: unknown[] = [];
     for (const task of [...roots, ...liveDescendants(roots, spareNone)]) {
+      if (task._state === "waiting" && task._slot instanceof Instruction) {
+        errors.push(...task._slot.heldFailures());
+      }
       if (task === this.main) continue;
       const error = this.bodyError(task);
       if (error !== undefined && !(error instanceof CancelledError)) errors.push(error);

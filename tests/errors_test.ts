@@ -945,6 +945,30 @@ Deno.test("join() of a task of another Loop is a clear error; both loops stay us
 // ---------------------------------------------------------------------------
 // Deadlocks.
 
+Deno.test("DeadlockError: a detached task is cancelled and its finally runs even when main's cleanup blocks", () => {
+  const log: string[] = [];
+  assertThrows(
+    () =>
+      virtualLoop().runSync(function* main() {
+        yield* spawn(function* detachedWorker(): Operation<void> {
+          try {
+            yield* suspend();
+          } finally {
+            log.push("detached released");
+          }
+        }, { detached: true });
+        try {
+          yield* suspend();
+        } finally {
+          log.push("main released");
+          yield* suspend(); // a cleanup that blocks: main stays suspended
+        }
+      }),
+    DeadlockError,
+  );
+  assertEquals(log.sort(), ["detached released", "main released"]);
+});
+
 Deno.test("DeadlockError: two tasks joining each other; .blocked names each and what it waits for", () => {
   const error = assertThrows(
     () =>

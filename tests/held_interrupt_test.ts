@@ -93,6 +93,39 @@ for (const group of [gather, race]) {
   });
 }
 
+// In a cleanup, the waiting task was cancelled before: the unwind's
+// cancellation does not reach it again, and the run reports the failure
+// the group holds for it all the same.
+for (const group of [gather, race]) {
+  Deno.test(`${group.name}() in a cleanup: when a sibling's cleanup blocks, the DeadlockError keeps the failure the group holds`, () => {
+    const boom = new Error("backend unavailable");
+    const error = assertThrows(
+      () =>
+        virtualLoop().runSync(function* main() {
+          const worker = yield* spawn(function* worker(): Operation<void> {
+            try {
+              yield* sleep(1_000);
+            } finally {
+              yield* group([
+                function* failFast(): Operation<never> {
+                  yield* sleep(1);
+                  throw boom;
+                },
+                stuckInCleanup,
+              ]);
+            }
+          });
+          yield* sleep(1);
+          yield* cancel(worker);
+        }),
+      DeadlockError,
+    );
+    assertInstanceOf(error.cause, TaskFailedError);
+    assertStrictEquals(error.cause.cause, boom);
+    assertStringIncludes(error.cause.message, '"failFast"');
+  });
+}
+
 // A failed run's unwind cancels every task, not only main: main's
 // cancellation is held in the gather, so its body would not end and cancel
 // the sibling that the gather's cleanup waits on.
