@@ -171,9 +171,7 @@ export class InvalidInstructionError extends TypeError {
 /**
  * Reports a task that failed while nobody was joining it. It is thrown into
  * the task's parent (or the run's main task) at its current `yield*`, so the
- * failure is never lost; `cause` is the original error. A parent cleaning
- * up after its cancellation gets it once its body ends, and fails with it,
- * so that the cleanup is not cut short. A parent that has
+ * failure is never lost; `cause` is the original error. A parent that has
  * not started yet never runs, as a cancelled one: a task given to
  * `loop.spawn()` before the run that fails at once fails the run before
  * its main task starts.

@@ -412,13 +412,6 @@ export class Scheduler {
       closing.addFailure(report);
       return;
     }
-    // A parent cleaning up after its cancellation gets the failure when its
-    // body ends, joined to its outcome: thrown at its current yield*, it
-    // would cut that cleanup short (as a group's or timeout's is not).
-    if (this.#cancelled.size > 0 && this.#isCleaningUp(target)) {
-      this.#hold(target, report);
-      return;
-    }
     this.#interrupt(target, report);
   }
 

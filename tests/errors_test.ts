@@ -203,37 +203,6 @@ Deno.test("TaskFailedError goes to the failed task's own parent, not to the main
   assertEquals(log, ["middle caught grandchild", "middle survived"]);
 });
 
-Deno.test("TaskFailedError: a failure reaching a parent that cleans up after its cancellation waits for that cleanup to end, then fails it", () => {
-  const loop = virtualLoop();
-  const log: string[] = [];
-  const state = loop.runSync(function* main() {
-    const parent = yield* spawn(function* parent(): Operation<void> {
-      yield* spawn(function* flaky(): Operation<never> {
-        yield* sleep(2);
-        throw new Error("flaky broke");
-      });
-      try {
-        yield* suspend();
-      } finally {
-        // Still cleaning up when its child fails, at t=2.
-        yield* sleep(5);
-        log.push(`cleanup done at t=${loop.time()}`);
-      }
-    });
-    yield* sleep(1);
-    parent.cancel("shutdown");
-    const error = yield* caught(() => join(parent));
-    assertInstanceOf(error, TaskFailedError);
-    log.push(error.message);
-    return parent.state;
-  });
-  assertEquals(state, "failed");
-  assertEquals(log, [
-    "cleanup done at t=6",
-    'Task "flaky" failed and nobody joined it: Error: flaky broke',
-  ]);
-});
-
 Deno.test("TaskFailedError: a failure while the parent waits for its children to close fails the parent", () => {
   const loop = virtualLoop();
   const error = loop.runSync(function* main() {
