@@ -255,8 +255,10 @@ function runningTask(): Task<unknown> | null {
  * (`what` describes the operation).
  */
 export function ranTwiceError(what: string): TypeError {
+  const task = runningTask();
+  const where = task === null ? "" : ` in task "${task.name}"`;
   return new TypeError(
-    `Cannot run an operation twice (${what}) in ${runningTaskName()}; call the operation function again for each use`,
+    `Cannot run an operation twice (${what})${where}; call the operation function again for each use`,
   );
 }
 

@@ -186,8 +186,9 @@ function checkMax(stream: Stream, max: number, operation: string): void {
 
 /**
  * Reads up to `max` bytes from `stream`, waiting until some are available.
- * Evaluates to the bytes (a new array each time, over an `ArrayBuffer` of
- * its own, so `Blob`, `Response` and `crypto.subtle` take it as it is; to
+ * Evaluates to the bytes (a new array each time, over an `ArrayBuffer` that
+ * no later read writes to, never a `SharedArrayBuffer`, so `Blob`,
+ * `Response` and `crypto.subtle` take it as it is; to
  * stream without allocating, use `readInto` with one reused buffer), or `null` at the end
  * of the stream. A socket's read error (a `Deno.errors` error) is thrown
  * here, and `Deno.errors.BadResource` if the stream is closed while
@@ -302,17 +303,18 @@ class ReadInstruction<T> extends Instruction<T> {
 }
 
 /**
- * What a stream's `tryRead` gave, as `read()` promises it: bytes in an
- * `ArrayBuffer` of their own, which `Blob`, `Response` and `crypto.subtle`
- * take. A stream whose bytes live in a `SharedArrayBuffer` (one a Worker
- * writes into) has them copied.
+ * What a stream's `tryRead` gave, as `read()` promises it: bytes over an
+ * `ArrayBuffer`, which `Blob`, `Response` and `crypto.subtle` take. A
+ * stream whose bytes live in a `SharedArrayBuffer` (one a Worker writes
+ * into) has them copied.
  */
 function ownedBytes(
   result: Uint8Array | null | typeof WOULD_BLOCK,
 ): Uint8Array<ArrayBuffer> | null | typeof WOULD_BLOCK {
   if (result === null || result === WOULD_BLOCK) return result;
   if (result.buffer instanceof ArrayBuffer) return result as Uint8Array<ArrayBuffer>;
-  return result.slice() as Uint8Array<ArrayBuffer>;
+  // Not result.slice(): a subclass may make that a view (Node's Buffer).
+  return new Uint8Array(result);
 }
 
 /**

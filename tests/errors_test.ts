@@ -595,6 +595,16 @@ Deno.test("InvalidInstructionError: an operation run twice is a TypeError at the
     message!,
     'Cannot run an operation twice (spawn of "child") in task "main";',
   );
+  // Outside any task, the message names no task.
+  const loop = virtualLoop();
+  const closing = close(new SimulatedStream("pipe"));
+  loop.spawn(closing);
+  assertThrows(
+    () => loop.spawn(closing),
+    TypeError,
+    'Cannot run an operation twice (close of stream "pipe"); call the operation function again',
+  );
+  loop.runSync(function* main() {});
 });
 
 Deno.test("an operation whose wait was ended by an error: a second yield* is a TypeError, not a silent undefined", () => {

@@ -1,3 +1,4 @@
+import { Buffer } from "node:buffer";
 import {
   assert,
   assertEquals,
@@ -888,4 +889,31 @@ Deno.test("read(): the bytes are over an ArrayBuffer of their own, copied out of
   assertEquals(await new Blob([fromSimulated]).text(), "abc");
   shared[0] = 0;
   assertEquals(fromShared[0], 104, "a copy, not a view of the shared bytes");
+});
+
+Deno.test("read(): a Node Buffer chunk over a SharedArrayBuffer (whose slice() is a view) is copied too", async () => {
+  const shared = Buffer.from(new SharedArrayBuffer(4));
+  shared.set([104, 105, 33, 0]);
+  let given = false;
+  const stream: Stream = {
+    name: "buffer over shared memory",
+    closed: false,
+    poll: () => true,
+    tryRead(max: number) {
+      if (given) return null;
+      given = true;
+      return shared.subarray(0, Math.min(3, max));
+    },
+    tryReadInto: () => WOULD_BLOCK,
+    tryWrite: () => WOULD_BLOCK,
+    flushed: () => true,
+    close: () => undefined,
+  };
+  const bytes = runSync(function* main() {
+    return yield* read(stream);
+  });
+  assertInstanceOf(bytes?.buffer, ArrayBuffer);
+  shared[0] = 0;
+  assertEquals(bytes[0], 104, "a copy, not a view of the shared bytes");
+  assertEquals(await new Blob([bytes]).text(), "hi!");
 });
