@@ -87,11 +87,16 @@ if (import.meta.main) {
   // Ctrl-C cancels the server task; its connection tasks close their sockets.
   Deno.addSignalListener("SIGINT", () => loop.stop("SIGINT"));
   try {
-    await loop.runUntilComplete(echoServer(listener, stats));
+    await loop.runUntilComplete(function* server() {
+      try {
+        yield* echoServer(listener, stats);
+      } finally {
+        // Also closes a connection that arrived for the cancelled accept().
+        yield* close(listener);
+      }
+    });
   } catch (error) {
     if (!(error instanceof CancelledError)) throw error;
-  } finally {
-    listener.close();
   }
   console.log(
     `stopped after ${stats.connections} connections (${stats.lost} lost), ${stats.bytes} bytes echoed`,

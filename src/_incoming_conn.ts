@@ -73,6 +73,9 @@ export class IncomingConn implements SelectableStream {
     if (this.#error !== NO_ERROR) {
       const error = this.#error;
       this.#error = NO_ERROR;
+      // Deno's message ("Connection refused (os error 111)") says neither
+      // where nor what: the class stays, the message says both.
+      if (error instanceof Error) error.message = `Cannot ${this.name}: ${error.message}`;
       throw error;
     }
     if (this.#discarded) {

@@ -336,6 +336,7 @@ Deno.test("connect() to a closed port throws ConnectionRefused into the task", a
     }
   });
   assertInstanceOf(error, Deno.errors.ConnectionRefused);
+  assertStringIncludes(error.message, `Cannot connect to ${HOST}:${port}: `);
 });
 
 Deno.test("connect(): a task cancelled after its connection arrived, before it ran, leaks no connection", async () => {
