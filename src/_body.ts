@@ -49,7 +49,7 @@ export function startBody<T>(body: TaskBody<T>, where: string): Generator<unknow
         : isAsyncGenerator(body)
         ? "; declare it with function* (not async function*)"
         : body instanceof Task
-        ? `; task "${body.name}" is running already: to wait for it, pass join(task) instead of the task`
+        ? `; task "${body.name}" is a task, not a body: to wait for it, pass join(task) instead of the task`
         : "; a task body needs next(value) and throw(error)"
     }`,
   );

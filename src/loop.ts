@@ -350,6 +350,7 @@ export class Loop {
     } finally {
       if (this.#hostOpsLeft.size > 0) await this.#settleHostOps();
       this.#tasks.main = null;
+      this.#tasks.unwindingRun = false;
     }
   }
 
@@ -393,6 +394,7 @@ export class Loop {
       return this.#outcome(main) as T;
     } finally {
       this.#tasks.main = null;
+      this.#tasks.unwindingRun = false;
     }
   }
 
@@ -478,6 +480,7 @@ export class Loop {
    * theirs from ever running.
    */
   #cancelEveryTask(main: Task<unknown>): void {
+    this.#tasks.unwindingRun = true;
     this.#tasks.cancelTree(main, RUN_FAILED);
     const others = this.#tasks.tree.liveRoots().filter((root) => root !== main);
     this.#tasks.cancelTrees(others, RUN_FAILED, "tasks of a failed run", false);

@@ -105,6 +105,12 @@ export class Scheduler {
   readonly tree: TaskTree = new TaskTree();
   /** The main task of the run in progress; null when not running. */
   main: Task<unknown> | null = null;
+  /**
+   * Whether the run failed and its tasks are being cancelled (see
+   * `Loop.#unwind`); set by the loop, and cleared when the run ends.
+   */
+  unwindingRun = false;
+
   /** Failures that had nobody left to report to; the run rejects with them. */
   orphanErrors: unknown[] = [];
 
@@ -402,7 +408,9 @@ export class Scheduler {
    */
   #escalate(task: Task<unknown>, circumstance?: string): void {
     const report = new TaskFailedError(task.name, task._slot, circumstance);
-    const target = parentOf(task) ?? this.main;
+    // While a failed run unwinds, main's cleanup runs beside that of the
+    // other roots: their failures go to the run's error, not into it.
+    const target = parentOf(task) ?? (this.unwindingRun ? null : this.main);
     if (target === null || target === task || target.settled) {
       this.orphanErrors.push(report);
       return;

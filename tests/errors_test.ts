@@ -919,7 +919,7 @@ Deno.test("gather(), race(), timeout() and spawn() given a Task (as asyncio.gath
     assertInstanceOf(error, TypeError);
     assertStringIncludes(
       error.message,
-      `${where} expected a generator object, a generator function or an operation, but got an object of class Task; task "worker" is running already: to wait for it, pass join(task) instead of the task`,
+      `${where} expected a generator object, a generator function or an operation, but got an object of class Task; task "worker" is a task, not a body: to wait for it, pass join(task) instead of the task`,
     );
   }
   assertEquals(joined, [undefined]);
@@ -977,6 +977,82 @@ Deno.test("DeadlockError: a detached task is cancelled and its finally runs even
     DeadlockError,
   );
   assertEquals(log.sort(), ["detached released", "main released"]);
+});
+
+/** A stream that never becomes ready and has no writer: reading it deadlocks. */
+function neverReady(name: string): SimulatedStream {
+  return new SimulatedStream(name, { waitCycles: 0 });
+}
+
+Deno.test("DeadlockError: a detached task's cleanup failure does not cut main's cleanup short; it is the DeadlockError's cause", async () => {
+  const log: string[] = [];
+  const loop = new Loop({ clock: new VirtualClock() });
+  let error: unknown;
+  try {
+    await loop.runUntilComplete(function* main() {
+      yield* spawn(function* worker() {
+        try {
+          yield* read(neverReady("a"));
+        } finally {
+          yield* sleep(1);
+          // deno-lint-ignore no-unsafe-finally
+          throw new Error("worker cleanup failed");
+        }
+      }, { detached: true });
+      try {
+        yield* read(neverReady("b")); // deadlock
+      } finally {
+        try {
+          yield* sleep(5); // releasing something takes a while
+          log.push("main cleanup done");
+        } catch (e) {
+          // A best-effort cleanup ignores its own errors.
+          log.push(`main cleanup interrupted: ${(e as Error).message}`);
+        }
+      }
+    });
+  } catch (e) {
+    error = e;
+  }
+  assertInstanceOf(error, DeadlockError);
+  assertEquals(log, ["main cleanup done"]);
+  assertInstanceOf(error.cause, TaskFailedError);
+  assert(error.cause.message.includes("worker cleanup failed"), error.cause.message);
+});
+
+Deno.test("DeadlockError under runSync: a loop.spawn task's cleanup failure does not cut main's cleanup short; it is the run error's cause", () => {
+  const log: string[] = [];
+  const loop = new Loop({ clock: new VirtualClock() });
+  loop.spawn(function* root() {
+    try {
+      yield* read(neverReady("a"));
+    } finally {
+      yield* sleep(1);
+      // deno-lint-ignore no-unsafe-finally
+      throw new Error("root cleanup failed");
+    }
+  });
+  let error: unknown;
+  try {
+    loop.runSync(function* main() {
+      try {
+        yield* read(neverReady("b")); // deadlock
+      } finally {
+        try {
+          yield* sleep(5);
+          log.push("main cleanup done");
+        } catch (e) {
+          log.push(`main cleanup interrupted: ${(e as Error).message}`);
+        }
+      }
+    });
+  } catch (e) {
+    error = e;
+  }
+  assertInstanceOf(error, DeadlockError);
+  assertEquals(log, ["main cleanup done"]);
+  assertInstanceOf(error.cause, TaskFailedError);
+  assert(error.cause.message.includes("root cleanup failed"), error.cause.message);
 });
 
 Deno.test("DeadlockError: two tasks joining each other; .blocked names each and what it waits for", () => {
