@@ -23,7 +23,7 @@
 
 import { bodyNameSource, drive, startBody } from "./_body.ts";
 import { type Clock, RealClock, VirtualClock } from "./clock.ts";
-import { CancelledError, DeadlockError, describeError } from "./errors.ts";
+import { CancelledError, DeadlockError, describeError, TaskFailedError } from "./errors.ts";
 import { LeftoversInstruction } from "./_leftovers.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
 import { Scheduler } from "./scheduler.ts";
@@ -855,6 +855,7 @@ export class Loop {
     errors.push(...this.#tasks.closingErrors());
     const own = this.#tasks.bodyError(main);
     if (own !== undefined && !(own instanceof CancelledError)) errors.unshift(own);
+    dropReportsOfListed(errors);
     if (errors.length === 0) return error;
     const cause = errors.length === 1 ? errors[0] : new AggregateError(
       errors,
@@ -1078,6 +1079,22 @@ function checkMs(ms: unknown, name: string): void {
  * timer's callback is clamped to 4 ms once nested, which cost a busy loop
  * a quarter of its time. Deno before 2.4 has no global `setImmediate`.
  */
+/**
+ * Drops, in place, each report of an unjoined failure whose error is listed
+ * itself: a task joined after its failure was reported (main's cleanup
+ * joining a detached task while a failed run unwinds) fails with that very
+ * error, which the run's error must not hold twice.
+ */
+function dropReportsOfListed(errors: unknown[]): void {
+  const listed = new Set(errors);
+  let kept = 0;
+  for (const error of errors) {
+    if (error instanceof TaskFailedError && listed.has(error.cause)) continue;
+    errors[kept++] = error;
+  }
+  errors.length = kept;
+}
+
 function yieldToHost(): Promise<void> {
   return new Promise((resolve) => HOST_TURN(resolve));
 }

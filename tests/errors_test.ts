@@ -1055,6 +1055,46 @@ Deno.test("DeadlockError under runSync: a loop.spawn task's cleanup failure does
   assert(error.cause.message.includes("root cleanup failed"), error.cause.message);
 });
 
+/** Every error reachable from `error` through `cause` and `AggregateError.errors`, with repeats. */
+function reachableErrors(error: unknown, out: unknown[] = [], depth = 0): unknown[] {
+  if (depth > 20 || error === null || typeof error !== "object") return out;
+  out.push(error);
+  if (error instanceof AggregateError) {
+    for (const each of error.errors) reachableErrors(each, out, depth + 1);
+  }
+  const cause = (error as { cause?: unknown }).cause;
+  if (cause !== undefined) reachableErrors(cause, out, depth + 1);
+  return out;
+}
+
+Deno.test("DeadlockError: a detached task's failure that main's cleanup joins is reported once in the DeadlockError's cause", () => {
+  const boom = new Error("flush failed");
+  const loop = new Loop({ clock: new VirtualClock() });
+  const error = assertThrows(() =>
+    loop.runSync(function* main() {
+      const helper = yield* spawn(function* helper() {
+        yield* suspend();
+      });
+      const flusher = yield* spawn(function* flusher() {
+        try {
+          yield* join(helper); // ends when the unwind cancels helper (and flusher)
+        } catch {
+          throw boom;
+        }
+      }, { detached: true });
+      try {
+        yield* suspend(); // deadlock: the run fails
+      } finally {
+        yield* sleep(5);
+        yield* join(flusher); // throws boom: main fails with it
+      }
+    })
+  );
+  assertInstanceOf(error, DeadlockError);
+  const occurrences = reachableErrors(error.cause).filter((e) => e === boom).length;
+  assertEquals(occurrences, 1, `"flush failed" appears ${occurrences} times in the run's error`);
+});
+
 Deno.test("DeadlockError: two tasks joining each other; .blocked names each and what it waits for", () => {
   const error = assertThrows(
     () =>
