@@ -13,8 +13,12 @@ class CallInstruction<T> extends Instruction<T> {
   override value: unknown = undefined;
   override done = false;
   override _waitedOnBy: Task<unknown> | null = null;
-  readonly #fn: () => T | PromiseLike<T>;
+  // Let go once called: a wait abandoned on a Promise that lives on (a
+  // shutdown signal raced against work) leaves this instruction on that
+  // Promise, and must not keep what the function captured, nor the loop.
+  #fn: (() => T | PromiseLike<T>) | null;
   readonly #what: string | undefined;
+  readonly #fnName: string;
   #waiter: Task<unknown> | null = null;
   #loop: Loop | null = null;
 
@@ -22,10 +26,13 @@ class CallInstruction<T> extends Instruction<T> {
     super();
     this.#fn = fn;
     this.#what = what;
+    this.#fnName = fn.name;
   }
 
   perform(task: Task<unknown>, loop: Loop): void {
-    const produced = this.#fn();
+    const fn = this.#fn!;
+    this.#fn = null;
+    const produced = fn();
     if (!isThenable(produced)) {
       loop._resumeNow(task, produced);
       return;
@@ -50,6 +57,7 @@ class CallInstruction<T> extends Instruction<T> {
     if (waiter === null) return;
     this.#waiter = null;
     const loop = this.#loop!;
+    this.#loop = null;
     if (failed) loop._enqueueThrow(waiter, outcome);
     else loop._enqueue(waiter, outcome);
     loop._callEnded();
@@ -59,11 +67,12 @@ class CallInstruction<T> extends Instruction<T> {
     // Not waiting (interrupted inside fn, or undone already): no call to end.
     if (this.#waiter === null) return;
     this.#waiter = null;
+    this.#loop = null;
     loop._callEnded();
   }
 
   describe(): string {
-    return this.#what ?? `a Promise from call(${this.#fn.name || "anonymous function"})`;
+    return this.#what ?? `a Promise from call(${this.#fnName || "anonymous function"})`;
   }
 }
 
@@ -75,7 +84,9 @@ class CallInstruction<T> extends Instruction<T> {
  * `fn` is thrown at the `yield*`. Any other thenable is followed as `await`
  * follows it (later, never inside the step: a thenable that calls back at
  * once still needs an awaited run). If the task is cancelled while waiting,
- * the Promise's outcome is ignored.
+ * the Promise's outcome is ignored; a Promise that outlives many such
+ * abandoned waits keeps a small record of each (about 200 bytes, the
+ * handlers it was given), as `Promise.race` against it would.
  *
  * @typeParam T The settled value.
  * @param fn A function returning a Promise (or a plain value).

@@ -290,6 +290,41 @@ console.log(JSON.stringify({
 }));
 `;
 
+// A call() that lost a race against a Promise that lives on (a shutdown
+// signal): that Promise keeps the call's handlers, but not the function
+// given to call() (nor what it captured), nor the run's Loop.
+const ABANDONED_CALL_PROBE = `
+${PROBE_PRELUDE}
+const forever = new Promise(() => {});
+function* quick() {
+  yield* yieldNow();
+}
+const loops = [];
+for (let i = 0; i < 20; i++) {
+  const loop = new Loop({ clock: new VirtualClock() });
+  loops.push(new WeakRef(loop));
+  loop.runSync(function* main() {
+    yield* race([call(() => forever), quick()]);
+  });
+}
+const captured = [];
+new Loop({ clock: new VirtualClock() }).runSync(function* main() {
+  for (let i = 0; i < 20; i++) {
+    const request = new Uint8Array(1024);
+    captured.push(new WeakRef(request));
+    yield* race([call(() => (request[0] = 1, forever)), quick()]);
+  }
+});
+await collect();
+const alive = (refs) => refs.filter((ref) => ref.deref() !== undefined).length;
+console.log(JSON.stringify({ loops: alive(loops), captured: alive(captured) }));
+`;
+
+Deno.test("memory: a call() abandoned on a Promise that lives on keeps neither the function's captures nor the run's Loop", async () => {
+  const alive = await runGcProbe(ABANDONED_CALL_PROBE);
+  assert(alive.loops <= 1 && alive.captured <= 1, `kept alive: ${JSON.stringify(alive)}`);
+});
+
 Deno.test("memory: an undone sleep (or call) an armed task left behind does not keep that task's tree and results alive", async () => {
   const alive = await runGcProbe(RETENTION_PROBE);
   assert(alive.sleep <= 1 && alive.call <= 1, `results kept alive: ${JSON.stringify(alive)}`);
