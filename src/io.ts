@@ -435,7 +435,10 @@ export function readView(
  * completes. So after a cancelled write, `data` is free to change only once
  * a later `write` on the same stream has returned (it waits for the
  * earlier one; `write(stream, "")` does just that) or the stream has been
- * closed with `close`; a change made before may reach the peer.
+ * closed with `close`; a change made before may reach the peer. Bytes of
+ * cancelled writes wait in the stream until the peer reads them: a server
+ * that times out writes to a slow client should close that stream rather
+ * than keep writing to it, or those bytes pile up.
  *
  * A write refused because another task already waits to write on the
  * stream (one writer per stream) throws and sends nothing more: only bytes
