@@ -9,7 +9,7 @@ import { TaskFailedError } from "./errors.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import { belongsTo } from "./join.ts";
 import type { Loop } from "./loop.ts";
-import type { Task, TaskObserver } from "./task.ts";
+import { parentOf, type Task, type TaskObserver } from "./task.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
 
 const CIRCUMSTANCE = "while cancelled by cancel()";
@@ -47,6 +47,13 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
       // above). Cancelled already, it is running its cleanup, which it
       // cannot wait for: the cancel is moot, as a second one always is.
       if (task._state === "waiting") loop._resumeNow(task, undefined);
+      return;
+    }
+    // In its cleanup, a task cannot wait for an ancestor: the ancestor
+    // settles only after this task, and no cancellation will come to end
+    // the wait. The ancestor is cancelled; the cleanup goes on.
+    if (task._state === "waiting" && loop._isCleaningUp(task) && isAncestor(target, task)) {
+      loop._resumeNow(task, undefined);
       return;
     }
     if (target.settled) {
@@ -90,7 +97,9 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
  * reported to the task's parent (joiners, if any, get it too). Cancelling a
  * task that has settled already completes at once. A task cancelling itself
  * gets its `CancelledError` at this `yield*`; in its cleanup, once
- * cancelled, it cannot wait for that cleanup, and `cancel` completes at once. `task.cancel()` is the
+ * cancelled, it cannot wait for that cleanup, and `cancel` completes at
+ * once; so does cancelling its parent (or any ancestor) from there, which
+ * settles only after it. `task.cancel()` is the
  * fire-and-forget form; a failure after it is reported as any unjoined
  * failure is, to the task's parent.
  *
@@ -126,4 +135,12 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
 export function cancel(task: Task<unknown>, reason?: unknown): Operation<void> {
   checkTask(task, "cancel()");
   return new CancelInstruction(task, reason);
+}
+
+/** Whether `ancestor` is `task`'s parent, or its parent's, and so on. */
+function isAncestor(ancestor: Task<unknown>, task: Task<unknown>): boolean {
+  for (let parent = parentOf(task); parent !== null; parent = parentOf(parent)) {
+    if (parent === ancestor) return true;
+  }
+  return false;
 }

@@ -925,6 +925,14 @@ export class Loop {
     op.then(() => this.#hostOpsLeft.delete(op));
   }
 
+  /**
+   * @internal Whether `task` runs its cleanup after a cancellation it was
+   * given: nothing will interrupt its waits with one again.
+   */
+  _isCleaningUp(task: Task<unknown>): boolean {
+    return this.#tasks.isCleaningUp(task);
+  }
+
   /** @internal Cancels `task` (see `Task.cancel`). */
   _cancel(task: Task<unknown>, reason: unknown): void {
     this.#tasks.cancel(task, reason);

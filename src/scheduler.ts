@@ -639,6 +639,14 @@ export class Scheduler {
     this.cancelGroup([...roots, ...liveDescendants(roots, spared)], reason, group);
   }
 
+  /**
+   * Whether `task` runs its cleanup after a cancellation it was given (not
+   * one a group or timeout still holds back from it).
+   */
+  isCleaningUp(task: Task<unknown>): boolean {
+    return this.#isCleaningUp(task);
+  }
+
   #isCleaningUp(task: Task<unknown>): boolean {
     return this.#cancelled.has(task) && !this.#holding.has(task);
   }

@@ -234,6 +234,49 @@ Deno.test("cancel() of itself in its own cleanup, once cancelled, completes at o
   assertEquals(log, ["cleanup finished@5"]);
 });
 
+for (const levels of [1, 2]) {
+  Deno.test(`cancel() of its ${levels === 1 ? "parent" : "grandparent"} in its own cleanup, once cancelled, cancels it and completes at once instead of a deadlock`, () => {
+    const loop = virtualLoop();
+    const log: string[] = [];
+    let workerTask: Task<void> | undefined;
+    const [state, error] = loop.runSync(function* main() {
+      const supervisor = yield* spawn(function* supervisor(): Operation<void> {
+        const me = yield* currentTask();
+        function* worker(): Operation<void> {
+          try {
+            yield* suspend();
+          } finally {
+            // A shutdown helper that cancels the supervisor too.
+            yield* cancel(me, "shutting down");
+            yield* sleep(5);
+            log.push(`worker cleanup finished@${loop.time()}`);
+          }
+        }
+        function* middle(): Operation<void> {
+          workerTask = yield* spawn(worker);
+          yield* suspend();
+        }
+        if (levels === 1) workerTask = yield* spawn(worker);
+        else yield* spawn(middle);
+        try {
+          yield* suspend();
+        } finally {
+          log.push(`supervisor cleanup@${loop.time()}`);
+        }
+      });
+      // Until the worker waits in its try block.
+      for (let turn = 0; turn <= levels; turn++) yield* yieldNow();
+      workerTask!.cancel("stop");
+      const error = yield* joinError(supervisor);
+      return [supervisor.state, error] as const;
+    });
+    assertEquals(state, "cancelled");
+    assertInstanceOf(error, CancelledError);
+    assertEquals(error.reason, "shutting down");
+    assertEquals(log, ["supervisor cleanup@0", "worker cleanup finished@5"]);
+  });
+}
+
 Deno.test("a task queued with an error, then cancelled before it runs, fails with that error alone when it does not catch it", () => {
   const error = runVirtual(function* main() {
     const task = yield* spawn(function* worker() {
