@@ -26,17 +26,25 @@ export class LeftoversInstruction extends Instruction<void> implements TaskObser
   override _waitedOnBy: Task<unknown> | null = null;
   readonly #leftovers: Task<unknown>[];
   readonly #report: (error: unknown) => void;
+  // The leftovers whose body had failed before the run's end cancelled them.
+  readonly #failedBefore: Set<Task<unknown>>;
   #remaining: number;
   #waiter: Task<unknown> | null = null;
 
   /**
    * @param leftovers The tasks to wait for, none of them settled.
    * @param report Takes a leftover's failure, as an unjoined one.
+   * @param failedBefore Whether a leftover's body has failed already.
    */
-  constructor(leftovers: Task<unknown>[], report: (error: unknown) => void) {
+  constructor(
+    leftovers: Task<unknown>[],
+    report: (error: unknown) => void,
+    failedBefore: (task: Task<unknown>) => boolean,
+  ) {
     super();
     this.#leftovers = leftovers;
     this.#report = report;
+    this.#failedBefore = new Set(leftovers.filter(failedBefore));
     this.#remaining = leftovers.length;
     for (const task of leftovers) addObserver(task, this);
   }
@@ -48,9 +56,12 @@ export class LeftoversInstruction extends Instruction<void> implements TaskObser
 
   taskSettled(task: Task<unknown>, loop: Loop): void {
     if (task._state === "failed") {
-      this.#report(
-        new TaskFailedError(task.name, task._slot, "while cancelled at the end of the run"),
-      );
+      // One that failed before the run ended is an unjoined failure like any
+      // other; the others failed in the cleanup their cancellation started.
+      const circumstance = this.#failedBefore.has(task)
+        ? undefined
+        : "while cancelled at the end of the run";
+      this.#report(new TaskFailedError(task.name, task._slot, circumstance));
     }
     this.#remaining--;
     const waiter = this.#waiter;

@@ -534,6 +534,7 @@ export class Loop {
     const waiting = new LeftoversInstruction(
       leftovers,
       (error) => this.#tasks.orphanErrors.push(error),
+      (task) => this.#failedBefore(task),
     );
     // Their whole trees at once, as asyncio.run() cancels every task left:
     // a leftover waiting in a gather waits for the gather's children, whose
@@ -543,6 +544,16 @@ export class Loop {
     const spareCleanups = reason !== RUN_FAILED;
     this.#tasks.cancelTrees(leftovers, reason, "tasks left at the run's end", spareCleanups);
     return this._spawn(drive(waiting), "the run's end", this);
+  }
+
+  /**
+   * Whether `task`'s body has failed already (it waits for its children to
+   * finish their cleanup), so that a failure at the run's end is not its
+   * cancellation's doing.
+   */
+  #failedBefore(task: Task<unknown>): boolean {
+    const error = this.#tasks.bodyError(task);
+    return error !== undefined && !(error instanceof CancelledError);
   }
 
   /**

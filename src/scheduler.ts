@@ -38,6 +38,9 @@ export class Closing extends Instruction {
   override _waitedOnBy: Task<unknown> | null = null;
   /** Whether the body threw (or a child's failure was added since). */
   threw: boolean;
+  // Whether the body itself threw, for reports: a body that returned fails
+  // too once a child's failure is added.
+  readonly #bodyThrew: boolean;
   // The body's result or error, with the failures added since (see
   // PendingErrors).
   #outcome: unknown;
@@ -45,6 +48,7 @@ export class Closing extends Instruction {
   constructor(threw: boolean, outcome: unknown) {
     super();
     this.threw = threw;
+    this.#bodyThrew = threw;
     this.#outcome = outcome;
   }
 
@@ -67,7 +71,8 @@ export class Closing extends Instruction {
     // The error that started the shutdown is what a reader of a deadlock
     // report needs most.
     if (!this.threw || this.outcome instanceof CancelledError) return waiting;
-    return `${waiting} (its body threw ${describeError(this.outcome)})`;
+    const how = this.#bodyThrew ? "its body threw" : "its body returned, but a child failed:";
+    return `${waiting} (${how} ${describeError(this.outcome)})`;
   }
 }
 

@@ -25,8 +25,10 @@ import type { Yielded } from "./instruction.ts";
  *
  * - `ready`: queued to run (or not started yet).
  * - `running`: its code is executing right now.
- * - `waiting`: suspended on an instruction (a timer, a join, I/O, …), or
- *   finished but waiting for its children to be cancelled.
+ * - `waiting`: suspended on an instruction (a timer, a join, I/O, …), from
+ *   the moment the wait starts (so also while `call()` runs the function
+ *   it was given), or finished but waiting for its children to be
+ *   cancelled.
  * - `done`: returned a value; see `task.result`.
  * - `failed`: threw; see `task.error`.
  * - `cancelled`: ended by a `CancelledError` (see `task.error`): its own

@@ -1095,6 +1095,67 @@ Deno.test("DeadlockError: a detached task's failure that main's cleanup joins is
   assertEquals(occurrences, 1, `"flush failed" appears ${occurrences} times in the run's error`);
 });
 
+Deno.test("DeadlockError: a task whose body returned, waiting for its children, is not reported as one whose body threw when a child failed", () => {
+  const error = assertThrows(
+    () =>
+      new Loop({ clock: new VirtualClock() }).runSync(function* main() {
+        const parent = yield* spawn(function* parent() {
+          yield* spawn(function* failer() {
+            try {
+              yield* sleep(100);
+            } finally {
+              // deno-lint-ignore no-unsafe-finally
+              throw new Error("cleanup failed");
+            }
+          });
+          yield* spawn(function* stuck() {
+            try {
+              yield* sleep(100);
+            } finally {
+              yield* suspend();
+            }
+          });
+          yield* sleep(1);
+          return "ok";
+        });
+        return yield* join(parent);
+      }),
+    DeadlockError,
+  );
+  const line = error.blocked.find((l) => l.startsWith('task "parent"'));
+  assert(line !== undefined, error.message);
+  assert(!line.includes("its body threw"), line);
+  assertStringIncludes(line, "its body returned, but a child failed:");
+});
+
+Deno.test("TaskFailedError: a detached task whose body threw before the run ended is reported as unjoined, not as failing while cancelled at the run's end", () => {
+  let caught: unknown;
+  try {
+    new Loop({ clock: new VirtualClock() }).runSync(function* main() {
+      yield* spawn(function* det() {
+        yield* spawn(function* kid() {
+          try {
+            yield* sleep(100);
+          } finally {
+            yield* sleep(10);
+          }
+        });
+        yield* sleep(1);
+        throw new Error("det body failed");
+      }, { detached: true });
+      yield* sleep(2);
+      return "main done";
+    });
+  } catch (error) {
+    caught = error;
+  }
+  assertInstanceOf(caught, TaskFailedError);
+  assertEquals(caught.taskName, "det");
+  assertStringIncludes(caught.message, "det body failed");
+  assert(!caught.message.includes("while cancelled at the end of the run"), caught.message);
+  assertStringIncludes(caught.message, "failed and nobody joined it");
+});
+
 Deno.test("DeadlockError: two tasks joining each other; .blocked names each and what it waits for", () => {
   const error = assertThrows(
     () =>
