@@ -984,75 +984,57 @@ function neverReady(name: string): SimulatedStream {
   return new SimulatedStream(name, { waitCycles: 0 });
 }
 
+/** Waits for ever; its cleanup fails after 1 ms with `message`. */
+function* failsInCleanup(message: string): Operation<void> {
+  try {
+    yield* read(neverReady("a"));
+  } finally {
+    yield* sleep(1);
+    // deno-lint-ignore no-unsafe-finally
+    throw new Error(message);
+  }
+}
+
+/**
+ * Waits on a stream nobody writes (the run deadlocks), then cleans up for
+ * 5 ms, as a best-effort cleanup that ignores its own errors.
+ */
+function* deadlocksThenCleansUp(log: string[]): Operation<void> {
+  try {
+    yield* read(neverReady("b"));
+  } finally {
+    try {
+      yield* sleep(5); // releasing something takes a while
+      log.push("main cleanup done");
+    } catch (e) {
+      log.push(`main cleanup interrupted: ${(e as Error).message}`);
+    }
+  }
+}
+
 Deno.test("DeadlockError: a detached task's cleanup failure does not cut main's cleanup short; it is the DeadlockError's cause", async () => {
   const log: string[] = [];
   const loop = new Loop({ clock: new VirtualClock() });
-  let error: unknown;
-  try {
-    await loop.runUntilComplete(function* main() {
-      yield* spawn(function* worker() {
-        try {
-          yield* read(neverReady("a"));
-        } finally {
-          yield* sleep(1);
-          // deno-lint-ignore no-unsafe-finally
-          throw new Error("worker cleanup failed");
-        }
-      }, { detached: true });
-      try {
-        yield* read(neverReady("b")); // deadlock
-      } finally {
-        try {
-          yield* sleep(5); // releasing something takes a while
-          log.push("main cleanup done");
-        } catch (e) {
-          // A best-effort cleanup ignores its own errors.
-          log.push(`main cleanup interrupted: ${(e as Error).message}`);
-        }
-      }
-    });
-  } catch (e) {
-    error = e;
-  }
+  const error = await assertRejects(() =>
+    loop.runUntilComplete(function* main() {
+      yield* spawn(failsInCleanup("worker cleanup failed"), { detached: true });
+      yield* deadlocksThenCleansUp(log);
+    })
+  );
   assertInstanceOf(error, DeadlockError);
   assertEquals(log, ["main cleanup done"]);
   assertInstanceOf(error.cause, TaskFailedError);
-  assert(error.cause.message.includes("worker cleanup failed"), error.cause.message);
+  assertStringIncludes(error.cause.message, "worker cleanup failed");
 });
 
 Deno.test("DeadlockError under runSync: a loop.spawn task's cleanup failure does not cut main's cleanup short; it is the run error's cause", () => {
   const log: string[] = [];
   const loop = new Loop({ clock: new VirtualClock() });
-  loop.spawn(function* root() {
-    try {
-      yield* read(neverReady("a"));
-    } finally {
-      yield* sleep(1);
-      // deno-lint-ignore no-unsafe-finally
-      throw new Error("root cleanup failed");
-    }
-  });
-  let error: unknown;
-  try {
-    loop.runSync(function* main() {
-      try {
-        yield* read(neverReady("b")); // deadlock
-      } finally {
-        try {
-          yield* sleep(5);
-          log.push("main cleanup done");
-        } catch (e) {
-          log.push(`main cleanup interrupted: ${(e as Error).message}`);
-        }
-      }
-    });
-  } catch (e) {
-    error = e;
-  }
-  assertInstanceOf(error, DeadlockError);
+  loop.spawn(failsInCleanup("root cleanup failed"));
+  const error = assertThrows(() => loop.runSync(() => deadlocksThenCleansUp(log)), DeadlockError);
   assertEquals(log, ["main cleanup done"]);
   assertInstanceOf(error.cause, TaskFailedError);
-  assert(error.cause.message.includes("root cleanup failed"), error.cause.message);
+  assertStringIncludes(error.cause.message, "root cleanup failed");
 });
 
 /** Every error reachable from `error` through `cause` and `AggregateError.errors`, with repeats. */

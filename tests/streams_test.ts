@@ -859,24 +859,29 @@ Deno.test("close(): timeout() around close() of a user Stream whose close() Prom
   assertEquals(ended, true, "run() had not returned 1 s after its main task returned");
 });
 
-Deno.test("read(): the bytes are over an ArrayBuffer of their own, copied out of a stream's SharedArrayBuffer", async () => {
-  const shared = new Uint8Array(new SharedArrayBuffer(4));
-  shared.set([104, 105, 33, 0]);
+/** A user stream, always ready, whose one read gives `chunk` (its own bytes, not a copy). */
+function oneChunkStream(name: string, chunk: Uint8Array): Stream {
   let given = false;
-  const sharedStream: Stream = {
-    name: "shared",
+  return {
+    name,
     closed: false,
     poll: () => true,
-    tryRead(max: number) {
+    tryRead() {
       if (given) return null;
       given = true;
-      return shared.subarray(0, Math.min(3, max));
+      return chunk;
     },
     tryReadInto: () => WOULD_BLOCK,
     tryWrite: () => WOULD_BLOCK,
     flushed: () => true,
     close: () => undefined,
   };
+}
+
+Deno.test("read(): the bytes are over an ArrayBuffer of their own, copied out of a stream's SharedArrayBuffer", async () => {
+  const shared = new Uint8Array(new SharedArrayBuffer(4));
+  shared.set([104, 105, 33, 0]);
+  const sharedStream = oneChunkStream("shared", shared.subarray(0, 3));
   const simulated = new SimulatedStream("plain", { data: "abc", ended: true });
   const [fromShared, fromSimulated] = runSync(function* main() {
     return [yield* read(sharedStream), yield* read(simulated)];
@@ -894,21 +899,7 @@ Deno.test("read(): the bytes are over an ArrayBuffer of their own, copied out of
 Deno.test("read(): a Node Buffer chunk over a SharedArrayBuffer (whose slice() is a view) is copied too", async () => {
   const shared = Buffer.from(new SharedArrayBuffer(4));
   shared.set([104, 105, 33, 0]);
-  let given = false;
-  const stream: Stream = {
-    name: "buffer over shared memory",
-    closed: false,
-    poll: () => true,
-    tryRead(max: number) {
-      if (given) return null;
-      given = true;
-      return shared.subarray(0, Math.min(3, max));
-    },
-    tryReadInto: () => WOULD_BLOCK,
-    tryWrite: () => WOULD_BLOCK,
-    flushed: () => true,
-    close: () => undefined,
-  };
+  const stream = oneChunkStream("buffer over shared memory", shared.subarray(0, 3));
   const bytes = runSync(function* main() {
     return yield* read(stream);
   });
