@@ -286,9 +286,9 @@ export class Loop {
    */
   spawn<T>(body: TaskBody<T>, options?: SpawnOptions): Task<T>;
   /**
-   * Schedules `body` as a new task from outside any task (the form for a body whose type is a union of bodies returning different
-   * types, such as `flag ? fetchName() : fetchCount()`: the result is typed
-   * as any of theirs).
+   * Schedules `body` as a new task from outside any task (the form for a body
+   * whose type is a union of bodies returning different types, such as
+   * `flag ? fetchName() : fetchCount()`: the result is typed as any of theirs).
    *
    * @typeParam B The body's type.
    * @param body A generator object, generator function or operation.
@@ -327,9 +327,9 @@ export class Loop {
    */
   runUntilComplete<T>(body: TaskBody<T>): Promise<T>;
   /**
-   * Runs `body` as the main task until it settles (the form for a body whose type is a union of bodies returning different
-   * types, such as `flag ? fetchName() : fetchCount()`: the result is typed
-   * as any of theirs).
+   * Runs `body` as the main task until it settles (the form for a body whose
+   * type is a union of bodies returning different types, such as
+   * `flag ? fetchName() : fetchCount()`: the result is typed as any of theirs).
    *
    * @typeParam B The body's type.
    * @param body The main task's body.
@@ -372,9 +372,9 @@ export class Loop {
    */
   runSync<T>(body: TaskBody<T>): T;
   /**
-   * Like `runUntilComplete`, but synchronous (the form for a body whose type is a union of bodies returning different
-   * types, such as `flag ? fetchName() : fetchCount()`: the result is typed
-   * as any of theirs).
+   * Like `runUntilComplete`, but synchronous (the form for a body whose type is
+   * a union of bodies returning different types, such as
+   * `flag ? fetchName() : fetchCount()`: the result is typed as any of theirs).
    *
    * @typeParam B The body's type.
    * @param body The main task's body.
@@ -534,7 +534,7 @@ export class Loop {
     const waiting = new LeftoversInstruction(
       leftovers,
       (error) => this.#tasks.orphanErrors.push(error),
-      (task) => this.#failedBefore(task),
+      (task) => this.#tasks.bodyFailure(task) !== undefined,
     );
     // Their whole trees at once, as asyncio.run() cancels every task left:
     // a leftover waiting in a gather waits for the gather's children, whose
@@ -544,16 +544,6 @@ export class Loop {
     const spareCleanups = reason !== RUN_FAILED;
     this.#tasks.cancelTrees(leftovers, reason, "tasks left at the run's end", spareCleanups);
     return this._spawn(drive(waiting), "the run's end", this);
-  }
-
-  /**
-   * Whether `task`'s body has failed already (it waits for its children to
-   * finish their cleanup), so that a failure at the run's end is not its
-   * cancellation's doing.
-   */
-  #failedBefore(task: Task<unknown>): boolean {
-    const error = this.#tasks.bodyError(task);
-    return error !== undefined && !(error instanceof CancelledError);
   }
 
   /**
@@ -864,8 +854,8 @@ export class Loop {
       if (!(pending instanceof CancelledError)) errors.push(pending);
     }
     errors.push(...this.#tasks.closingErrors());
-    const own = this.#tasks.bodyError(main);
-    if (own !== undefined && !(own instanceof CancelledError)) errors.unshift(own);
+    const own = this.#tasks.bodyFailure(main);
+    if (own !== undefined) errors.unshift(own);
     dropReportsOfListed(errors);
     if (errors.length === 0) return error;
     const cause = errors.length === 1 ? errors[0] : new AggregateError(
@@ -1093,12 +1083,6 @@ function checkMs(ms: unknown, name: string): void {
 }
 
 /**
- * Lets the host event loop run (sockets, timers, Promises) once.
- * `setImmediate` takes about 15 µs here; a `setTimeout(0)` called from a
- * timer's callback is clamped to 4 ms once nested, which cost a busy loop
- * a quarter of its time. Deno before 2.4 has no global `setImmediate`.
- */
-/**
  * Drops, in place, each report of an unjoined failure whose error is listed
  * itself: a task joined after its failure was reported (main's cleanup
  * joining a detached task while a failed run unwinds) fails with that very
@@ -1114,6 +1098,12 @@ function dropReportsOfListed(errors: unknown[]): void {
   errors.length = kept;
 }
 
+/**
+ * Lets the host event loop run (sockets, timers, Promises) once.
+ * `setImmediate` takes about 15 µs here; a `setTimeout(0)` called from a
+ * timer's callback is clamped to 4 ms once nested, which cost a busy loop
+ * a quarter of its time. Deno before 2.4 has no global `setImmediate`.
+ */
 function yieldToHost(): Promise<void> {
   return new Promise((resolve) => HOST_TURN(resolve));
 }

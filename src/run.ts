@@ -33,9 +33,9 @@ import type { BodyResult, TaskBody } from "./task.ts";
  */
 export function run<T>(body: TaskBody<T>, options?: LoopOptions): Promise<T>;
 /**
- * Runs `body` on a fresh `Loop` until it settles (the form for a body whose type is a union of bodies returning different
- * types, such as `flag ? fetchName() : fetchCount()`: the result is typed
- * as any of theirs).
+ * Runs `body` on a fresh `Loop` until it settles (the form for a body whose
+ * type is a union of bodies returning different types, such as
+ * `flag ? fetchName() : fetchCount()`: the result is typed as any of theirs).
  *
  * @typeParam B The body's type.
  * @param body The main task's body.
@@ -73,9 +73,9 @@ export function run<T>(body: TaskBody<T>, options?: LoopOptions): Promise<T> {
  */
 export function runSync<T>(body: TaskBody<T>, options?: LoopOptions): T;
 /**
- * Runs `body` on a fresh `Loop`, synchronously (the form for a body whose type is a union of bodies returning different
- * types, such as `flag ? fetchName() : fetchCount()`: the result is typed
- * as any of theirs).
+ * Runs `body` on a fresh `Loop`, synchronously (the form for a body whose type
+ * is a union of bodies returning different types, such as
+ * `flag ? fetchName() : fetchCount()`: the result is typed as any of theirs).
  *
  * @typeParam B The body's type.
  * @param body The main task's body.

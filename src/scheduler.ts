@@ -198,17 +198,26 @@ export class Scheduler {
         errors.push(...task._slot.heldFailures());
       }
       if (task === this.main) continue;
-      const error = this.bodyError(task);
-      if (error !== undefined && !(error instanceof CancelledError)) errors.push(error);
+      const failure = this.bodyFailure(task);
+      if (failure !== undefined) errors.push(failure);
     }
     return errors;
+  }
+
+  /**
+   * The error `task`'s body failed with (a cancellation is none), if it
+   * has ended so, also while the task still waits for its children.
+   */
+  bodyFailure(task: Task<unknown>): unknown {
+    const error = this.#bodyError(task);
+    return error instanceof CancelledError ? undefined : error;
   }
 
   /**
    * The error `task`'s body ended with, if it has ended so, also while the
    * task still waits for its children to finish their cleanup.
    */
-  bodyError(task: Task<unknown>): unknown {
+  #bodyError(task: Task<unknown>): unknown {
     const slot = task._slot;
     if (slot instanceof Closing) return slot.threw ? slot.outcome : undefined;
     return task._state === "failed" ? slot : undefined;
@@ -640,7 +649,7 @@ export class Scheduler {
     group: string,
     spareCleanups: boolean,
   ): void {
-    const spared = spareCleanups ? (task: Task<unknown>) => this.#isCleaningUp(task) : spareNone;
+    const spared = spareCleanups ? (task: Task<unknown>) => this.isCleaningUp(task) : spareNone;
     this.cancelGroup([...roots, ...liveDescendants(roots, spared)], reason, group);
   }
 
@@ -649,10 +658,6 @@ export class Scheduler {
    * one a group or timeout still holds back from it).
    */
   isCleaningUp(task: Task<unknown>): boolean {
-    return this.#isCleaningUp(task);
-  }
-
-  #isCleaningUp(task: Task<unknown>): boolean {
     return this.#cancelled.has(task) && !this.#holding.has(task);
   }
 

@@ -98,9 +98,9 @@ class SpawnInstruction<T> extends Instruction<Task<T>> {
  */
 export function spawn<T>(body: TaskBody<T>, options?: SpawnOptions): Operation<Task<T>>;
 /**
- * Starts `body` as a child task and returns it at once (the form for a body whose type is a union of bodies returning different
- * types, such as `flag ? fetchName() : fetchCount()`: the result is typed
- * as any of theirs).
+ * Starts `body` as a child task and returns it at once (the form for a body
+ * whose type is a union of bodies returning different types, such as
+ * `flag ? fetchName() : fetchCount()`: the result is typed as any of theirs).
  *
  * @typeParam B The body's type.
  * @param body A generator object, a zero-argument generator function, or an operation.

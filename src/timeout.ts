@@ -186,10 +186,10 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
  */
 export function timeout<T>(ms: number, body: TaskBody<T>): Operation<T>;
 /**
- * Runs `body` as a child task, cancelling it if it has not finished within
- * `ms` milliseconds (the form for a body whose type is a union of bodies returning different
- * types, such as `flag ? fetchName() : fetchCount()`: the result is typed
- * as any of theirs).
+ * Runs `body` as a child task, cancelling it if it has not finished within `ms`
+ * milliseconds (the form for a body whose type is a union of bodies returning
+ * different types, such as `flag ? fetchName() : fetchCount()`: the result is
+ * typed as any of theirs).
  *
  * @typeParam B The body's type.
  * @param ms The limit in milliseconds of the loop's clock.

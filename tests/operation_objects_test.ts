@@ -31,6 +31,24 @@ function describeOutcome(error: unknown): string {
   return (error as Error)?.name ?? String(error);
 }
 
+/**
+ * Runs `op`, logging as `who` what `onValue` makes of its value, or how it
+ * was refused.
+ */
+function* attempt<T>(
+  log: string[],
+  who: string,
+  op: Operation<T>,
+  onValue: (value: T) => string,
+): Operation<void> {
+  try {
+    const value = yield* op;
+    log.push(`${who} ${onValue(value)}`);
+  } catch (error) {
+    log.push(`${who} ${describeOutcome(error)}`);
+  }
+}
+
 // ---------------------------------------------------------------------------
 
 Deno.test("second waiter: a sleep whose first waiter was woken but has not run yet is refused to another task, not finished at once", () => {
@@ -42,21 +60,9 @@ Deno.test("second waiter: a sleep whose first waiter was woken but has not run y
     // fire, b first, so b runs while a is queued, not yet resumed.
     const b = yield* spawn(function* b(): Operation<void> {
       yield* sleep(100);
-      try {
-        yield* shared;
-        log.push(`b passed@${loop.time()}`);
-      } catch (error) {
-        log.push(`b ${describeOutcome(error)}`);
-      }
+      yield* attempt(log, "b", shared, () => `passed@${loop.time()}`);
     });
-    const a = yield* spawn(function* a(): Operation<void> {
-      try {
-        yield* shared;
-        log.push(`a woke@${loop.time()}`);
-      } catch (error) {
-        log.push(`a ${describeOutcome(error)}`);
-      }
-    });
+    const a = yield* spawn(attempt(log, "a", shared, () => `woke@${loop.time()}`));
     yield* join(b);
     yield* join(a);
   });
@@ -76,19 +82,9 @@ Deno.test("second waiter: a join whose first waiter was woken but has not run ye
     const shared = join(child);
     const b = yield* spawn(function* b(): Operation<void> {
       yield* sleep(100);
-      try {
-        log.push(`b got ${yield* shared}`);
-      } catch (error) {
-        log.push(`b ${describeOutcome(error)}`);
-      }
+      yield* attempt(log, "b", shared, (value) => `got ${value}`);
     });
-    const a = yield* spawn(function* a(): Operation<void> {
-      try {
-        log.push(`a got ${yield* shared}`);
-      } catch (error) {
-        log.push(`a ${describeOutcome(error)}`);
-      }
-    });
+    const a = yield* spawn(attempt(log, "a", shared, (value) => `got ${value}`));
     yield* join(b);
     yield* join(a);
   });
@@ -107,24 +103,13 @@ Deno.test("second waiter: a read whose first waiter the selector woke but has no
       yield* sleep(100);
       yield* write(stream, "data");
     });
+    const decoded = (bytes: Uint8Array | null) => `got ${new TextDecoder().decode(bytes!)}`;
     const b = yield* spawn(function* b(): Operation<void> {
       yield* sleep(100);
       yield* yieldNow();
-      try {
-        const bytes = yield* shared;
-        log.push(`b got ${new TextDecoder().decode(bytes!)}`);
-      } catch (error) {
-        log.push(`b ${describeOutcome(error)}`);
-      }
+      yield* attempt(log, "b", shared, decoded);
     });
-    const a = yield* spawn(function* a(): Operation<void> {
-      try {
-        const bytes = yield* shared;
-        log.push(`a got ${new TextDecoder().decode(bytes!)}`);
-      } catch (error) {
-        log.push(`a ${describeOutcome(error)}`);
-      }
-    });
+    const a = yield* spawn(attempt(log, "a", shared, decoded));
     yield* join(feeder);
     yield* join(b);
     yield* join(a);
@@ -142,12 +127,7 @@ Deno.test("second waiter: a sleep whose first waiter was cancelled but has not r
     });
     yield* yieldNow(); // a waits on `shared`
     a.cancel(); // a is queued with its CancelledError, not run yet
-    try {
-      yield* shared;
-      log.push(`main passed@${loop.time()}`);
-    } catch (error) {
-      log.push(`main ${describeOutcome(error)}`);
-    }
+    yield* attempt(log, "main", shared, () => `passed@${loop.time()}`);
     try {
       yield* join(a);
     } catch { /* cancelled */ }
