@@ -142,6 +142,12 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
   }
 
   /** Lets go of the children the subclass recorded, once the group is over. */
+  /** How many tasks the group has, for its description: "1 task", "3 tasks". */
+  protected countText(): string {
+    const count = this.tasks.length;
+    return count === 1 ? "1 task" : `${count} tasks`;
+  }
+
   protected abstract forget(): void;
 
   override holdsInterrupt(task: Task<unknown>, error: unknown, loop: Loop): boolean {

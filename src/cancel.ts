@@ -12,8 +12,6 @@ import type { Loop } from "./loop.ts";
 import { parentOf, type Task, type TaskObserver } from "./task.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
 
-const CIRCUMSTANCE = "while cancelled by cancel()";
-
 class CancelInstruction extends Instruction<void> implements TaskObserver {
   override value: unknown = undefined;
   override done = false;
@@ -21,6 +19,10 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
   readonly #target: Task<unknown>;
   readonly #reason: unknown;
   #waiter: Task<unknown> | null = null;
+  // The target's body had failed already when the cancel reached it (it
+  // waited for its children's cleanup): its failure is not one "while
+  // cancelled".
+  #failedBefore = false;
 
   constructor(target: Task<unknown>, reason: unknown) {
     super();
@@ -41,6 +43,7 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
     // Cancelling yourself, or a task whose cancellation reaches back to you
     // (a parent waiting on a gather you are part of), queues your own
     // CancelledError; the loop then undoes the wait registered below.
+    this.#failedBefore = loop._bodyFailed(target);
     loop._cancel(target, this.#reason);
     if (target === task) {
       // Not cancelled before, the task is now queued with its error (see
@@ -71,7 +74,10 @@ class CancelInstruction extends Instruction<void> implements TaskObserver {
     // As an observer this instruction keeps the failure from being reported
     // to the target's parent: dropping it here would lose it for good.
     if (target._state === "failed") {
-      loop._enqueueThrow(waiter, new TaskFailedError(target.name, target._slot, CIRCUMSTANCE));
+      const circumstance = this.#failedBefore
+        ? "before cancel() reached it"
+        : "while cancelled by cancel()";
+      loop._enqueueThrow(waiter, new TaskFailedError(target.name, target._slot, circumstance));
     } else {
       loop._enqueue(waiter, undefined);
     }

@@ -15,7 +15,7 @@ class GatherInstruction<T> extends GroupInstruction<T[]> {
   #firstUnfinished: Task<unknown> | null = null;
 
   describe(): string {
-    return `gather of ${this.tasks.length} tasks (${this.remaining} still running)`;
+    return `gather of ${this.countText()} (${this.remaining} still running)`;
   }
 
   protected childSettled(child: Task<unknown>, index: number, loop: Loop): void {

@@ -934,6 +934,14 @@ export class Loop {
     return this.#tasks.isCleaningUp(task);
   }
 
+  /**
+   * @internal Whether `task`'s body has ended with an error other than a
+   * cancellation (it may still wait for its children's cleanup).
+   */
+  _bodyFailed(task: Task<unknown>): boolean {
+    return this.#tasks.bodyFailure(task) !== undefined;
+  }
+
   /** @internal Cancels `task` (see `Task.cancel`). */
   _cancel(task: Task<unknown>, reason: unknown): void {
     this.#tasks.cancel(task, reason);

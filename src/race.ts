@@ -14,7 +14,7 @@ class RaceInstruction<T> extends GroupInstruction<T> {
   #winner: Task<unknown> | null = null;
 
   describe(): string {
-    return `race of ${this.tasks.length} tasks`;
+    return `race of ${this.countText()}`;
   }
 
   protected childSettled(child: Task<unknown>, _index: number, loop: Loop): void {

@@ -65,6 +65,9 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
   #waiter: Task<unknown> | null = null;
   #timer: TimeoutTimer | null = null;
   #timedOut = false;
+  // The body had failed already (its children's cleanup outlasted the
+  // limit): its failure is not one "while cancelled by its timeout".
+  #failedBefore = false;
   // The waiting task was interrupted: the loop holds its error until the
   // body has settled (see holdsInterrupt).
   #interrupted = false;
@@ -93,6 +96,7 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
   expire(loop: Loop): void {
     this.#timer = null;
     this.#timedOut = true;
+    this.#failedBefore = loop._bodyFailed(this.#child!);
     loop._cancel(this.#child!, `timeout of ${this.delay} ms`);
   }
 
@@ -113,7 +117,10 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
       // The body failed instead of ending cancelled (its cleanup threw):
       // reported after the TimeoutError, as an unjoined failure is.
       if (child._state === "failed") {
-        loop._reportFailure(child, `while cancelled by its timeout of ${this.delay} ms`);
+        const circumstance = this.#failedBefore
+          ? `before its timeout of ${this.delay} ms passed`
+          : `while cancelled by its timeout of ${this.delay} ms`;
+        loop._reportFailure(child, circumstance);
       }
     } else {
       resumeWithOutcome(loop, waiter, child);
@@ -133,6 +140,11 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
 
   describe(): string {
     const name = this.#child?.name ?? nameOf(this.#name) ?? "a task";
+    // Once the limit has passed, the wait is for the cancelled body's
+    // cleanup, not for the body to beat the limit.
+    if (this.#timedOut) {
+      return `task "${name}" to finish its cleanup after its timeout of ${this.delay} ms passed`;
+    }
     return `task "${name}" with a timeout of ${this.delay} ms`;
   }
 

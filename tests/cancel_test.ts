@@ -431,6 +431,33 @@ Deno.test("cancel() operation: a cleanup that fails is thrown as a TaskFailedErr
   assertEquals((task.error as Error).message, "cleanup failed");
 });
 
+Deno.test("cancel() operation: a task whose body failed before the cancel is not said to have failed while cancelled", () => {
+  const loop = virtualLoop();
+  const message = loop.runSync(function* main() {
+    const task = yield* spawn(function* failsFirst(): Operation<void> {
+      // Its child's slow cleanup keeps the task from settling after it fails.
+      yield* spawn(function* slowCleanup(): Operation<void> {
+        try {
+          yield* suspend();
+        } finally {
+          yield* sleep(10);
+        }
+      });
+      yield* sleep(1);
+      throw new Error("boom");
+    });
+    yield* sleep(2);
+    try {
+      yield* cancel(task);
+      return "cancel returned";
+    } catch (error) {
+      assertInstanceOf(error, TaskFailedError);
+      return error.message;
+    }
+  });
+  assertEquals(message, 'Task "failsFirst" failed before cancel() reached it: Error: boom');
+});
+
 Deno.test("cancel() operation: uncaught, a failed cleanup fails the canceller, not silently nothing", () => {
   const error = assertThrows(
     () =>
@@ -1421,7 +1448,7 @@ Deno.test("gather(): children stuck in cleanup keep the cancelled waiting task w
   );
   assertInstanceOf(error, DeadlockError);
   assertStringIncludes(error.message, "stuck");
-  assertStringIncludes(error.message, "gather of 1 tasks");
+  assertStringIncludes(error.message, "gather of 1 task");
 });
 
 // Regression test for a bug fixed after these tests found it:

@@ -1195,7 +1195,7 @@ Deno.test("DeadlockError: run() rejects with it too, and only blocked (not finis
     DeadlockError,
   );
   assertEquals([...error.blocked].sort(), [
-    'task "main" waits for gather of 1 tasks (1 still running)',
+    'task "main" waits for gather of 1 task (1 still running)',
     'task "stuck" waits for sleep(Infinity)',
   ]);
 });

@@ -291,7 +291,7 @@ Deno.test("a cancelled task in gather() whose child's cleanup waits for the task
   );
   assertStringIncludes(
     error.message,
-    'task "P" (cancelled, still running) waits for gather of 1 tasks',
+    'task "P" (cancelled, still running) waits for gather of 1 task',
   );
   assertEquals(log.sort(), ["C cleanup", "S cleanup"]);
   assertEquals(

@@ -18,6 +18,7 @@ import {
   cancel,
   CancelledError,
   currentTask,
+  DeadlockError,
   gather,
   join,
   Loop,
@@ -27,6 +28,7 @@ import {
   run,
   sleep,
   spawn,
+  suspend,
   type Task,
   type TaskBody,
   TaskFailedError,
@@ -820,6 +822,54 @@ Deno.test("timeout(): a body whose cleanup fails throws TimeoutError first, then
   assertEquals(error.taskName, "slow");
   assertStringIncludes(error.message, "cancelled by its timeout of 5 ms");
   assertEquals((error.cause as Error).message, "cleanup failed");
+});
+
+Deno.test("timeout(): a body that failed before the limit, its children's cleanup outlasting it, is said to have failed before", () => {
+  const loop = virtualLoop();
+  const log: string[] = [];
+  const error = assertThrows(() =>
+    loop.runSync(function* main() {
+      try {
+        yield* timeout(5, function* failsFirst(): Operation<void> {
+          yield* spawn(function* slowCleanup(): Operation<void> {
+            try {
+              yield* suspend();
+            } finally {
+              yield* sleep(10);
+            }
+          });
+          yield* sleep(1);
+          throw new RangeError("boom");
+        });
+      } catch (error) {
+        log.push(`${(error as Error).name}@${loop.time()}`);
+      }
+      yield* yieldNow();
+      log.push("unreachable");
+    }), TaskFailedError);
+  assertEquals(log, ["TimeoutError@11"]);
+  assertEquals(
+    error.message,
+    'Task "failsFirst" failed before its timeout of 5 ms passed: RangeError: boom',
+  );
+});
+
+Deno.test("timeout(): once its limit has passed, a deadlock report says it waits for the body's cleanup", () => {
+  const error = assertThrows(() =>
+    virtualLoop().runSync(function* main() {
+      yield* timeout(5, function* stuck(): Operation<void> {
+        try {
+          yield* sleep(100);
+        } finally {
+          yield* suspend();
+        }
+      });
+    }), DeadlockError);
+  assertStringIncludes(
+    error.message,
+    'task "stuck" to finish its cleanup after its timeout of 5 ms passed',
+  );
+  assert(!error.message.includes("with a timeout of"), error.message);
 });
 
 Deno.test("race(): ties go to the body whose timer was armed first", () => {
