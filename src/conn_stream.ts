@@ -122,6 +122,9 @@ export class ConnStream implements Stream {
   #heldBuffer: ArrayBufferLike | null = null;
   // What cancelled writes left to send after the write in flight (copied).
   #queued: Uint8Array | null = null;
+  // Who to tell if bytes of cancelled writes fail to go out (see
+  // abandonWrite); null while there are none.
+  #abandonedFailure: ((error: unknown) => void)[] | null = null;
   #closed = false;
   // What the first close() returned while its host operations settle.
   #closing: Promise<void> | undefined = undefined;
@@ -223,8 +226,9 @@ export class ConnStream implements Stream {
    * that what follows the host write in flight is sent from the copy, not
    * from the caller's buffer. That host write itself cannot be recalled.
    */
-  abandonWrite(rest?: Uint8Array): void {
+  abandonWrite(rest?: Uint8Array, onFailure?: (error: unknown) => void): void {
     if (this.#closed) return;
+    if (onFailure !== undefined) this.#tellOnFailure(rest, onFailure);
     if (this.#pending !== null && !this.#pendingOwned) {
       this.#heldBuffer = this.#pending.buffer;
       hold(this.#heldBuffer);
@@ -242,6 +246,19 @@ export class ConnStream implements Stream {
       // Sent once the write in flight is out, before any later write.
       const queued = this.#queued;
       this.#queued = queued === null ? rest.slice() : concat(queued, rest);
+    }
+  }
+
+  /**
+   * Keeps `onFailure` while a cancelled writer's bytes are still to go out;
+   * if the stream has failed already, its `rest` never will: told now.
+   */
+  #tellOnFailure(rest: Uint8Array | undefined, onFailure: (error: unknown) => void): void {
+    const unsent = rest !== undefined && rest.length > 0;
+    if (unsent && this.#writeError !== null) {
+      onFailure(this.#writeError);
+    } else if (unsent || this.#writing !== null) {
+      (this.#abandonedFailure ??= []).push(onFailure);
     }
   }
 
@@ -361,9 +378,22 @@ export class ConnStream implements Stream {
         : error;
     }
     this.#writing = null;
+    this.#tellAbandoned(error);
     const notify = this.#writeNotify;
     this.#writeNotify = null;
     if (notify !== null) notify();
+  }
+  /**
+   * Every byte of the cancelled writes went out, or some failed to: then
+   * their writers' `onFailure` is told, unless the failure was a close()
+   * (the program's own doing).
+   */
+  #tellAbandoned(error: unknown): void {
+    const told = this.#abandonedFailure;
+    if (told === null) return;
+    this.#abandonedFailure = null;
+    if (error === null || this.#closed) return;
+    for (const onFailure of told) onFailure(error);
   }
 }
 

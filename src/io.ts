@@ -10,6 +10,7 @@
 import { callAs } from "./call.ts";
 import { ConnStream, describeAddr } from "./conn_stream.ts";
 import { IncomingConn } from "./_incoming_conn.ts";
+import { describeError } from "./errors.ts";
 import {
   Instruction,
   type Operation,
@@ -438,7 +439,11 @@ export function readView(
  * closed with `close`; a change made before may reach the peer. Bytes of
  * cancelled writes wait in the stream until the peer reads them: a server
  * that times out writes to a slow client should close that stream rather
- * than keep writing to it, or those bytes pile up.
+ * than keep writing to it, or those bytes pile up. If they fail to go out
+ * (the peer went away), the stream's next write throws that error, and the
+ * loop's `onWarning` hook is told at once, since there may be no next
+ * write (on streams whose `abandonWrite` takes `onFailure`, as
+ * `ConnStream`'s does).
  *
  * A write refused because another task already waits to write on the
  * stream (one writer per stream) throws and sends nothing more: only bytes
@@ -517,7 +522,7 @@ class WriteInstruction extends Instruction<number> {
 
   /** Cancelled (or failed) while waiting. */
   override throw(error: unknown): IteratorResult<Instruction, number> {
-    this.#abandon();
+    this.#abandon(null, null);
     return super.throw(error);
   }
 
@@ -533,12 +538,12 @@ class WriteInstruction extends Instruction<number> {
     }
   }
 
-  override undo(_task: Task<unknown>, loop: Loop): void {
+  override undo(task: Task<unknown>, loop: Loop): void {
     loop.selector.unregister(this.#stream, EVENT_WRITE);
     // At the cancellation, not when the task next runs: a task.cancel()
     // returns at once, and what its caller does next (refill a readView
     // buffer, change the data) must find the stream told already.
-    this.#abandon();
+    this.#abandon(task, loop);
   }
 
   describe(): string {
@@ -572,16 +577,26 @@ class WriteInstruction extends Instruction<number> {
    * cancelled write still going out): the rest goes out too, as promised,
    * rather than silently not at all.
    */
-  #abandon(): void {
+  #abandon(task: Task<unknown> | null, loop: Loop | null): void {
     // Once: a cancelled wait is undone, then thrown into.
     if (this.#abandoned) return;
     this.#abandoned = true;
     const stream = this.#stream;
     const rest = this.#handingOver ? this.#bytes.subarray(this.#written) : undefined;
     if ((this.#written > 0 || rest !== undefined) && stream.abandonWrite !== undefined) {
-      stream.abandonWrite(rest);
+      const onFailure = task === null || loop === null
+        ? undefined
+        : (error: unknown) => loop._warn(abandonedWriteFailed(stream, task, error));
+      stream.abandonWrite(rest, onFailure);
     }
   }
+}
+
+/** The warning for bytes of a cancelled write that failed to go out. */
+function abandonedWriteFailed(stream: Stream, task: Task<unknown>, error: unknown): string {
+  return `A write to stream "${stream.name}" that task "${task.name}" stopped waiting for (it was cancelled) failed afterwards, before all of it was sent: ${
+    describeError(error)
+  }. The stream's next write throws this error too; close a stream whose writes were cancelled rather than write to it again`;
 }
 
 /**

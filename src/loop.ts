@@ -942,6 +942,11 @@ export class Loop {
     return this.#tasks.bodyFailure(task) !== undefined;
   }
 
+  /** @internal Calls the warning hook (see `LoopOptions.onWarning`). */
+  _warn(message: string): void {
+    this.#tasks.warn(message);
+  }
+
   /** @internal Cancels `task` (see `Task.cancel`). */
   _cancel(task: Task<unknown>, reason: unknown): void {
     this.#tasks.cancel(task, reason);

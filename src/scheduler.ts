@@ -352,7 +352,7 @@ export class Scheduler {
       // A task that cancelled itself (or stopped the loop) and returned before
       // its next yield* never saw the error: there is nothing to scold.
       if (!isUndelivered(task, cancelError) && deferred !== cancelError) {
-        this.#warn(
+        this.warn(
           `Task "${task.name}" caught its CancelledError and returned normally; it is reported as cancelled and its result is discarded. Re-throw CancelledError after cleanup.`,
         );
       }
@@ -486,7 +486,7 @@ export class Scheduler {
     if (ms < this.#cleanupWarningMs) return;
     this.#cancelledAt.delete(task);
     this.#recount();
-    this.#warn(
+    this.warn(
       `Task "${task.name}" still runs ${
         Math.round(ms)
       } ms after it was cancelled. Cleanup should be quick; a task that catches its CancelledError must re-throw it after cleanup (see LoopOptions.cleanupWarningMs)`,
@@ -498,7 +498,7 @@ export class Scheduler {
    * task it warns about half-settled: its error is kept, and the run
    * rejects with it once it ends.
    */
-  #warn(message: string): void {
+  warn(message: string): void {
     try {
       this.#onWarning(message);
     } catch (error) {

@@ -90,9 +90,13 @@ export interface Stream extends SelectableStream {
    * `WOULD_BLOCK` for those last bytes of its data. Its buffer is the
    * caller's again: the stream should copy what it still has to send, and
    * `rest`, to send after what it accepted before, rather than read that
-   * buffer later. Without it, a cancelled write may be cut short.
+   * buffer later. Without it, a cancelled write may be cut short. If what
+   * the stream still has to send of these bytes fails to go out later (not
+   * because the stream was closed), it calls `onFailure` with the error,
+   * once: the writer is gone, and the stream's next writer, if any, may
+   * come too late or never.
    */
-  abandonWrite?(rest?: Uint8Array): void;
+  abandonWrite?(rest?: Uint8Array, onFailure?: (error: unknown) => void): void;
   /** Whether every accepted byte has been written; throws a write error. */
   flushed(): boolean;
   /**

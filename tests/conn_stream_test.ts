@@ -469,6 +469,61 @@ Deno.test("ConnStream: a write that fails part way throws the connection's error
   assertEquals(written.length, 3, "the first write went out, the second failed");
 });
 
+/** A stand-in for a `Deno.Conn` whose writes stay in flight until failed. */
+function stuckWriteConn(): { conn: Deno.Conn; failWrite: (error: Error) => void } {
+  let failWrite: (error: Error) => void = () => {
+    throw new Error("no write in flight");
+  };
+  const conn = {
+    write(_data: Uint8Array): Promise<number> {
+      return new Promise((_, reject) => failWrite = reject);
+    },
+    close(): void {},
+  } as unknown as Deno.Conn;
+  return { conn, failWrite: (error) => failWrite(error) };
+}
+
+/** Runs a writer of `stream` that is cancelled while its write is in flight. */
+async function cancelWriteInFlight(stream: ConnStream, warnings: string[]): Promise<void> {
+  const loop = new Loop({ onWarning: (message) => warnings.push(message) });
+  await loop.runUntilComplete(function* main() {
+    const writer = yield* spawn(function* writer() {
+      yield* write(stream, "0123456789");
+    });
+    // The writer hands its bytes over, and waits for them to go out.
+    yield* yieldNow();
+    yield* cancel(writer);
+  });
+}
+
+Deno.test("ConnStream: bytes of a cancelled write that fail to go out later are reported through onWarning, not dropped", async () => {
+  const { conn, failWrite } = stuckWriteConn();
+  const stream = new ConnStream(conn, { name: "slow peer" });
+  const warnings: string[] = [];
+  await cancelWriteInFlight(stream, warnings);
+  assertEquals(warnings, []);
+  failWrite(new Deno.errors.ConnectionReset("peer reset"));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assertEquals(warnings, [
+    'A write to stream "slow peer" that task "writer" stopped waiting for (it was cancelled) failed afterwards, before all of it was sent: ConnectionReset: peer reset. The stream\'s next write throws this error too; close a stream whose writes were cancelled rather than write to it again',
+  ]);
+  // As documented: the next write gets the error as well.
+  const error = await assertRejects(() => run(write(stream, "more")));
+  assertInstanceOf(error, Deno.errors.ConnectionReset);
+  await run(close(stream));
+});
+
+Deno.test("ConnStream: a cancelled write cut short by close() is no failure to warn about", async () => {
+  const { conn, failWrite } = stuckWriteConn();
+  const stream = new ConnStream(conn, { name: "closed early" });
+  const warnings: string[] = [];
+  await cancelWriteInFlight(stream, warnings);
+  const closed = run(close(stream));
+  failWrite(new Deno.errors.BadResource("closed"));
+  await closed;
+  assertEquals(warnings, []);
+});
+
 Deno.test("ConnStream: a task of another Loop that reads a stream a task already reads gets an error naming both; the first still gets the bytes", async () => {
   await withListener(async (listener) => {
     const [client, conn] = await Promise.all([
