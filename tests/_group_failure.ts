@@ -1,8 +1,9 @@
 // A group of two for tests of failures a gather or race holds: "failFast"
 // fails at t=1, and "slowToCancel" then keeps the group waiting for its
-// cleanup until t=11.
+// cleanup until t=11. And "failsFirst", whose body fails at t=1 while its
+// own child keeps it from settling until t=11.
 
-import { type Operation, sleep } from "../mod.ts";
+import { type Operation, sleep, spawn, suspend } from "../mod.ts";
 
 /** Fails at t=1. */
 export function* failFast(): Operation<never> {
@@ -17,4 +18,20 @@ export function* slowToCancel(): Operation<void> {
   } finally {
     yield* sleep(10);
   }
+}
+
+/**
+ * Spawns a child whose cleanup takes 10 ms, then fails at t=1: the task
+ * settles, failed, only at t=11.
+ */
+export function* failsFirst(): Operation<void> {
+  yield* spawn(function* slowCleanup(): Operation<void> {
+    try {
+      yield* suspend();
+    } finally {
+      yield* sleep(10);
+    }
+  });
+  yield* sleep(1);
+  throw new Error("boom");
 }

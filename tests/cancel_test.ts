@@ -35,7 +35,7 @@ import {
   VirtualClock,
   yieldNow,
 } from "../mod.ts";
-import { failFast, slowToCancel } from "./_group_failure.ts";
+import { failFast, failsFirst, slowToCancel } from "./_group_failure.ts";
 
 function virtualLoop(options: LoopOptions = {}): Loop {
   return new Loop({ clock: new VirtualClock(), ...options });
@@ -434,18 +434,7 @@ Deno.test("cancel() operation: a cleanup that fails is thrown as a TaskFailedErr
 Deno.test("cancel() operation: a task whose body failed before the cancel is not said to have failed while cancelled", () => {
   const loop = virtualLoop();
   const message = loop.runSync(function* main() {
-    const task = yield* spawn(function* failsFirst(): Operation<void> {
-      // Its child's slow cleanup keeps the task from settling after it fails.
-      yield* spawn(function* slowCleanup(): Operation<void> {
-        try {
-          yield* suspend();
-        } finally {
-          yield* sleep(10);
-        }
-      });
-      yield* sleep(1);
-      throw new Error("boom");
-    });
+    const task = yield* spawn(failsFirst);
     yield* sleep(2);
     try {
       yield* cancel(task);
