@@ -5,6 +5,7 @@
  */
 
 import { CancelledError, describeError, toText } from "./errors.ts";
+import type { Loop } from "./loop.ts";
 import type { Task } from "./task.ts";
 
 /**
@@ -59,10 +60,10 @@ export class MergedErrors extends AggregateError {}
  * CancelledError joins no other error, whichever came first: a failure
  * outweighs the cancellation of the task it ends, and a cancellation is
  * delivered alone, so that `instanceof CancelledError` recognises it.
- * `undefined` as `previous` stands for no error.
+ * Both are errors, `undefined` too: a body may `throw undefined`.
  */
 export function mergeErrors(previous: unknown, next: unknown): unknown {
-  return mergeList(previous === undefined ? [next] : [previous, next]);
+  return mergeList([previous, next]);
 }
 
 /**
@@ -82,7 +83,14 @@ export class PendingErrors {
 
 /** Adds `error` to what waits for a task (`pending`; undefined for nothing). */
 export function addPending(pending: unknown, error: unknown): unknown {
-  if (pending === undefined) return error;
+  return pending === undefined ? error : pendingWith(pending, error);
+}
+
+/**
+ * Adds `error` to `pending`, an error (`undefined` too: a body may `throw
+ * undefined`) or errors already waiting.
+ */
+export function pendingWith(pending: unknown, error: unknown): unknown {
   if (pending instanceof PendingErrors) {
     pending.errors.push(error);
     return pending;
@@ -110,4 +118,15 @@ function mergeList(errors: unknown[]): unknown {
     all,
     `Several errors: ${describeError(all[0])}; ${describeError(all[1])}`,
   );
+}
+
+/**
+ * How a child's failure came to have no taker, for its report: the task
+ * waiting in `where` (a gather, race or timeout) was interrupted, by the
+ * program or by a failed run's unwind.
+ */
+export function untakenCircumstance(where: string, loop: Loop): string {
+  return loop._unwindingRun
+    ? `in a ${where} whose waiting task was cancelled when the run failed`
+    : `in a ${where} whose waiting task was interrupted`;
 }

@@ -14,6 +14,7 @@ import {
   runsItself,
   startBody,
 } from "./_body.ts";
+import { untakenCircumstance } from "./_error_util.ts";
 import { TaskFailedError } from "./errors.ts";
 import { Instruction, SharedOperation } from "./instruction.ts";
 import { RunsOnce } from "./_runs_once.ts";
@@ -42,9 +43,10 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
   protected lateFailures: Task<unknown>[] = [];
   #firstId = 0;
   readonly #where: string;
-  // The waiting task was interrupted: the loop holds its error until every
-  // child has settled (see holdsInterrupt).
-  #interrupted = false;
+  // Set once the waiting task was interrupted (see holdsInterrupt): how,
+  // for reports of failures nobody takes now. The loop holds its error
+  // until every child has settled.
+  #interruption: string | null = null;
 
   constructor(bodies: Iterable<TaskBody<unknown>>, where: string) {
     super();
@@ -116,7 +118,7 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
 
   taskSettled(child: Task<unknown>, loop: Loop): void {
     this.remaining--;
-    if (this.#interrupted) {
+    if (this.#interruption !== null) {
       // Nobody takes the group's outcome: a failure is reported at once.
       if (child._state === "failed") this.#reportUntaken(child, loop);
     } else {
@@ -126,7 +128,7 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     if (this.remaining > 0) return;
     const waiter = this.waiter!;
     this.waiter = null;
-    if (this.#interrupted) {
+    if (this.#interruption !== null) {
       loop._resumeHeld(waiter);
     } else {
       this.finish(waiter, loop);
@@ -141,18 +143,18 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     this.forget();
   }
 
-  /** Lets go of the children the subclass recorded, once the group is over. */
   /** How many tasks the group has, for its description: "1 task", "3 tasks". */
   protected countText(): string {
     const count = this.tasks.length;
     return count === 1 ? "1 task" : `${count} tasks`;
   }
 
+  /** Lets go of the children the subclass recorded, once the group is over. */
   protected abstract forget(): void;
 
   override holdsInterrupt(task: Task<unknown>, error: unknown, loop: Loop): boolean {
     loop._holdInterrupt(task, error);
-    this.#interrupted = true;
+    this.#interruption = untakenCircumstance(this.#where, loop);
     this.cancelUnsettled(loop, "the waiting task was interrupted");
     // Failures the group recorded for the outcome it will not deliver now.
     for (const failed of this.undelivered()) this.#reportUntaken(failed, loop);
@@ -161,7 +163,7 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
 
   override heldFailures(): unknown[] {
     // Once interrupted, the group reported them (see holdsInterrupt).
-    if (this.#interrupted || this.waiter === null) return [];
+    if (this.#interruption !== null || this.waiter === null) return [];
     return this.undelivered().map((failed) =>
       new TaskFailedError(
         failed.name,
@@ -172,11 +174,7 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
   }
 
   #reportUntaken(failed: Task<unknown>, loop: Loop): void {
-    loop._reportUntaken(
-      this.waiter!,
-      failed,
-      `in a ${this.#where} whose waiting task was interrupted`,
-    );
+    loop._reportUntaken(this.waiter!, failed, this.#interruption!);
   }
 
   /** Cancels every child that has not settled, all with one error. */

@@ -942,6 +942,11 @@ export class Loop {
     return this.#tasks.bodyFailure(task) !== undefined;
   }
 
+  /** @internal Whether a failed run's tasks are being cancelled. */
+  get _unwindingRun(): boolean {
+    return this.#tasks.unwindingRun;
+  }
+
   /** @internal Calls the warning hook (see `LoopOptions.onWarning`). */
   _warn(message: string): void {
     this.#tasks.warn(message);

@@ -22,6 +22,7 @@ import {
   cancelledError,
   groupCancelledError,
   mergeErrors,
+  pendingWith,
   takePending,
 } from "./_error_util.ts";
 import { type NameSource, parentOf, Task, Thrown } from "./task.ts";
@@ -60,7 +61,8 @@ export class Closing extends Instruction {
 
   /** Adds a failure to report with the outcome: the task now fails. */
   addFailure(error: unknown): void {
-    this.#outcome = addPending(this.threw ? this.#outcome : undefined, error);
+    // The outcome is an error once the body threw, even `undefined`.
+    this.#outcome = this.threw ? pendingWith(this.#outcome, error) : error;
     this.threw = true;
   }
 

@@ -5,6 +5,7 @@
  */
 
 import { bodyNameSource, startBody } from "./_body.ts";
+import { untakenCircumstance } from "./_error_util.ts";
 import { TimeoutError } from "./errors.ts";
 import { Instruction, type Operation } from "./instruction.ts";
 import { resumeWithOutcome } from "./join.ts";
@@ -68,9 +69,10 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
   // The body had failed already (its children's cleanup outlasted the
   // limit): its failure is not one "while cancelled by its timeout".
   #failedBefore = false;
-  // The waiting task was interrupted: the loop holds its error until the
-  // body has settled (see holdsInterrupt).
-  #interrupted = false;
+  // Set once the waiting task was interrupted (see holdsInterrupt): how,
+  // for the report of a failure nobody takes now. The loop holds its error
+  // until the body has settled.
+  #interruption: string | null = null;
 
   constructor(ms: number, iter: Iterator<unknown, T, unknown>, name: NameSource) {
     super();
@@ -104,10 +106,8 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
     this.#disarm(loop);
     const waiter = this.#waiter!;
     this.#waiter = null;
-    if (this.#interrupted) {
-      if (child._state === "failed") {
-        loop._reportUntaken(waiter, child, "in a timeout() whose waiting task was interrupted");
-      }
+    if (this.#interruption !== null) {
+      if (child._state === "failed") loop._reportUntaken(waiter, child, this.#interruption);
       loop._resumeHeld(waiter);
     } else if (this.#timedOut) {
       loop._enqueueThrow(
@@ -132,7 +132,7 @@ class TimeoutInstruction<T> extends Instruction<T> implements TaskObserver {
 
   override holdsInterrupt(task: Task<unknown>, error: unknown, loop: Loop): boolean {
     loop._holdInterrupt(task, error);
-    this.#interrupted = true;
+    this.#interruption = untakenCircumstance("timeout()", loop);
     this.#disarm(loop);
     loop._cancel(this.#child!, "the waiting task was interrupted");
     return true;

@@ -1796,3 +1796,83 @@ Deno.test("a generator stepped by hand to its first yield* and then spawned is n
   });
   assertEquals(result, "ok");
 });
+
+Deno.test("errors that meet: a body's thrown undefined is an error like any other, kept beside a child's failed cleanup", () => {
+  const error = assertThrows(() =>
+    virtualLoop().runSync(function* main() {
+      yield* spawn(function* child() {
+        try {
+          yield* sleep(100);
+        } finally {
+          // deno-lint-ignore no-unsafe-finally
+          throw new Error("child cleanup failed");
+        }
+      });
+      yield* sleep(1);
+      throw undefined;
+    })
+  );
+  assertInstanceOf(error, AggregateError);
+  assertEquals(error.errors.length, 2);
+  assertStrictEquals(error.errors[0], undefined);
+  assertInstanceOf(error.errors[1], TaskFailedError);
+  assertEquals(error.errors[1].taskName, "child");
+});
+
+Deno.test("errors that meet: a body's thrown undefined is kept beside a failure deferred behind the error it caught", () => {
+  const outcome = virtualLoop().runSync(function* main() {
+    const worker = yield* spawn(function* worker(): Operation<void> {
+      const joined = yield* spawn(function* joined() {
+        yield* sleep(5);
+        throw new Error("joined failed");
+      });
+      yield* spawn(function* unjoined() {
+        yield* sleep(5);
+        // The same tick: its report waits behind the join's error.
+        throw new Error("unjoined failed");
+      });
+      try {
+        yield* join(joined);
+      } catch {
+        // No yield* after: the waiting report joins the outcome.
+        throw undefined;
+      }
+    });
+    return yield* caught(() => join(worker));
+  });
+  assertInstanceOf(outcome, AggregateError);
+  assertEquals(outcome.errors.length, 2);
+  assertStrictEquals(outcome.errors[0], undefined);
+  assertInstanceOf(outcome.errors[1], TaskFailedError);
+  assertEquals(outcome.errors[1].taskName, "unjoined");
+});
+
+for (const group of [gather, race]) {
+  Deno.test(`DeadlockError: a ${group.name}() child's failure the unwind took from its waiting task says the run failed, not that the task was interrupted`, () => {
+    const error = assertThrows(
+      () =>
+        runSync(function* main() {
+          yield* group([
+            function* failing(): Operation<never> {
+              yield* yieldNow();
+              throw new Error("A");
+            },
+            function* stuck(): Operation<void> {
+              try {
+                yield* suspend();
+              } finally {
+                // Its cleanup never ends: the run deadlocks.
+                yield* suspend();
+              }
+            },
+          ]);
+        }),
+      DeadlockError,
+    );
+    assertInstanceOf(error.cause, TaskFailedError);
+    assertEquals(
+      error.cause.message,
+      `Task "failing" failed in a ${group.name}() whose waiting task was cancelled when the run failed: Error: A`,
+    );
+  });
+}
