@@ -61,22 +61,29 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     if (isGeneratorObject(bodies) || bodies instanceof Instruction || bodies instanceof RunsOnce) {
       throw oneBodyError(bodies, where);
     }
-    // A generator object or operation listed twice in a row (the slip
+    // A generator object or operation listed twice (the slip
     // `Array(n).fill(worker())`) would be resumed by two tasks in turn, each
-    // with the other's wake-up. Only neighbours are compared: a set of every
-    // body listed would cost a tenth of a gather. A shared operation
-    // (yieldNow()) serves any number of tasks at once.
+    // with the other's wake-up, and return wrong results. Neighbours are
+    // compared; generator objects further apart are found by a map of
+    // them to their places (a list of generator functions needs none). A
+    // shared operation (yieldNow()) serves any number of tasks at once.
     let previous: unknown = undefined;
     let previousIter: unknown = undefined;
+    let generators: Map<unknown, number> | null = null;
     for (const body of bodies) {
       if (isWaiting(body)) throw yieldedInstructionError(body, where);
       const iter = startBody(body, where);
+      const index = this.#iters.length;
       // The same operation (its iterators are made anew, see drive), or the
       // same generator, which an iterable may also hand out each time:
       // compared here, it cannot make a spawn in perform fail.
       const sameOperation = body === previous && !(body instanceof SharedOperation);
-      if (sameOperation || iter === previousIter) {
-        throw listedTwiceError(this.#iters.length - 1, this.#iters.length, where);
+      if (sameOperation || iter === previousIter) throw listedTwiceError(index - 1, index, where);
+      if (iter === body) {
+        generators ??= new Map();
+        const earlier = generators.get(body);
+        if (earlier !== undefined) throw listedTwiceError(earlier, index, where);
+        generators.set(body, index);
       }
       // Only a body that is its own iterator (a generator object, an
       // operation such as sleep(5)) can run just once; an iterable makes a

@@ -283,6 +283,13 @@ export function refuseSecondWaiter(instruction: Instruction): void {
   if (!waiter) return;
   const task = runningTask();
   if (task === null || task === waiter) return;
+  // Not the operation reused, but the generator it was yielded from: the
+  // same generator object given to two tasks.
+  if (task._iter === waiter._iter) {
+    throw new TypeError(
+      `Cannot run task "${task.name}": it resumes the generator object that task "${waiter.name}" runs (which waits there on ${instruction.describe()}); a generator object is one task's: pass the generator function, or call it again for each task`,
+    );
+  }
   throw new TypeError(
     `Cannot yield* ${instruction.describe()} in ${runningTaskName()}: another task is waiting on this very operation object, and an operation runs once; call the operation function again for each task`,
   );

@@ -433,10 +433,13 @@ export class Loop {
       this.#runUntilIdle(main, false);
       if (this.#isDone(main)) return;
       if (this.#idleWait() > 0) {
+        // Only time a VirtualClock can stand in for: a Promise or a socket
+        // needs the host's event loop whatever the clock.
+        const orClock = this.#timers.size > 0 ? ", or give the loop a VirtualClock" : "";
         throw new Error(
           `Cannot finish with runSync(): no task is ready and the program waits for the outside world (${
             this.#tasks.describeBlocked().join("; ")
-          }); run it with await run(body) (await loop.runUntilComplete(body) on a Loop), or give the loop a VirtualClock`,
+          }); run it with await run(body) (await loop.runUntilComplete(body) on a Loop)${orClock}`,
         );
       }
     }

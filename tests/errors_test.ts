@@ -1396,6 +1396,25 @@ Deno.test("runSync() throws a clear error when it would have to wait for real ti
   assertEquals(log, ["bystander finished", "main cleaned up"]);
 });
 
+Deno.test("runSync() of a task waiting for a Promise does not advise a VirtualClock, which would not help", () => {
+  const error = assertThrows(
+    () =>
+      runSync(function* main() {
+        return yield* call(() =>
+          new Promise<number>((resolve) => queueMicrotask(() => resolve(1)))
+        );
+      }, { clock: new VirtualClock() }),
+    Error,
+  );
+  assertStringIncludes(error.message, "Cannot finish with runSync()");
+  assert(
+    error.message.endsWith(
+      "run it with await run(body) (await loop.runUntilComplete(body) on a Loop)",
+    ),
+    error.message,
+  );
+});
+
 Deno.test("runSync() with the same program on a VirtualClock does not refuse", () => {
   const clock = new VirtualClock();
   assertEquals(

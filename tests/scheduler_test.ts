@@ -304,6 +304,31 @@ Deno.test("spawn() of the generator object the task spawned just before still ru
   assertEquals(next.id, first.id + 1);
 });
 
+Deno.test("spawn() of a generator object an earlier (not the newest) child runs: the TypeError at the second task's first step names the generator object, not an operation", () => {
+  function* napper(): Operation<string> {
+    yield* sleep(10);
+    return "rested";
+  }
+  const loop = new Loop({ clock: new VirtualClock() });
+  const error = assertThrows(() =>
+    loop.runSync(function* main() {
+      const shared = napper();
+      const first = yield* spawn(shared, { name: "first" });
+      yield* spawn(napper());
+      // Not the newest child's generator: not compared at the spawn.
+      yield* spawn(shared, { name: "second" });
+      return yield* join(first);
+    })
+  );
+  assertInstanceOf(error, TaskFailedError);
+  assertEquals(error.taskName, "second");
+  assertInstanceOf(error.cause, TypeError);
+  assertEquals(
+    error.cause.message,
+    'Cannot run task "second": it resumes the generator object that task "first" runs (which waits there on sleep(10) until t=10 ms); a generator object is one task\'s: pass the generator function, or call it again for each task',
+  );
+});
+
 Deno.test("loop.spawn() and gather() refuse the generator object that the newest sibling still runs, and spawn nothing", () => {
   const loop = virtualLoop();
   function* worker(): Operation<void> {

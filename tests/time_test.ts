@@ -994,6 +994,25 @@ Deno.test("gather() and race() given one generator object twice: a TypeError at 
   assertEquals(loop.time(), 10);
 });
 
+Deno.test("gather() and race() given one generator object twice, not side by side: a TypeError at the call, not wrong results", () => {
+  let started = 0;
+  function* counter(): Operation<number> {
+    started++;
+    for (let i = 0; i < 3; i++) yield* yieldNow();
+    return 3;
+  }
+  for (const [where, make] of GROUPS) {
+    const shared = counter();
+    assertEquals(
+      assertThrows(() => make([shared, counter(), shared]), TypeError).message,
+      `${where} was given the same generator object or operation as bodies #0 and #2; it can run only once: give each body its own (Array(n).fill(worker()) repeats one; Array.from({ length: n }, () => worker()) does not)`,
+    );
+  }
+  assertEquals(started, 0);
+  // Distinct generator objects of one function are welcome.
+  assertEquals(virtualLoop().runSync(() => gather([counter(), counter(), counter()])), [3, 3, 3]);
+});
+
 Deno.test("gather() and race() given an iterable that hands out one generator object each time: a TypeError at the call, and no task runs", () => {
   let started = 0;
   function* worker(): Generator<Yielded, number, unknown> {
