@@ -114,7 +114,6 @@ const MIN_WORK_BETWEEN_CHECKS = 1;
 // compute between yields) delays the host's turn by up to this many such
 // steps; cheap switches pay a clock read per this many, a few per mille.
 const MAX_WORK_BETWEEN_CHECKS = 256;
-const FIRST_WORK_BETWEEN_CHECKS = 64;
 // No limit on a tick's steps (runSync), as a small integer: Infinity would
 // make the step counts doubles, and the run loop slower.
 const UNLIMITED_STEPS = 0x3fff_ffff;
@@ -207,7 +206,7 @@ export class Loop {
   // each); when the clock was last looked at, and when the current stretch
   // was first seen busy (NEVER: not yet).
   #workSinceCheck = 0;
-  #workBetweenChecks = FIRST_WORK_BETWEEN_CHECKS;
+  #workBetweenChecks = MIN_WORK_BETWEEN_CHECKS;
   #lastCheck = NEVER;
   #busySince = NEVER;
 
@@ -238,12 +237,14 @@ export class Loop {
 
   /**
    * Stops the run in progress: its main task is cancelled (so its children
-   * are too, and every `finally` block runs), and a loop waiting on the
-   * outside world wakes up to deliver that. The run then rejects with the
-   * main task's `CancelledError`, after the cleanup; if the main task's body
-   * had ended already (its children still cleaning up), the run ends as
-   * that body did. Does nothing when no run is in progress. Safe to call
-   * from a signal handler or a timer.
+   * are too, and every `finally` block runs), and so, at the same time, is
+   * every other task of the run that belongs to no task (detached and
+   * `loop.spawn` tasks), so that main's cleanup may wait for them. A loop
+   * waiting on the outside world wakes up to deliver that. The run then
+   * rejects with the main task's `CancelledError`, after the cleanup; if the
+   * main task's body had ended already (its children still cleaning up),
+   * the run ends as that body did. Does nothing when no run is in progress.
+   * Safe to call from a signal handler or a timer.
    *
    * @param reason Why; kept as the `CancelledError`'s `reason`.
    *
@@ -268,6 +269,12 @@ export class Loop {
     const main = this.#tasks.main;
     if (main === null) return;
     this.#tasks.cancel(main, reason);
+    // Not only once main has settled, as at a run's normal end: main's
+    // cleanup may wait for a detached task (join it) that only a
+    // cancellation ends.
+    for (const root of this.#tasks.tree.liveRoots()) {
+      if (root !== main) this.#tasks.cancel(root, reason);
+    }
     this.selector.wakeup();
   }
 
@@ -675,6 +682,12 @@ export class Loop {
   #hostHadTurn(): void {
     this.#workSinceCheck = 0;
     this.#busySince = NEVER;
+    // The first look of a stretch comes after its first step, whatever
+    // the last stretch's steps cost: a task that computes for long between
+    // yields from now on must not hold the host for a count of steps
+    // adapted to cheap ones. Cheap steps then take the count back up at
+    // once (a few clock reads per host turn).
+    this.#workBetweenChecks = MIN_WORK_BETWEEN_CHECKS;
   }
 
   async #giveHostATurn(): Promise<void> {
@@ -764,7 +777,9 @@ export class Loop {
     const clock = this.clock;
     // A virtual clock moved by hand meanwhile wakes the loop to fire what
     // became due.
-    const stopWatching = clock instanceof VirtualClock ? clock._onMove(this.#wakeUp) : undefined;
+    const stopWatching = clock instanceof VirtualClock
+      ? clock._onMove(this.#clockMoved)
+      : undefined;
     let timedOut: boolean;
     this.#callEndedInWait = false;
     try {
@@ -830,8 +845,13 @@ export class Loop {
     }
   };
 
-  /** Ends a wait on the outside world early (see #waitOutside). */
-  #wakeUp = (): void => {
+  /**
+   * A virtual clock moved by hand during a wait: it fires what became due.
+   * With a timer armed, the clock moving is progress towards it, as a real
+   * clock's is: no stall, however long the Promises take.
+   */
+  #clockMoved = (): void => {
+    if (this.#timers.size > 0) this.#stalledSince = NEVER;
     this.selector.wakeup();
   };
 

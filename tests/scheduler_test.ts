@@ -1503,6 +1503,41 @@ Deno.test("Loop.stop() that finds the main task cancelled already, or its body e
   assertEquals(result, "main done");
 });
 
+Deno.test("Loop.stop() cancels the run's detached tasks at once too, so main's cleanup may wait for one", async () => {
+  const loop = new Loop();
+  const log: string[] = [];
+  const running = loop.runUntilComplete(function* main() {
+    const flusher = yield* spawn(function* flusher() {
+      try {
+        yield* call(() => new Promise<void>(() => {}));
+      } finally {
+        log.push("flusher cleaned up");
+      }
+    }, { detached: true });
+    try {
+      yield* call(() => new Promise<void>(() => {}));
+    } finally {
+      // Waits for the detached task: only stop() can end it.
+      log.push(`main joins flusher: ${yield* caughtName(() => join(flusher))}`);
+    }
+  });
+  const timer = setTimeout(() => loop.stop("SIGINT"), 5);
+  const error = await assertRejects(() => running, CancelledError);
+  clearTimeout(timer);
+  assertEquals(error.reason, "SIGINT");
+  assertEquals(log, ["flusher cleaned up", "main joins flusher: CancelledError"]);
+});
+
+/** Runs `op`; evaluates to the name of the error it threw ("none" if none). */
+function* caughtName(op: () => Operation<unknown>): Operation<string> {
+  try {
+    yield* op();
+    return "none";
+  } catch (error) {
+    return (error as Error).name;
+  }
+}
+
 Deno.test("Loop({ stallTimeoutMs }): a stall is reported while a host timer keeps cancelling a task cancelled already", async () => {
   const loop = new Loop({ stallTimeoutMs: 100, onWarning: () => {} });
   let release!: () => void;
@@ -1640,6 +1675,30 @@ Deno.test("Loop.stop() from a host timer reaches an awaited run within tens of m
   // The loop looks at the clock about every millisecond, whatever a step
   // costs, and gives the host a turn after 10 ms of work.
   assert(late < 250, `the timer ran ${late.toFixed(0)} ms late`);
+});
+
+Deno.test("Loop.stop() from a host timer reaches an awaited run within tens of ms when its very first steps each compute 10 ms", async () => {
+  const loop = new Loop();
+  const running = loop.runUntilComplete(() =>
+    untilStopped(function* computeThenYield() {
+      const start = performance.now();
+      while (performance.now() - start < 10) {
+        // Work that takes a while between two yields.
+      }
+      yield* yieldNow();
+    })
+  );
+  const started = performance.now();
+  let late = Infinity;
+  const timer = setTimeout(() => {
+    late = performance.now() - started - 5;
+    loop.stop("from outside");
+  }, 5);
+  await assertRejects(() => running, CancelledError);
+  clearTimeout(timer);
+  // The first look at the clock of each stretch comes after one step: 10 ms
+  // of work and a step or two more. Counting 64 steps first took 650 ms.
+  assert(late < 100, `the timer ran ${late.toFixed(0)} ms late`);
 });
 
 Deno.test("Loop.stop() from a host timer reaches an awaited run after a few steps when many ready tasks each compute for a while", async () => {

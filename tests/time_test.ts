@@ -301,6 +301,27 @@ function sleeperAmongWorkers(clock: VirtualClock, order: string[]): () => Operat
   };
 }
 
+Deno.test("Loop({ stallTimeoutMs }): a VirtualClock that a host timer keeps moving towards a sleeper's deadline is no stall", async () => {
+  const clock = new VirtualClock();
+  const loop = new Loop({ clock, stallTimeoutMs: 50 });
+  const ticker = setInterval(() => clock.advance(10), 10);
+  try {
+    const woke = await loop.runUntilComplete(function* main() {
+      // Waits on a Promise that never settles (a shutdown signal): virtual
+      // time moves only by hand.
+      yield* spawn(function* waitsForShutdown() {
+        yield* call(() => new Promise<void>(() => {}));
+      });
+      // About 200 ms of real time: four times the stall limit.
+      yield* sleep(200);
+      return clock.now();
+    });
+    assert(woke >= 200, `woke at ${woke}`);
+  } finally {
+    clearInterval(ticker);
+  }
+});
+
 Deno.test("VirtualClock: a program runs in the same order under runSync and awaited, whatever host turns the awaited run takes", async () => {
   const syncClock = new VirtualClock();
   const syncOrder: string[] = [];
