@@ -294,13 +294,46 @@ class ReadInstruction<T> extends Instruction<T> {
     if (stream.closed) throw usedAfterClose(stream, "read from");
     switch (this.#kind) {
       case READ_COPY:
-        return ownedBytes(stream.tryRead(this.#max));
+        return ownedBytes(checkedChunk(stream, "tryRead", stream.tryRead(this.#max), this.#max));
       case READ_INTO:
-        return stream.tryReadInto(this.#buffer!);
+        return checkedCount(stream, stream.tryReadInto(this.#buffer!), this.#buffer!.length);
       default:
-        return stream.tryReadView!(this.#max);
+        return checkedChunk(stream, "tryReadView", stream.tryReadView!(this.#max), this.#max);
     }
   }
+}
+
+/**
+ * What a stream's `tryRead` or `tryReadView` gave, if it keeps the Stream
+ * contract. A user's stream that gives anything else would hand the task
+ * bytes that are not there, or an empty chunk `read` promises never to
+ * give: a TypeError says which stream broke the contract, and how.
+ */
+function checkedChunk<T>(stream: Stream, method: string, result: T, max: number): T {
+  if (result === null || result === WOULD_BLOCK) return result;
+  if (result instanceof Uint8Array && result.length > 0 && result.length <= max) return result;
+  throw new TypeError(
+    `Stream "${stream.name}": ${method}(${max}) returned ${
+      describeValue(result)
+    }; it must return a Uint8Array of 1 to ${max} bytes, null at the end of the stream, or WOULD_BLOCK when no bytes are buffered`,
+  );
+}
+
+/** What a stream's `tryReadInto` gave, if it keeps the Stream contract. */
+function checkedCount<T>(stream: Stream, result: T, room: number): T {
+  if (result === null || result === WOULD_BLOCK) return result;
+  if (isCount(result, room)) return result;
+  throw new TypeError(
+    `Stream "${stream.name}": tryReadInto(a buffer of ${room} bytes) returned ${
+      describeValue(result)
+    }; it must return how many bytes it put there (1 to ${room}), null at the end of the stream, or WOULD_BLOCK when no bytes are buffered`,
+  );
+}
+
+/** Whether `value` counts some of `room` bytes: 1 to `room` (0 only if room is 0). */
+function isCount(value: unknown, room: number): boolean {
+  return Number.isInteger(value) && (value as number) <= room &&
+    ((value as number) > 0 || room === 0);
 }
 
 /**
@@ -564,6 +597,11 @@ class WriteInstruction extends Instruction<number> {
         this.#handingOver = true;
         return false;
       }
+      // A count of 0 (or less) would have this loop ask again for ever,
+      // and a wrong one would misreport what was written.
+      if (!isCount(accepted, bytes.length - written)) {
+        throw badWriteCount(stream, bytes.length - written, accepted);
+      }
       this.#written += accepted;
     }
     return stream.flushed();
@@ -590,6 +628,15 @@ class WriteInstruction extends Instruction<number> {
       stream.abandonWrite(rest, onFailure);
     }
   }
+}
+
+/** The error for a stream's `tryWrite` that broke the Stream contract. */
+function badWriteCount(stream: Stream, offered: number, accepted: unknown): TypeError {
+  return new TypeError(
+    `Stream "${stream.name}": tryWrite(${offered} bytes) returned ${
+      describeValue(accepted)
+    }; it must return how many of them it took (1 to ${offered}), or WOULD_BLOCK when it has no room`,
+  );
 }
 
 /** The warning for bytes of a cancelled write that failed to go out. */

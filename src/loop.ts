@@ -714,7 +714,10 @@ export class Loop {
   }
 
   #wakeReadyStreams(ready: SelectorKey[]): void {
-    for (const key of ready) this.#tasks.enqueue(key.task, undefined);
+    for (const key of ready) {
+      if (key.pollFailure === undefined) this.#tasks.enqueue(key.task, undefined);
+      else this.#tasks.enqueueThrow(key.task, key.pollFailure.error);
+    }
   }
 
   #fireDueTimers(): void {

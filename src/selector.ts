@@ -117,6 +117,11 @@ export interface SelectorKey {
   readonly event: SelectorEvent;
   /** The waiting task. */
   readonly task: Task<unknown>;
+  /**
+   * Set when the stream's `poll()` threw instead of answering: the error,
+   * for the waiting task (the loop throws it at its `yield*`).
+   */
+  readonly pollFailure?: { readonly error: unknown };
 }
 
 /** Who waits on one stream, by event. */
@@ -126,6 +131,7 @@ interface Holders {
 }
 
 interface Registration extends SelectorKey {
+  pollFailure: { readonly error: unknown } | undefined;
   active: boolean;
   /** Whether its stream reported readiness (once is enough). */
   notified: boolean;
@@ -148,6 +154,20 @@ interface Registration extends SelectorKey {
  * instructions of an echo round trip.
  */
 const holdersOf = new WeakMap<SelectableStream, Holders>();
+
+/**
+ * Asks a polled stream whether `registration`'s event is ready. A `poll()`
+ * that throws makes it ready too, with the error kept for its task: it
+ * concerns that wait, not every task of the run.
+ */
+function polledReady(registration: Registration, readWaits: boolean): boolean {
+  try {
+    return registration.stream.poll!(registration.event, readWaits);
+  } catch (error) {
+    registration.pollFailure = { error };
+    return true;
+  }
+}
 
 /** A polled stream's registrations with one selector. */
 interface StreamEntry {
@@ -212,6 +232,13 @@ export class Selector {
     event: SelectorEvent,
     task: Task<unknown>,
   ): void {
+    // Both are optional in the type, each alone: without either, nothing
+    // could ever say the stream is ready.
+    if (stream.watch === undefined && typeof stream.poll !== "function") {
+      throw new TypeError(
+        `Cannot wait for ${event} on stream "${stream.name}" in task "${task.name}": the stream has neither poll() nor watch(), so nothing can say when it is ready; give it one of them`,
+      );
+    }
     let holders = holdersOf.get(stream);
     if (holders === undefined) {
       holders = { read: null, write: null };
@@ -229,6 +256,7 @@ export class Selector {
       stream,
       event,
       task,
+      pollFailure: undefined,
       active: true,
       notified: false,
       selector: this,
@@ -382,8 +410,8 @@ export class Selector {
     if (this.#polled.size === 0) return this.#takePushed();
     const ready: Registration[] = [];
     for (const { stream, read, write } of this.#polled.values()) {
-      if (read !== null && stream.poll!(EVENT_READ, false)) ready.push(read);
-      if (write !== null && stream.poll!(EVENT_WRITE, read !== null)) ready.push(write);
+      if (read !== null && polledReady(read, false)) ready.push(read);
+      if (write !== null && polledReady(write, read !== null)) ready.push(write);
     }
     for (const registration of ready) this.#drop(registration);
     // Dropped as they are taken.

@@ -63,7 +63,12 @@ export class SimulatedStream implements Stream {
   /** The stream's name, as in the tutorial's `MyStream(name)`. */
   readonly name: string;
   #waitCycles: number;
-  #chunks: Uint8Array[] = [];
+  // Buffered chunks from #head on; slots before it were read (null, so that
+  // the stream holds no bytes a reader took). A head index, not shift(),
+  // which copies the array once it is long: draining many small chunks
+  // was quadratic.
+  #chunks: (Uint8Array | null)[] = [];
+  #head = 0;
   #buffered = 0;
   #ended: boolean;
   #closed = false;
@@ -189,6 +194,7 @@ export class SimulatedStream implements Stream {
   close(): undefined {
     this.#closed = true;
     this.#chunks = [];
+    this.#head = 0;
     this.#buffered = 0;
     return undefined;
   }
@@ -205,18 +211,33 @@ export class SimulatedStream implements Stream {
   }
 
   #take(max: number): Uint8Array {
-    const first = this.#chunks[0];
+    const chunks = this.#chunks;
+    const first = chunks[this.#head]!;
     if (first.length <= max) {
-      this.#chunks.shift();
+      this.#dropFirst();
       this.#buffered -= first.length;
       return first;
     }
     // A copy: a view would let the reader reach (and change) the bytes the
     // next read returns through its .buffer.
     const taken = first.slice(0, max);
-    this.#chunks[0] = first.subarray(max);
+    chunks[this.#head] = first.subarray(max);
     this.#buffered -= max;
     return taken;
+  }
+
+  /** Removes the first chunk; gives back the slots of read ones now and then. */
+  #dropFirst(): void {
+    const chunks = this.#chunks;
+    chunks[this.#head] = null;
+    this.#head++;
+    if (this.#head === chunks.length) {
+      chunks.length = 0;
+      this.#head = 0;
+    } else if (this.#head >= 1024 && 2 * this.#head >= chunks.length) {
+      chunks.splice(0, this.#head);
+      this.#head = 0;
+    }
   }
 }
 

@@ -908,3 +908,142 @@ Deno.test("read(): a Node Buffer chunk over a SharedArrayBuffer (whose slice() i
   assertEquals(bytes[0], 104, "a copy, not a view of the shared bytes");
   assertEquals(await new Blob([bytes]).text(), "hi!");
 });
+
+/** A polled user stream, always ready, that never has data or room. */
+function contractStream(overrides: Partial<Stream>): Stream {
+  return {
+    name: "user",
+    closed: false,
+    poll: () => true,
+    tryRead: () => WOULD_BLOCK,
+    tryReadInto: () => WOULD_BLOCK,
+    tryWrite: () => WOULD_BLOCK,
+    flushed: () => true,
+    close: () => undefined,
+    ...overrides,
+  };
+}
+
+/**
+ * Runs `op` in a task beside a ticker that sleeps three times; returns
+ * what `op` gave or threw, and how often the ticker got to run.
+ */
+function besideTicker(op: () => Operation<unknown>): { outcome: unknown; ticks: number } {
+  return new Loop({ clock: new VirtualClock() }).runSync(function* main() {
+    const ticker = yield* spawn(function* ticker() {
+      let ticks = 0;
+      while (ticks < 3) {
+        yield* sleep(1);
+        ticks++;
+      }
+      return ticks;
+    });
+    let outcome: unknown;
+    try {
+      outcome = yield* op();
+    } catch (error) {
+      outcome = error;
+    }
+    return { outcome, ticks: yield* join(ticker) };
+  });
+}
+
+Deno.test("write(): a user stream whose tryWrite returns a count it cannot mean (0, -1, NaN, undefined, more than offered) gets a TypeError naming it, not a loop spinning for ever or a wrong count", () => {
+  for (const bad of [0, -1, NaN, undefined, 100]) {
+    let calls = 0;
+    const stream = contractStream({
+      tryWrite: () => {
+        // Bounds the spin a 0 or -1 once caused, so the test ends either way.
+        if (++calls > 1_000) throw new Error(`tryWrite called ${calls} times`);
+        return bad as number;
+      },
+    });
+    const { outcome, ticks } = besideTicker(() => write(stream, "abc"));
+    assertInstanceOf(outcome, TypeError, `tryWrite returning ${bad}: write() gave ${outcome}`);
+    assertEquals(
+      outcome.message,
+      `Stream "user": tryWrite(3 bytes) returned ${
+        bad === undefined ? "undefined" : `number ${bad}`
+      }; it must return how many of them it took (1 to 3), or WOULD_BLOCK when it has no room`,
+    );
+    assertEquals(calls, 1);
+    assertEquals(ticks, 3);
+  }
+});
+
+Deno.test("read()/readInto(): a user stream giving what the Stream contract does not allow gets a TypeError naming it, not made-up or empty bytes", () => {
+  for (const bad of [5, "abc", undefined, new Uint8Array(0)]) {
+    const stream = contractStream({ tryRead: () => bad as Uint8Array });
+    const { outcome, ticks } = besideTicker(() => read(stream, 8));
+    assertInstanceOf(outcome, TypeError, `tryRead returning ${Deno.inspect(bad)}: ${outcome}`);
+    assertStringIncludes(
+      outcome.message,
+      'Stream "user": tryRead(8) returned ',
+    );
+    assertStringIncludes(
+      outcome.message,
+      "; it must return a Uint8Array of 1 to 8 bytes, null at the end of the stream, or WOULD_BLOCK when no bytes are buffered",
+    );
+    assertEquals(ticks, 3);
+  }
+  // More bytes than asked for breaks read(stream, max)'s promise too.
+  const tooMany = contractStream({ tryRead: () => new Uint8Array(9) });
+  assertInstanceOf(besideTicker(() => read(tooMany, 8)).outcome, TypeError);
+  for (const bad of [99, 0, 1.5]) {
+    const into = contractStream({ tryReadInto: () => bad });
+    const { outcome } = besideTicker(() => readInto(into, new Uint8Array(4)));
+    assertInstanceOf(outcome, TypeError, `tryReadInto returning ${bad}: ${outcome}`);
+    assertEquals(
+      outcome.message,
+      `Stream "user": tryReadInto(a buffer of 4 bytes) returned number ${bad}; it must return how many bytes it put there (1 to 4), null at the end of the stream, or WOULD_BLOCK when no bytes are buffered`,
+    );
+  }
+});
+
+Deno.test("read(): a user stream whose poll() throws fails the waiting read with that error, not the whole run", () => {
+  const failure = new Error("poll failed");
+  let polls = 0;
+  const stream = contractStream({
+    poll: () => {
+      polls++;
+      throw failure;
+    },
+  });
+  const { outcome, ticks } = besideTicker(function* reader() {
+    // Not at once: the first read finds no bytes, and waits.
+    return yield* read(stream);
+  });
+  assertStrictEquals(outcome, failure);
+  assertEquals(polls, 1);
+  assertEquals(ticks, 3);
+});
+
+Deno.test("read(): a user stream with neither poll() nor watch() gets a TypeError naming it at the wait, not a crash of the run", () => {
+  const stream = contractStream({ poll: undefined });
+  const { outcome, ticks } = besideTicker(() => read(stream));
+  assertInstanceOf(outcome, TypeError);
+  assertEquals(
+    outcome.message,
+    'Cannot wait for EVENT_READ on stream "user" in task "main": the stream has neither poll() nor watch(), so nothing can say when it is ready; give it one of them',
+  );
+  assertEquals(ticks, 3);
+});
+
+Deno.test("SimulatedStream: thousands of small chunks come out in order, also across the slots it gives back while draining", () => {
+  const stream = new SimulatedStream("pipe", { waitCycles: 0 });
+  const chunks = 5_000;
+  for (let i = 0; i < chunks; i++) stream.tryWrite(Uint8Array.of(i % 251, (i + 1) % 251));
+  const out: number[] = [];
+  // Reads of 3 bytes take one chunk and part of the next; of 1, what is left.
+  for (let size = 3; out.length < 2 * chunks; size = size === 3 ? 1 : 3) {
+    const got = stream.tryRead(size);
+    if (!(got instanceof Uint8Array)) throw new Error(`stream ran dry at ${out.length}`);
+    out.push(...got);
+  }
+  const expected = Array.from({ length: chunks }, (_, i) => [i % 251, (i + 1) % 251]).flat();
+  assertEquals(out, expected);
+  assertStrictEquals(stream.tryRead(1), WOULD_BLOCK);
+  // Written after a drain, read as before.
+  stream.tryWrite(Uint8Array.of(7));
+  assertEquals(stream.tryRead(5), Uint8Array.of(7));
+});
