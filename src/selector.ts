@@ -409,7 +409,7 @@ export class Selector {
     // ask, and the ready ones are what they pushed, taken whole.
     if (this.#polled.size === 0) return this.#takePushed();
     const ready: Registration[] = [];
-    for (const { stream, read, write } of this.#polled.values()) {
+    for (const { read, write } of this.#polled.values()) {
       if (read !== null && polledReady(read, false)) ready.push(read);
       if (write !== null && polledReady(write, read !== null)) ready.push(write);
     }
