@@ -2,7 +2,10 @@
  * The tutorial's "Event Loop" section, second half: its `spawn`, `join`
  * and `gather` control-flow functions, on genloop. A spawning task goes on
  * at once (the child starts on a later turn, as with asyncio's
- * `create_task`); the counters give up their turn at each `yieldNow()`, so
+ * `create_task`); the tutorial's loop instead queues the child before its
+ * parent, so there the child runs first and the lines below come in
+ * another order (genloop follows asyncio here, as its issue 3 decided:
+ * a parent keeps its turn). The counters give up their turn at each `yieldNow()`, so
  * their output interleaves, while `gather` returns the results in input
  * order, not finish order.
  *

@@ -69,8 +69,9 @@ export interface LoopOptions {
    * `VirtualClock`, which stands still while a Promise is pending) and none
    * settles for this many milliseconds, reject the run with a
    * `DeadlockError` that names them. A pending real-clock timer or socket
-   * counts as progress to come, so the limit does not apply meanwhile.
-   * Default `Infinity` (wait as long as it takes).
+   * counts as progress to come, so the limit does not apply meanwhile; so
+   * does a `VirtualClock` moved by hand (`advance()` from a host callback)
+   * while a timer is armed. Default `Infinity` (wait as long as it takes).
    */
   stallTimeoutMs?: number;
   /**
