@@ -383,6 +383,7 @@ export class ConnStream implements Stream {
     this.#writeNotify = null;
     if (notify !== null) notify();
   }
+
   /**
    * Every byte of the cancelled writes went out, or some failed to: then
    * their writers' `onFailure` is told, unless the failure was a close()
