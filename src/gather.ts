@@ -91,14 +91,10 @@ export function gather<const B extends readonly TaskBody<unknown>[]>(
  * order (the form for any iterable of bodies of one type; see above).
  *
  * @typeParam T What each body returns.
- * @param bodies An iterable of generator objects, generator functions or
- * operations (an array, a Set); not an iterator or generator object, which
- * is taken for one body: spread one that yields bodies, `[...bodies()]`.
+ * @param bodies Generator objects, generator functions or operations.
  * @returns An operation evaluating to the results in input order.
  */
-export function gather<T>(
-  bodies: Iterable<TaskBody<T>> & { readonly next?: never },
-): Operation<T[]>;
+export function gather<T>(bodies: Iterable<TaskBody<T>>): Operation<T[]>;
 export function gather<T>(bodies: Iterable<TaskBody<T>>): Operation<T[]> {
   return new GatherInstruction<T>(bodies, "gather()");
 }

@@ -84,14 +84,10 @@ export function race<const B extends readonly TaskBody<unknown>[]>(
  * any iterable of bodies of one type; see above).
  *
  * @typeParam T What the bodies return.
- * @param bodies An iterable of at least one generator object, generator
- * function or operation (an array, a Set); not an iterator or generator
- * object, which is taken for one body: spread one that yields bodies.
+ * @param bodies At least one generator object, generator function or operation.
  * @returns An operation evaluating to the winner's result.
  */
-export function race<T>(
-  bodies: Iterable<TaskBody<T>> & { readonly next?: never },
-): Operation<T>;
+export function race<T>(bodies: Iterable<TaskBody<T>>): Operation<T>;
 export function race<T>(bodies: Iterable<TaskBody<T>>): Operation<T> {
   const instruction = new RaceInstruction<T>(bodies, "race()");
   if (instruction.bodyCount === 0) {
