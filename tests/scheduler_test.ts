@@ -483,6 +483,22 @@ Deno.test("types: a plain yield, a list given as one body, or one body given as 
   for (const mistake of mistakes) assertThrows(mistake, TypeError);
 });
 
+Deno.test("types: gather() and race() take a built-in iterator of bodies (Map, Set and array values())", () => {
+  function* worker(): Operation<number> {
+    yield* sleep(1);
+    return 1;
+  }
+  const byName = new Map<string, Operation<number>>([["a", worker()], ["b", worker()]]);
+  const kinds = new Set([worker]);
+  const results = virtualLoop().runSync(function* main() {
+    const fromMap: number[] = yield* gather(byName.values());
+    const fromSet: number[] = yield* gather(kinds.values());
+    const raced: number = yield* race([worker, worker].values());
+    return [fromMap, fromSet, raced];
+  });
+  assertEquals(results, [[1, 1], [1], 1]);
+});
+
 Deno.test("gather() and race() of bodies returning different types: results typed in order, and as any of them", () => {
   function* name(): Operation<string> {
     yield* sleep(2);
