@@ -81,6 +81,16 @@ export function runsItself(body: unknown): boolean {
 }
 
 /**
+ * Whether the iterator `startBody` makes of `body` may be one that another
+ * body hands out too: not for a generator function, which makes a new
+ * generator each call, nor for an operation, which is wrapped anew (see
+ * `drive`; one listed twice is refused when its second task runs it).
+ */
+export function mayShareIterator(body: unknown): boolean {
+  return isGeneratorObject(body) || !(isGeneratorFunction(body) || isDrivable(body));
+}
+
+/**
  * A generator that runs `iter` (an operation such as `sleep(10)`, or any
  * iterator with `next` and `throw`) as its own body. The scheduler resumes
  * every task through the generator prototype's own `next` and `throw`,

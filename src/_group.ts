@@ -11,6 +11,7 @@ import {
   bodyNameSource,
   describeValue,
   isGeneratorObject,
+  mayShareIterator,
   runsItself,
   startBody,
 } from "./_body.ts";
@@ -64,12 +65,14 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     // A generator object or operation listed twice (the slip
     // `Array(n).fill(worker())`) would be resumed by two tasks in turn, each
     // with the other's wake-up, and return wrong results. Neighbours are
-    // compared; generator objects further apart are found by a map of
-    // them to their places (a list of generator functions needs none). A
-    // shared operation (yieldNow()) serves any number of tasks at once.
+    // compared; a generator listed again further apart (or handed out again
+    // by a function or an iterable) is found among the earlier ones (see
+    // #findEarlier). A generator function makes a new generator each time,
+    // and an operation listed twice apart is refused when the second task
+    // runs it. A shared operation (yieldNow()) serves any number of tasks.
     let previous: unknown = undefined;
     let previousIter: unknown = undefined;
-    let generators: Map<unknown, number> | null = null;
+    let seen: SeenGenerators | null = null;
     for (const body of bodies) {
       if (isWaiting(body)) throw yieldedInstructionError(body, where);
       const iter = startBody(body, where);
@@ -79,11 +82,9 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
       // compared here, it cannot make a spawn in perform fail.
       const sameOperation = body === previous && !(body instanceof SharedOperation);
       if (sameOperation || iter === previousIter) throw listedTwiceError(index - 1, index, where);
-      if (iter === body) {
-        generators ??= new Map();
-        const earlier = generators.get(body);
-        if (earlier !== undefined) throw listedTwiceError(earlier, index, where);
-        generators.set(body, index);
+      if (mayShareIterator(body)) {
+        const earlier = (seen ??= new SeenGenerators()).add(iter, index);
+        if (earlier >= 0) throw listedTwiceError(earlier, index, where);
       }
       // Only a body that is its own iterator (a generator object, an
       // operation such as sleep(5)) can run just once; an iterable makes a
@@ -252,6 +253,41 @@ function yieldedInstructionError(yielded: Instruction, where: string): TypeError
       where.replace("()", "([body])")
     }`,
   );
+}
+
+// Up to this many, earlier generators are found by a scan: cheaper than a
+// Map for the few bodies most groups have.
+const SCAN_LIMIT = 16;
+
+/**
+ * The generators of a group's bodies that another body may hand out again,
+ * with their places in the list. A scan while they are few; a Map, made
+ * once, beyond.
+ */
+class SeenGenerators {
+  #iters: unknown[] = [];
+  #indexes: number[] = [];
+  #map: Map<unknown, number> | null = null;
+
+  /** Records `iter` at `index`; returns the place it had already, or -1. */
+  add(iter: unknown, index: number): number {
+    const map = this.#map;
+    if (map !== null) {
+      const earlier = map.get(iter);
+      if (earlier !== undefined) return earlier;
+      map.set(iter, index);
+      return -1;
+    }
+    const iters = this.#iters;
+    const at = iters.indexOf(iter);
+    if (at >= 0) return this.#indexes[at];
+    iters.push(iter);
+    this.#indexes.push(index);
+    if (iters.length === SCAN_LIMIT) {
+      this.#map = new Map(iters.map((seen, i) => [seen, this.#indexes[i]]));
+    }
+    return -1;
+  }
 }
 
 function listedTwiceError(first: number, second: number, where: string): TypeError {

@@ -124,7 +124,10 @@ export class ConnStream implements Stream {
   #queued: Uint8Array | null = null;
   // Who to tell if bytes of cancelled writes fail to go out (see
   // abandonWrite); null while there are none.
-  #abandonedFailure: ((error: unknown) => void)[] | null = null;
+  #abandonedFailure: { until: number; onFailure: (error: unknown) => void }[] | null = null;
+  // Bytes the host has taken since the stream was made: what an abandoned
+  // writer's last byte is counted against.
+  #sent = 0;
   #closed = false;
   // What the first close() returned while its host operations settle.
   #closing: Promise<void> | undefined = undefined;
@@ -228,7 +231,6 @@ export class ConnStream implements Stream {
    */
   abandonWrite(rest?: Uint8Array, onFailure?: (error: unknown) => void): void {
     if (this.#closed) return;
-    if (onFailure !== undefined) this.#tellOnFailure(rest, onFailure);
     if (this.#pending !== null && !this.#pendingOwned) {
       this.#heldBuffer = this.#pending.buffer;
       hold(this.#heldBuffer);
@@ -237,29 +239,35 @@ export class ConnStream implements Stream {
       this.#pendingOffset = 0;
       this.#pendingOwned = true;
     }
-    if (rest === undefined || rest.length === 0 || this.#writeError !== null) return;
-    if (this.#writing === null) {
-      // What it waited behind is out: send the rest now.
-      this.#pendingOwned = true;
-      this.#writing = this.#writeFrom(rest.slice(), 0);
-    } else {
-      // Sent once the write in flight is out, before any later write.
-      const queued = this.#queued;
-      this.#queued = queued === null ? rest.slice() : concat(queued, rest);
+    const unsent = rest !== undefined && rest.length > 0;
+    if (unsent && this.#writeError === null) {
+      if (this.#writing === null) {
+        // What it waited behind is out: send the rest now.
+        this.#pendingOwned = true;
+        this.#writing = this.#writeFrom(rest.slice(), 0);
+      } else {
+        // Sent once the write in flight is out, before any later write.
+        const queued = this.#queued;
+        this.#queued = queued === null ? rest.slice() : concat(queued, rest);
+      }
     }
+    if (onFailure !== undefined) this.#tellOnFailure(unsent, onFailure);
   }
 
   /**
-   * Keeps `onFailure` while a cancelled writer's bytes are still to go out;
-   * if the stream has failed already, its `rest` never will: told now.
+   * Keeps `onFailure` until the last byte of the cancelled writer's data
+   * (the end of what is now to be sent) is out; if the stream has failed
+   * already, its `rest` never will be: told now.
    */
-  #tellOnFailure(rest: Uint8Array | undefined, onFailure: (error: unknown) => void): void {
-    const unsent = rest !== undefined && rest.length > 0;
+  #tellOnFailure(unsent: boolean, onFailure: (error: unknown) => void): void {
     if (unsent && this.#writeError !== null) {
       onFailure(this.#writeError);
-    } else if (unsent || this.#writing !== null) {
-      (this.#abandonedFailure ??= []).push(onFailure);
+      return;
     }
+    if (this.#writing === null) return;
+    const inFlight = this.#pending === null ? 0 : this.#pending.length - this.#pendingOffset;
+    const until = this.#sent + inFlight + (this.#queued?.length ?? 0);
+    (this.#abandonedFailure ??= []).push({ until, onFailure });
   }
 
   /** Whether no write is in flight; throws the last write's error. */
@@ -341,6 +349,8 @@ export class ConnStream implements Stream {
 
   #onWritten = (n: number): Promise<void> | void => {
     this.#releaseHeld();
+    this.#sent += n;
+    if (this.#abandonedFailure !== null) this.#forgetSentAbandoned();
     const data = this.#pending!;
     const offset = this.#pendingOffset + n;
     if (offset < data.length) return this.#writeFrom(data, offset);
@@ -394,7 +404,13 @@ export class ConnStream implements Stream {
     if (told === null) return;
     this.#abandonedFailure = null;
     if (error === null || this.#closed) return;
-    for (const onFailure of told) onFailure(error);
+    for (const { onFailure } of told) onFailure(error);
+  }
+
+  /** Cancelled writers whose last byte is out have nothing left to fail. */
+  #forgetSentAbandoned(): void {
+    const left = this.#abandonedFailure!.filter(({ until }) => until > this.#sent);
+    this.#abandonedFailure = left.length > 0 ? left : null;
   }
 }
 

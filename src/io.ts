@@ -555,6 +555,10 @@ class WriteInstruction extends Instruction<number> {
 
   /** Cancelled (or failed) while waiting. */
   override throw(error: unknown): IteratorResult<Instruction, number> {
+    // Not interrupted (that undoes the wait first, which sends the rest):
+    // the wait itself failed (the stream's poll() threw), and the task is
+    // told the write failed, so nothing more of it is sent.
+    this.#handingOver = false;
     this.#abandon(null, null);
     return super.throw(error);
   }

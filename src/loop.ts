@@ -27,7 +27,7 @@ import { CancelledError, DeadlockError, describeError, TaskFailedError } from ".
 import { LeftoversInstruction } from "./_leftovers.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
 import { Scheduler } from "./scheduler.ts";
-import { Selector, type SelectorKey } from "./selector.ts";
+import { EVENT_WRITE, Selector, type SelectorKey } from "./selector.ts";
 import {
   type BodyResult,
   type NameSource,
@@ -272,9 +272,12 @@ export class Loop {
     this.#tasks.cancel(main, reason);
     // Not only once main has settled, as at a run's normal end: main's
     // cleanup may wait for a detached task (join it) that only a
-    // cancellation ends.
-    for (const root of this.#tasks.tree.liveRoots()) {
-      if (root !== main) this.#tasks.cancel(root, reason);
+    // cancellation ends. Once main has settled, the run's end cancels
+    // them itself (and its own task, a root too, must not be).
+    if (!main.settled) {
+      for (const root of this.#tasks.tree.liveRoots()) {
+        if (root !== main) this.#tasks.cancel(root, reason);
+      }
     }
     this.selector.wakeup();
   }
@@ -545,7 +548,7 @@ export class Loop {
     const waiting = new LeftoversInstruction(
       leftovers,
       (error) => this.#tasks.orphanErrors.push(error),
-      (task) => this.#tasks.bodyFailure(task) !== undefined,
+      (task) => this.#tasks.bodyFailed(task),
     );
     // Their whole trees at once, as asyncio.run() cancels every task left:
     // a leftover waiting in a gather waits for the gather's children, whose
@@ -716,8 +719,12 @@ export class Loop {
 
   #wakeReadyStreams(ready: SelectorKey[]): void {
     for (const key of ready) {
-      if (key.pollFailure === undefined) this.#tasks.enqueue(key.task, undefined);
-      else this.#tasks.enqueueThrow(key.task, key.pollFailure.error);
+      if (key.pollFailure !== undefined) {
+        this.#tasks.enqueueThrow(key.task, key.pollFailure.error);
+        continue;
+      }
+      if (key.event === EVENT_WRITE) this.#tasks.wokenFromWrite(key.task);
+      this.#tasks.enqueue(key.task, undefined);
     }
   }
 
@@ -881,8 +888,7 @@ export class Loop {
       if (!(pending instanceof CancelledError)) errors.push(pending);
     }
     errors.push(...this.#tasks.closingErrors());
-    const own = this.#tasks.bodyFailure(main);
-    if (own !== undefined) errors.unshift(own);
+    if (this.#tasks.bodyFailed(main)) errors.unshift(this.#tasks.bodyFailure(main));
     dropReportsOfListed(errors);
     if (errors.length === 0) return error;
     const cause = errors.length === 1 ? errors[0] : new AggregateError(
@@ -966,7 +972,7 @@ export class Loop {
    * cancellation (it may still wait for its children's cleanup).
    */
   _bodyFailed(task: Task<unknown>): boolean {
-    return this.#tasks.bodyFailure(task) !== undefined;
+    return this.#tasks.bodyFailed(task);
   }
 
   /** @internal Whether a failed run's tasks are being cancelled. */

@@ -152,9 +152,14 @@ export class Scheduler {
   // When cancel() reached each live task, while it is to be warned about
   // if it runs on too long (see #warnIfLingering).
   #cancelledAt = new Map<Task<unknown>, number>();
-  // Entries in #deferred and #cancelledAt together, recounted after every
-  // change to them: a step tests this one field instead of two Map sizes
-  // (which cost a twelfth of a task switch), both nearly always empty.
+  // The write each task that its stream woke for writing is queued from,
+  // until it runs: interrupted before, the write is told at once, as a
+  // waiting one is (see wokenFromWrite).
+  #wokenWrites = new Map<Task<unknown>, Instruction>();
+  // Entries in #deferred, #cancelledAt and #wokenWrites together, recounted
+  // after every change to them: a step tests this one field instead of
+  // Map sizes (which cost a twelfth of a task switch), all nearly always
+  // empty.
   #unusual = 0;
   readonly #cleanupWarningMs: number;
   readonly #onWarning: (message: string) => void;
@@ -200,29 +205,27 @@ export class Scheduler {
         errors.push(...task._slot.heldFailures());
       }
       if (task === this.main) continue;
-      const failure = this.bodyFailure(task);
-      if (failure !== undefined) errors.push(failure);
+      if (this.bodyFailed(task)) errors.push(this.bodyFailure(task));
     }
     return errors;
   }
 
   /**
-   * The error `task`'s body failed with (a cancellation is none), if it
-   * has ended so, also while the task still waits for its children.
+   * Whether `task`'s body has ended with an error other than a
+   * cancellation, also while the task still waits for its children (then
+   * `bodyFailure` is that error). Asked apart from the error itself, since a
+   * body may `throw undefined`.
    */
-  bodyFailure(task: Task<unknown>): unknown {
-    const error = this.#bodyError(task);
-    return error instanceof CancelledError ? undefined : error;
+  bodyFailed(task: Task<unknown>): boolean {
+    const slot = task._slot;
+    if (slot instanceof Closing) return slot.threw && !(slot.outcome instanceof CancelledError);
+    return task._state === "failed";
   }
 
-  /**
-   * The error `task`'s body ended with, if it has ended so, also while the
-   * task still waits for its children to finish their cleanup.
-   */
-  #bodyError(task: Task<unknown>): unknown {
+  /** The error `task`'s body failed with, when `bodyFailed(task)`. */
+  bodyFailure(task: Task<unknown>): unknown {
     const slot = task._slot;
-    if (slot instanceof Closing) return slot.threw ? slot.outcome : undefined;
-    return task._state === "failed" ? slot : undefined;
+    return slot instanceof Closing ? slot.outcome : slot;
   }
 
   /**
@@ -331,6 +334,9 @@ export class Scheduler {
    * knows, so while one waits they are told no task runs.
    */
   #markRunning(task: Task<unknown>): void {
+    if (this.#unusual > 0 && this.#wokenWrites.size > 0 && this.#wokenWrites.delete(task)) {
+      this.#recount();
+    }
     if (this.#unusual > 0 && this.#deferred.has(task)) {
       this.#loop._runningTask = null;
       this.#loop._deferringTask = task;
@@ -447,6 +453,7 @@ export class Scheduler {
         // Queued already, or interrupting itself (delivered after its
         // yield): change what it is resumed with. If that is an error
         // already, the new one waits for its next yield*.
+        if (this.#unusual > 0 && task._state === "ready") this.#undoWokenWrite(task);
         if (!(task._slot instanceof Thrown)) {
           task._slot = new Thrown(error);
         } else {
@@ -510,7 +517,7 @@ export class Scheduler {
 
   /** Brings #unusual up to date after a change to #deferred or #cancelledAt. */
   #recount(): void {
-    this.#unusual = this.#deferred.size + this.#cancelledAt.size;
+    this.#unusual = this.#deferred.size + this.#cancelledAt.size + this.#wokenWrites.size;
   }
 
   #defer(task: Task<unknown>, error: unknown): void {
@@ -571,6 +578,29 @@ export class Scheduler {
   /** Queues `task` to be resumed with `value`. */
   enqueue(task: Task<unknown>, value: unknown): void {
     this.#makeReady(task, value, false);
+  }
+
+  /**
+   * Records that `task`, waiting on a write, is about to be queued because
+   * its stream can take more: until it runs, an interrupt undoes that
+   * write at once, so that the stream gets the rest of its bytes before
+   * anything the interrupting code writes next (a write cancelled before
+   * it returns goes out in full, and first).
+   */
+  wokenFromWrite(task: Task<unknown>): void {
+    const wait = task._slot;
+    if (task._state !== "waiting" || !(wait instanceof Instruction)) return;
+    this.#wokenWrites.set(task, wait);
+    this.#recount();
+  }
+
+  /** Undoes the write `task` was woken from, if it was (see wokenFromWrite). */
+  #undoWokenWrite(task: Task<unknown>): void {
+    const wait = this.#wokenWrites.get(task);
+    if (wait === undefined) return;
+    this.#wokenWrites.delete(task);
+    this.#recount();
+    wait.undo(task, this.#loop);
   }
 
   /** Queues `task` to be resumed with `error` thrown at its `yield*`. */

@@ -25,6 +25,18 @@ export function* slowToCancel(): Operation<void> {
  * settles, failed, only at t=11.
  */
 export function* failsFirst(): Operation<void> {
+  yield* spawnSlowCleanup();
+  throw new Error("boom");
+}
+
+/** `failsFirst`, with a body that throws undefined. */
+export function* failsFirstWithUndefined(): Operation<void> {
+  yield* spawnSlowCleanup();
+  throw undefined;
+}
+
+/** Spawns a child whose cleanup takes 10 ms, then sleeps until t=1. */
+function* spawnSlowCleanup(): Operation<void> {
   yield* spawn(function* slowCleanup(): Operation<void> {
     try {
       yield* suspend();
@@ -33,5 +45,4 @@ export function* failsFirst(): Operation<void> {
     }
   });
   yield* sleep(1);
-  throw new Error("boom");
 }

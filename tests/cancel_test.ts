@@ -35,7 +35,7 @@ import {
   VirtualClock,
   yieldNow,
 } from "../mod.ts";
-import { failFast, failsFirst, slowToCancel } from "./_group_failure.ts";
+import { failFast, failsFirst, failsFirstWithUndefined, slowToCancel } from "./_group_failure.ts";
 
 function virtualLoop(options: LoopOptions = {}): Loop {
   return new Loop({ clock: new VirtualClock(), ...options });
@@ -431,20 +431,27 @@ Deno.test("cancel() operation: a cleanup that fails is thrown as a TaskFailedErr
   assertEquals((task.error as Error).message, "cleanup failed");
 });
 
-Deno.test("cancel() operation: a task whose body failed before the cancel is not said to have failed while cancelled", () => {
-  const loop = virtualLoop();
-  const message = loop.runSync(function* main() {
-    const task = yield* spawn(failsFirst);
-    yield* sleep(2);
-    try {
-      yield* cancel(task);
-      return "cancel returned";
-    } catch (error) {
-      assertInstanceOf(error, TaskFailedError);
-      return error.message;
-    }
-  });
-  assertEquals(message, 'Task "failsFirst" failed before cancel() reached it: Error: boom');
+Deno.test("cancel() operation: a task whose body failed before the cancel (even with undefined) is not said to have failed while cancelled", () => {
+  for (
+    const [body, error] of [[failsFirst, "Error: boom"], [
+      failsFirstWithUndefined,
+      "undefined",
+    ]] as const
+  ) {
+    const loop = virtualLoop();
+    const message = loop.runSync(function* main() {
+      const task = yield* spawn(body);
+      yield* sleep(2);
+      try {
+        yield* cancel(task);
+        return "cancel returned";
+      } catch (error) {
+        assertInstanceOf(error, TaskFailedError);
+        return error.message;
+      }
+    });
+    assertEquals(message, `Task "${body.name}" failed before cancel() reached it: ${error}`);
+  }
 });
 
 Deno.test("cancel() operation: uncaught, a failed cleanup fails the canceller, not silently nothing", () => {

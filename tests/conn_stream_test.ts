@@ -469,43 +469,65 @@ Deno.test("ConnStream: a write that fails part way throws the connection's error
   assertEquals(written.length, 3, "the first write went out, the second failed");
 });
 
-/** A stand-in for a `Deno.Conn` whose writes stay in flight until failed. */
-function stuckWriteConn(): { conn: Deno.Conn; failWrite: (error: Error) => void } {
-  let failWrite: (error: Error) => void = () => {
-    throw new Error("no write in flight");
-  };
+/** A host write of `hostWrites()`: what it was given, and how to settle it. */
+interface HostWrite {
+  data: string;
+  resolve: (n: number) => void;
+  reject: (error: Error) => void;
+}
+
+/** A stand-in for a `Deno.Conn` whose host writes settle when the test says. */
+function hostWrites(): { conn: Deno.Conn; writes: HostWrite[] } {
+  const writes: HostWrite[] = [];
   const conn = {
-    write(_data: Uint8Array): Promise<number> {
-      return new Promise((_, reject) => failWrite = reject);
+    write(data: Uint8Array): Promise<number> {
+      return new Promise((resolve, reject) =>
+        writes.push({ data: new TextDecoder().decode(data), resolve, reject })
+      );
     },
     close(): void {},
   } as unknown as Deno.Conn;
-  return { conn, failWrite: (error) => failWrite(error) };
+  return { conn, writes };
 }
 
-/** Runs a writer of `stream` that is cancelled while its write is in flight. */
-async function cancelWriteInFlight(stream: ConnStream, warnings: string[]): Promise<void> {
+/** Lets the settled host writes' reactions run. */
+function hostTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
+ * Runs writers of `stream`, one after the other, each cancelled once its
+ * write is in flight or waiting behind the one before; warnings go to
+ * `warnings`.
+ */
+async function cancelWritesInFlight(
+  stream: ConnStream,
+  texts: string[],
+  warnings: string[],
+): Promise<void> {
   const loop = new Loop({ onWarning: (message) => warnings.push(message) });
   await loop.runUntilComplete(function* main() {
-    const writer = yield* spawn(function* writer() {
-      yield* write(stream, "0123456789");
-    });
-    // The writer hands its bytes over, and waits for them to go out.
-    yield* yieldNow();
-    yield* cancel(writer);
+    for (const [i, text] of texts.entries()) {
+      const writer = yield* spawn(function* writer() {
+        yield* write(stream, text);
+      }, { name: `writer${i + 1}` });
+      // The writer hands its bytes over, and waits for them to go out.
+      yield* yieldNow();
+      yield* cancel(writer);
+    }
   });
 }
 
 Deno.test("ConnStream: bytes of a cancelled write that fail to go out later are reported through onWarning, not dropped", async () => {
-  const { conn, failWrite } = stuckWriteConn();
+  const { conn, writes } = hostWrites();
   const stream = new ConnStream(conn, { name: "slow peer" });
   const warnings: string[] = [];
-  await cancelWriteInFlight(stream, warnings);
+  await cancelWritesInFlight(stream, ["0123456789"], warnings);
   assertEquals(warnings, []);
-  failWrite(new Deno.errors.ConnectionReset("peer reset"));
-  await new Promise((resolve) => setTimeout(resolve, 0));
+  writes[0].reject(new Deno.errors.ConnectionReset("peer reset"));
+  await hostTurn();
   assertEquals(warnings, [
-    'A write to stream "slow peer" that task "writer" stopped waiting for (it was cancelled) failed afterwards, before all of it was sent: ConnectionReset: peer reset. The stream\'s next write throws this error too; close a stream whose writes were cancelled rather than write to it again',
+    'A write to stream "slow peer" that task "writer1" stopped waiting for (it was cancelled) failed afterwards, before all of it was sent: ConnectionReset: peer reset. The stream\'s next write throws this error too; close a stream whose writes were cancelled rather than write to it again',
   ]);
   // As documented: the next write gets the error as well.
   const error = await assertRejects(() => run(write(stream, "more")));
@@ -513,15 +535,68 @@ Deno.test("ConnStream: bytes of a cancelled write that fail to go out later are 
   await run(close(stream));
 });
 
+Deno.test("ConnStream: of two cancelled writes, only the one whose bytes failed to go out is reported", async () => {
+  const { conn, writes } = hostWrites();
+  const stream = new ConnStream(conn, { name: "peer" });
+  const warnings: string[] = [];
+  await cancelWritesInFlight(stream, ["aaaa", "bbbb"], warnings);
+  // Every byte of the first went out; the second's, queued behind, fail.
+  writes[0].resolve(4);
+  await hostTurn();
+  assertEquals(writes.map((w) => w.data), ["aaaa", "bbbb"]);
+  writes[1].reject(new Deno.errors.ConnectionReset("reset"));
+  await hostTurn();
+  assertEquals(warnings.length, 1, warnings.join("\n"));
+  assertStringIncludes(warnings[0], 'that task "writer2" stopped waiting for');
+  await run(close(stream));
+});
+
 Deno.test("ConnStream: a cancelled write cut short by close() is no failure to warn about", async () => {
-  const { conn, failWrite } = stuckWriteConn();
+  const { conn, writes } = hostWrites();
   const stream = new ConnStream(conn, { name: "closed early" });
   const warnings: string[] = [];
-  await cancelWriteInFlight(stream, warnings);
+  await cancelWritesInFlight(stream, ["0123456789"], warnings);
   const closed = run(close(stream));
-  failWrite(new Deno.errors.BadResource("closed"));
+  writes[0].reject(new Deno.errors.BadResource("closed"));
   await closed;
   assertEquals(warnings, []);
+});
+
+Deno.test("ConnStream: a write cancelled by task.cancel() just after the stream woke it goes out before what its canceller writes next", async () => {
+  const { conn, writes } = hostWrites();
+  const stream = new ConnStream(conn, { name: "peer" });
+  // The host completes one write per millisecond, in order.
+  let completed = 0;
+  const pump = setInterval(() => {
+    if (completed < writes.length) writes[completed++].resolve(4);
+  }, 1);
+  try {
+    await new Loop().runUntilComplete(function* main() {
+      const writerA = yield* spawn(function* writeA() {
+        yield* write(stream, "AAAA");
+      });
+      // AAAA's host write is in flight: cancelled, it still goes out.
+      yield* yieldNow();
+      writerA.cancel();
+      const writerB = yield* spawn(function* writeB() {
+        yield* write(stream, "BBBB");
+      });
+      // writeB waits behind AAAA to hand over BBBB.
+      yield* yieldNow();
+      // Busy (bounded) until the host completed AAAA: the loop's next look
+      // at the stream wakes writeB, queued behind this task.
+      const start = performance.now();
+      while (completed < 1 && performance.now() - start < 2_000) yield* yieldNow();
+      writerB.cancel();
+      yield* write(stream, "CCCC");
+      // Waits until what cancelled writes left is out.
+      yield* write(stream, "");
+    });
+  } finally {
+    clearInterval(pump);
+  }
+  assertEquals(writes.map((w) => w.data), ["AAAA", "BBBB", "CCCC"]);
+  await run(close(stream));
 });
 
 Deno.test("ConnStream: a task of another Loop that reads a stream a task already reads gets an error naming both; the first still gets the bytes", async () => {

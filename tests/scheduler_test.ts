@@ -1544,6 +1544,33 @@ Deno.test("Loop.stop() cancels the run's detached tasks at once too, so main's c
   assertEquals(log, ["flusher cleaned up", "main joins flusher: CancelledError"]);
 });
 
+Deno.test("Loop.stop() from a detached task's cleanup during the run's end changes nothing of how the run ends", () => {
+  const messages: string[] = [];
+  for (const stop of [false, true]) {
+    const loop = new Loop({ clock: new VirtualClock() });
+    const error = assertThrows(() =>
+      loop.runSync(function* main() {
+        yield* spawn(function* server(): Operation<void> {
+          try {
+            yield* suspend();
+          } finally {
+            yield* sleep(5);
+            if (stop) loop.stop("second Ctrl-C");
+            // deno-lint-ignore no-unsafe-finally
+            throw new Error("cleanup failed");
+          }
+        }, { detached: true });
+        yield* yieldNow();
+        return "done";
+      })
+    );
+    messages.push((error as Error).message);
+  }
+  const report =
+    'Task "server" failed while cancelled at the end of the run: Error: cleanup failed';
+  assertEquals(messages, [report, report]);
+});
+
 /** Runs `op`; evaluates to the name of the error it threw ("none" if none). */
 function* caughtName(op: () => Operation<unknown>): Operation<string> {
   try {

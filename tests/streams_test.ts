@@ -1047,3 +1047,47 @@ Deno.test("SimulatedStream: thousands of small chunks come out in order, also ac
   stream.tryWrite(Uint8Array.of(7));
   assertEquals(stream.tryRead(5), Uint8Array.of(7));
 });
+
+Deno.test("write(): a write cancelled by task.cancel() just after its stream woke it still goes out in full, before what its canceller writes next, and before end()", () => {
+  for (const next of ["write", "end"] as const) {
+    const stream = new SimulatedStream("s", { waitCycles: 1 });
+    const got = new Loop({ clock: new VirtualClock() }).runSync(function* main() {
+      const writer = yield* spawn(function* writeA() {
+        // Waits: the stream spends a wait cycle first.
+        yield* write(stream, "AAAA");
+      });
+      yield* yieldNow();
+      // The select that spends the cycle wakes writeA: queued behind main.
+      yield* yieldNow();
+      writer.cancel();
+      if (next === "write") yield* write(stream, "BBBB");
+      stream.end();
+      const parts: string[] = [];
+      for (let chunk; (chunk = yield* read(stream)) !== null;) parts.push(decode(chunk)!);
+      return parts.join("|");
+    });
+    assertEquals(got, next === "write" ? "AAAA|BBBB" : "AAAA");
+  }
+});
+
+Deno.test("write(): a write whose wait failed because the stream's poll() threw asks the stream to send none of the rest", () => {
+  const log: string[] = [];
+  let polls = 0;
+  const flaky = contractStream({
+    poll: () => {
+      if (++polls >= 2) throw new Error("device gone");
+      return false;
+    },
+    tryWrite: (data) => {
+      if (log.length > 0) return WOULD_BLOCK;
+      log.push(`took 2 of ${data.length}`);
+      return 2;
+    },
+    abandonWrite: (rest) => {
+      log.push(`abandonWrite(${rest === undefined ? "" : `${rest.length} bytes`})`);
+    },
+  });
+  const { outcome } = besideTicker(() => write(flaky, "abcdef"));
+  assertEquals((outcome as Error).message, "device gone");
+  assertEquals(log, ["took 2 of 6", "abandonWrite()"]);
+});

@@ -38,7 +38,7 @@ import {
   type Yielded,
   yieldNow,
 } from "../mod.ts";
-import { failsFirst } from "./_group_failure.ts";
+import { failsFirst, failsFirstWithUndefined } from "./_group_failure.ts";
 
 function virtualLoop(): Loop {
   return new Loop({ clock: new VirtualClock() });
@@ -846,24 +846,31 @@ Deno.test("timeout(): a body whose cleanup fails throws TimeoutError first, then
   assertEquals((error.cause as Error).message, "cleanup failed");
 });
 
-Deno.test("timeout(): a body that failed before the limit, its children's cleanup outlasting it, is said to have failed before", () => {
-  const loop = virtualLoop();
-  const log: string[] = [];
-  const error = assertThrows(() =>
-    loop.runSync(function* main() {
-      try {
-        yield* timeout(5, failsFirst);
-      } catch (error) {
-        log.push(`${(error as Error).name}@${loop.time()}`);
-      }
-      yield* yieldNow();
-      log.push("unreachable");
-    }), TaskFailedError);
-  assertEquals(log, ["TimeoutError@11"]);
-  assertEquals(
-    error.message,
-    'Task "failsFirst" failed before its timeout of 5 ms passed: Error: boom',
-  );
+Deno.test("timeout(): a body that failed before the limit (even with undefined), its children's cleanup outlasting it, is said to have failed before", () => {
+  for (
+    const [body, cause] of [[failsFirst, "Error: boom"], [
+      failsFirstWithUndefined,
+      "undefined",
+    ]] as const
+  ) {
+    const loop = virtualLoop();
+    const log: string[] = [];
+    const error = assertThrows(() =>
+      loop.runSync(function* main() {
+        try {
+          yield* timeout(5, body);
+        } catch (error) {
+          log.push(`${(error as Error).name}@${loop.time()}`);
+        }
+        yield* yieldNow();
+        log.push("unreachable");
+      }), TaskFailedError);
+    assertEquals(log, ["TimeoutError@11"]);
+    assertEquals(
+      error.message,
+      `Task "${body.name}" failed before its timeout of 5 ms passed: ${cause}`,
+    );
+  }
 });
 
 Deno.test("timeout(): once its limit has passed, a deadlock report says it waits for the body's cleanup", () => {
@@ -1032,6 +1039,26 @@ Deno.test("gather() and race() given one generator object twice, not side by sid
   assertEquals(started, 0);
   // Distinct generator objects of one function are welcome.
   assertEquals(virtualLoop().runSync(() => gather([counter(), counter(), counter()])), [3, 3, 3]);
+});
+
+Deno.test("gather() and race() given one generator object handed out by a body listed twice apart: a TypeError at the call, as side by side", () => {
+  function* counter(): Operation<number> {
+    for (let i = 0; i < 3; i++) yield* yieldNow();
+    return 3;
+  }
+  function* other(): Operation<number> {
+    yield* yieldNow();
+    return 7;
+  }
+  for (const [where, make] of GROUPS) {
+    const shared = counter();
+    const handsOut = () => shared;
+    assertThrows(
+      () => make([handsOut, other, handsOut]),
+      TypeError,
+      `${where} was given the same generator object or operation as bodies #0 and #2`,
+    );
+  }
 });
 
 Deno.test("gather() and race() given an iterable that hands out one generator object each time: a TypeError at the call, and no task runs", () => {
