@@ -161,8 +161,26 @@ const holdersOf = new WeakMap<SelectableStream, Holders>();
  * concerns that wait, not every task of the run.
  */
 function polledReady(registration: Registration, readWaits: boolean): boolean {
+  // Its stalled() threw already (see pollable).
+  if (registration.pollFailure !== undefined) return true;
   try {
     return registration.stream.poll!(registration.event, readWaits);
+  } catch (error) {
+    registration.pollFailure = { error };
+    return true;
+  }
+}
+
+/**
+ * Whether polling `registration` again could make it ready. A `stalled()`
+ * that throws counts as a `poll()` that throws: its task gets the error
+ * at the next select.
+ */
+function mayBecomeReady(registration: Registration): boolean {
+  const stream = registration.stream;
+  if (stream.stalled === undefined || registration.pollFailure !== undefined) return true;
+  try {
+    return !stream.stalled(registration.event);
   } catch (error) {
     registration.pollFailure = { error };
     return true;
@@ -330,10 +348,9 @@ export class Selector {
 
   /** Whether polling again could make a polled registration ready. */
   pollable(): boolean {
-    for (const { stream, read, write } of this.#polled.values()) {
-      if (stream.stalled === undefined) return true;
-      if (read !== null && !stream.stalled(EVENT_READ)) return true;
-      if (write !== null && !stream.stalled(EVENT_WRITE)) return true;
+    for (const { read, write } of this.#polled.values()) {
+      if (read !== null && mayBecomeReady(read)) return true;
+      if (write !== null && mayBecomeReady(write)) return true;
     }
     return false;
   }

@@ -1091,3 +1091,16 @@ Deno.test("write(): a write whose wait failed because the stream's poll() threw 
   assertEquals((outcome as Error).message, "device gone");
   assertEquals(log, ["took 2 of 6", "abandonWrite()"]);
 });
+
+Deno.test("read(): a user stream whose stalled() throws fails the waiting read with that error, not the whole run", () => {
+  const failure = new Error("stalled failed");
+  const stream = contractStream({
+    poll: () => false,
+    stalled: () => {
+      throw failure;
+    },
+  });
+  const { outcome, ticks } = besideTicker(() => read(stream));
+  assertStrictEquals(outcome, failure);
+  assertEquals(ticks, 3);
+});
