@@ -61,7 +61,9 @@ export type SelectorEvent = typeof EVENT_READ | typeof EVENT_WRITE;
 /**
  * What the selector needs from a stream. Implement `poll` (and `stalled`)
  * for a stream whose readiness is checked on demand, or `watch` for one
- * that reports readiness itself.
+ * that reports readiness itself; a stream with neither cannot be waited on
+ * (a `TypeError` naming it). An error thrown by `poll` or `stalled` goes
+ * to the task waiting on that event, at its `yield*`.
  *
  * @example Usage
  * ```ts

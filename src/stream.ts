@@ -59,17 +59,19 @@ export interface Stream extends SelectableStream {
   /** Whether `close()` was called. */
   readonly closed: boolean;
   /**
-   * Takes up to `max` buffered bytes, `null` at end of stream, or
-   * `WOULD_BLOCK`. Throws the stream's error (closed, reset, …). The bytes
+   * Takes 1 to `max` buffered bytes, `null` at end of stream, or
+   * `WOULD_BLOCK` (never an empty array: `read()` would hand it on as if
+   * bytes had come; anything else is a `TypeError` naming the stream at
+   * the reader's `yield*`). Throws the stream's error (closed, reset, …). The bytes
    * are the caller's to keep: a new array, not a view of a buffer the
    * stream reuses (lending its buffer is what `tryReadView` is for), since
    * `read()` gives them to the task as they are.
    */
   tryRead(max: number): Uint8Array | null | typeof WOULD_BLOCK;
   /**
-   * Copies buffered bytes into `buffer` and returns how many, `null` at end
-   * of stream, or `WOULD_BLOCK`. Lets a reader reuse one buffer instead of
-   * allocating per read.
+   * Copies buffered bytes into `buffer` and returns how many (1 to
+   * `buffer.length`), `null` at end of stream, or `WOULD_BLOCK`. Lets a
+   * reader reuse one buffer instead of allocating per read.
    */
   tryReadInto(buffer: Uint8Array): number | null | typeof WOULD_BLOCK;
   /**
@@ -79,7 +81,10 @@ export interface Stream extends SelectableStream {
    */
   tryReadView?(max: number): Uint8Array | null | typeof WOULD_BLOCK;
   /**
-   * Accepts some bytes of `data` (the count), or `WOULD_BLOCK`. The stream
+   * Accepts some bytes of `data` and returns how many (1 to
+   * `data.length`), or `WOULD_BLOCK` when it has no room (not 0: `write()`
+   * would ask again at once, for ever; a count out of range is a
+   * `TypeError` naming the stream at the writer's `yield*`). The stream
    * may keep a reference to `data` until `flushed()` is true, or until
    * `abandonWrite()`.
    */
