@@ -16,13 +16,16 @@ class CallInstruction<T> extends Instruction<T> {
   // Let go once called: a wait abandoned on a Promise that lives on (a
   // shutdown signal raced against work) leaves this instruction on that
   // Promise, and must not keep what the function captured, nor the loop.
-  #fn: (() => T | PromiseLike<T>) | null;
+  #fn: ((signal: AbortSignal) => T | PromiseLike<T>) | null;
   readonly #what: string | undefined;
   readonly #fnName: string;
   #waiter: Task<unknown> | null = null;
   #loop: Loop | null = null;
+  // Made only for a function that takes the signal: aborted when the wait
+  // is given up (see undo).
+  #aborter: AbortController | null = null;
 
-  constructor(fn: () => T | PromiseLike<T>, what?: string) {
+  constructor(fn: (signal: AbortSignal) => T | PromiseLike<T>, what?: string) {
     super();
     this.#fn = fn;
     this.#what = what;
@@ -32,7 +35,7 @@ class CallInstruction<T> extends Instruction<T> {
   perform(task: Task<unknown>, loop: Loop): void {
     const fn = this.#fn!;
     this.#fn = null;
-    const produced = fn();
+    const produced = this.#callFn(fn);
     if (!isThenable(produced)) {
       loop._resumeNow(task, produced);
       return;
@@ -51,7 +54,18 @@ class CallInstruction<T> extends Instruction<T> {
     );
   }
 
+  /**
+   * Calls `fn`, with an AbortSignal only if it declares a parameter for
+   * one: an AbortController per call would cost the calls that take none.
+   */
+  #callFn(fn: (signal: AbortSignal) => T | PromiseLike<T>): T | PromiseLike<T> {
+    if (fn.length === 0) return (fn as () => T | PromiseLike<T>)();
+    this.#aborter = new AbortController();
+    return fn(this.#aborter.signal);
+  }
+
   #settle(failed: boolean, outcome: unknown): void {
+    this.#aborter = null;
     const waiter = this.#waiter;
     // Interrupted meanwhile: the waiter has moved on.
     if (waiter === null) return;
@@ -63,12 +77,22 @@ class CallInstruction<T> extends Instruction<T> {
     loop._callEnded();
   }
 
-  override undo(_task: Task<unknown>, loop: Loop): void {
+  override undo(task: Task<unknown>, loop: Loop): void {
     // Not waiting (interrupted inside fn, or undone already): no call to end.
     if (this.#waiter === null) return;
     this.#waiter = null;
     this.#loop = null;
     loop._callEnded();
+    // The work fn started is not wanted any more: a fetch given the signal
+    // stops, rather than run on for a result nobody takes.
+    const aborter = this.#aborter;
+    this.#aborter = null;
+    aborter?.abort(
+      new DOMException(
+        `Task "${task.name}" stopped waiting for ${this.describe()} (it was cancelled or interrupted)`,
+        "AbortError",
+      ),
+    );
   }
 
   describe(): string {
@@ -83,27 +107,46 @@ class CallInstruction<T> extends Instruction<T> {
  * A plain (non-Promise) return value is returned at once; an exception from
  * `fn` is thrown at the `yield*`. Any other thenable is followed as `await`
  * follows it (later, never inside the step: a thenable that calls back at
- * once still needs an awaited run). If the task is cancelled while waiting,
- * the Promise's outcome is ignored; a Promise that outlives many such
- * abandoned waits keeps a small record of each (about 200 bytes, the
- * handlers it was given), as `Promise.race` against it would.
+ * once still needs an awaited run). If the task is cancelled (or otherwise
+ * interrupted: a `timeout`, a lost `race`) while waiting, the Promise's
+ * outcome is ignored, and a `fn` that declares a parameter gets an
+ * `AbortSignal` that is then aborted, with an `AbortError` naming the task,
+ * so that the work stops too: `call((signal) => fetch(url, { signal }))`.
+ * A Promise that outlives many abandoned waits keeps a small record of
+ * each (about 200 bytes, the handlers it was given), as `Promise.race`
+ * against it would.
  *
  * @typeParam T The settled value.
- * @param fn A function returning a Promise (or a plain value).
+ * @param fn A function returning a Promise (or a plain value); given an
+ * `AbortSignal` if it takes a parameter.
  * @returns An operation evaluating to the settled value.
  *
  * @example Usage
  * ```ts
- * import { call, run } from "@genloop/genloop";
+ * import { call, run, timeout, TimeoutError } from "@genloop/genloop";
  *
+ * let aborted = false;
  * const n = await run(function* main() {
  *   const a = yield* call(() => Promise.resolve(20));
+ *   try {
+ *     // Work that would never end; the timeout aborts it through the signal.
+ *     yield* timeout(10, call((signal) =>
+ *       new Promise<void>((_, reject) =>
+ *         signal.addEventListener("abort", () => {
+ *           aborted = true;
+ *           reject(signal.reason);
+ *         })
+ *       )
+ *     ));
+ *   } catch (error) {
+ *     if (!(error instanceof TimeoutError)) throw error;
+ *   }
  *   return a + 22;
  * });
- * if (n !== 42) throw new Error("unexpected");
+ * if (n !== 42 || !aborted) throw new Error("unexpected");
  * ```
  */
-export function call<T>(fn: () => T | PromiseLike<T>): Operation<T> {
+export function call<T>(fn: (signal: AbortSignal) => T | PromiseLike<T>): Operation<T> {
   if (typeof fn !== "function") {
     throw new TypeError(
       `call() expected a function returning a Promise, but got ${typeof fn}; write call(() => promise)`,

@@ -21,6 +21,7 @@ import {
   join,
   Loop,
   type Operation,
+  race,
   read,
   readInto,
   readView,
@@ -329,6 +330,46 @@ Deno.test("call() takes plain values and sync throws; rejects non-functions at t
   });
   assertEquals(result, [7, "sync"]);
   assertThrows(() => call(42 as never), TypeError);
+});
+
+Deno.test("call(): a function taking a signal has it aborted, with an AbortError naming the task, when the wait is cancelled, timed out or loses a race; not when it settles", async () => {
+  const reasons: string[] = [];
+  /** Work that ends only when its signal is aborted. */
+  const untilAborted = (signal: AbortSignal): Promise<never> =>
+    new Promise((_, reject) =>
+      signal.addEventListener("abort", () => {
+        reasons.push(`${signal.reason.name}: ${signal.reason.message}`);
+        reject(signal.reason);
+      })
+    );
+  let settledSignal: AbortSignal | undefined;
+  await run(function* main() {
+    const fetcher = yield* spawn(function* fetcher() {
+      yield* call(untilAborted);
+    });
+    yield* yieldNow();
+    yield* cancel(fetcher);
+    try {
+      yield* timeout(1, function* slow() {
+        yield* call(untilAborted);
+      });
+    } catch (error) {
+      if (!(error instanceof TimeoutError)) throw error;
+    }
+    yield* race([function* loser() {
+      yield* call(untilAborted);
+    }, yieldNow()]);
+    yield* call((signal) => {
+      settledSignal = signal;
+      return Promise.resolve(1);
+    });
+  });
+  assertEquals(reasons, [
+    'AbortError: Task "fetcher" stopped waiting for a Promise from call(untilAborted) (it was cancelled or interrupted)',
+    'AbortError: Task "slow" stopped waiting for a Promise from call(untilAborted) (it was cancelled or interrupted)',
+    'AbortError: Task "loser" stopped waiting for a Promise from call(untilAborted) (it was cancelled or interrupted)',
+  ]);
+  assertEquals(settledSignal?.aborted, false);
 });
 
 Deno.test("call() of a Promise that never settles is reported as waiting on it", async () => {
