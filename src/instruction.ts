@@ -176,6 +176,15 @@ export abstract class Instruction<T = unknown>
   undo(_task: Task<unknown>, _loop: Loop): void {}
 
   /**
+   * The wait ended with an error of what it waited on (a stream whose
+   * `poll()` threw), not with an interrupt: the error is thrown at the
+   * task's `yield*` next. An operation that would finish its work after an
+   * interrupt (a write sending the rest of its bytes) need not after this.
+   * @internal
+   */
+  _waitFailed(): void {}
+
+  /**
    * The task waiting here is interrupted by `error` (cancelled, or sent a
    * failure). Returns whether the error is held back: an instruction that
    * started child tasks (a group, a timeout) has the loop hold it

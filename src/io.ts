@@ -147,10 +147,10 @@ class WaitConnInstruction extends Instruction<void> {
     return super.throw(error);
   }
 
-  override undo(_task: Task<unknown>, loop: Loop): void {
+  override undo(task: Task<unknown>, loop: Loop): void {
     // The host operation stays in flight: its connection is for the next taker.
     this.#release();
-    loop.selector.unregister(this.#incoming, EVENT_READ);
+    loop.selector.unregister(this.#incoming, EVENT_READ, task);
   }
 
   /** Gives up the listener's waiter place, if this wait still holds it. */
@@ -281,8 +281,8 @@ class ReadInstruction<T> extends Instruction<T> {
     loop.selector.register(this.#stream, EVENT_READ, task);
   }
 
-  override undo(_task: Task<unknown>, loop: Loop): void {
-    loop.selector.unregister(this.#stream, EVENT_READ);
+  override undo(task: Task<unknown>, loop: Loop): void {
+    loop.selector.unregister(this.#stream, EVENT_READ, task);
   }
 
   describe(): string {
@@ -555,10 +555,6 @@ class WriteInstruction extends Instruction<number> {
 
   /** Cancelled (or failed) while waiting. */
   override throw(error: unknown): IteratorResult<Instruction, number> {
-    // Not interrupted (that undoes the wait first, which sends the rest):
-    // the wait itself failed (the stream's poll() threw), and the task is
-    // told the write failed, so nothing more of it is sent.
-    this.#handingOver = false;
     this.#abandon(null, null);
     return super.throw(error);
   }
@@ -575,8 +571,13 @@ class WriteInstruction extends Instruction<number> {
     }
   }
 
+  /** The stream failed the wait: the task is told the write failed, so none of the rest is sent. */
+  override _waitFailed(): void {
+    this.#handingOver = false;
+  }
+
   override undo(task: Task<unknown>, loop: Loop): void {
-    loop.selector.unregister(this.#stream, EVENT_WRITE);
+    loop.selector.unregister(this.#stream, EVENT_WRITE, task);
     // At the cancellation, not when the task next runs: a task.cancel()
     // returns at once, and what its caller does next (refill a readView
     // buffer, change the data) must find the stream told already.

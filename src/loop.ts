@@ -25,6 +25,7 @@ import { bodyNameSource, drive, startBody } from "./_body.ts";
 import { type Clock, RealClock, VirtualClock } from "./clock.ts";
 import { CancelledError, DeadlockError, describeError, TaskFailedError } from "./errors.ts";
 import { LeftoversInstruction } from "./_leftovers.ts";
+import { Instruction } from "./instruction.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
 import { Scheduler } from "./scheduler.ts";
 import { EVENT_WRITE, Selector, type SelectorKey } from "./selector.ts";
@@ -187,6 +188,9 @@ export class Loop {
   // Tasks of the current batch not run yet: an awaited run cuts a batch
   // short when the host is due a turn (see #tick).
   #batchLeft = 0;
+  // The task of the run's end that waits for the leftover root tasks (see
+  // #startCloser); null before any.
+  #closer: Task<unknown> | null = null;
   // When the loop began to wait with only Promises to wait for, no task
   // having run since (NEVER: it is not so waiting), by performance.now(): a
   // wake-up after which no task runs (a stop() or cancel() of a task
@@ -272,12 +276,10 @@ export class Loop {
     this.#tasks.cancel(main, reason);
     // Not only once main has settled, as at a run's normal end: main's
     // cleanup may wait for a detached task (join it) that only a
-    // cancellation ends. Once main has settled, the run's end cancels
-    // them itself (and its own task, a root too, must not be).
-    if (!main.settled) {
-      for (const root of this.#tasks.tree.liveRoots()) {
-        if (root !== main) this.#tasks.cancel(root, reason);
-      }
+    // cancellation ends. The run's end has a task of its own, a root too,
+    // which waits for the others: not one of the run's tasks to stop.
+    for (const root of this.#tasks.tree.liveRoots()) {
+      if (root !== main && root !== this.#closer) this.#tasks.cancel(root, reason);
     }
     this.selector.wakeup();
   }
@@ -557,7 +559,8 @@ export class Loop {
     // unwind spares nothing (see #unwind).
     const spareCleanups = reason !== RUN_FAILED;
     this.#tasks.cancelTrees(leftovers, reason, "tasks left at the run's end", spareCleanups);
-    return this._spawn(drive(waiting), "the run's end", this);
+    this.#closer = this._spawn(drive(waiting), "the run's end", this);
+    return this.#closer;
   }
 
   /**
@@ -720,6 +723,8 @@ export class Loop {
   #wakeReadyStreams(ready: SelectorKey[]): void {
     for (const key of ready) {
       if (key.pollFailure !== undefined) {
+        const wait = key.task._slot;
+        if (wait instanceof Instruction) wait._waitFailed();
         this.#tasks.enqueueThrow(key.task, key.pollFailure.error);
         continue;
       }

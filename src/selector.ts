@@ -309,13 +309,22 @@ export class Selector {
     }
   }
 
-  /** Removes the registrations of `stream` (for one `event`, or both). */
-  unregister(stream: SelectableStream, event?: SelectorEvent): void {
+  /**
+   * Removes the registrations of `stream` (for one `event`, or both), only
+   * `task`'s if a task is given: a task whose registration was taken when
+   * its stream woke it must not remove the one another task made since.
+   */
+  unregister(stream: SelectableStream, event?: SelectorEvent, task?: Task<unknown>): void {
     const holders = holdersOf.get(stream);
     if (holders === undefined) return;
     const { read, write } = holders;
-    if (event !== EVENT_WRITE && read !== null && read.selector === this) this.#drop(read);
-    if (event !== EVENT_READ && write !== null && write.selector === this) this.#drop(write);
+    if (event !== EVENT_WRITE && read !== null && this.#owns(read, task)) this.#drop(read);
+    if (event !== EVENT_READ && write !== null && this.#owns(write, task)) this.#drop(write);
+  }
+
+  /** Whether `registration` is this selector's, and `task`'s if given. */
+  #owns(registration: Registration, task: Task<unknown> | undefined): boolean {
+    return registration.selector === this && (task === undefined || registration.task === task);
   }
 
   /** The tasks waiting on `stream`, if any. */

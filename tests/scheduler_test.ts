@@ -1571,6 +1571,36 @@ Deno.test("Loop.stop() from a detached task's cleanup during the run's end chang
   assertEquals(messages, [report, report]);
 });
 
+Deno.test("Loop.stop() during the run's end still cancels a detached task that a leftover's cleanup waits for", () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  const log: string[] = [];
+  const outcome = loop.runSync(function* main() {
+    loop.spawn(function* leftover() {
+      try {
+        yield* suspend();
+      } finally {
+        // Cancelled at the run's end; its cleanup waits for a helper that
+        // only a cancellation ends.
+        const helper = yield* spawn(function* helper() {
+          try {
+            yield* suspend();
+          } finally {
+            log.push("helper ended");
+          }
+        }, { detached: true });
+        yield* yieldNow();
+        // As a signal handler would, while the run ends: main has settled.
+        loop.stop("shutdown");
+        yield* join(helper);
+      }
+    });
+    yield* yieldNow();
+    return "main done";
+  });
+  assertEquals(outcome, "main done");
+  assertEquals(log, ["helper ended"]);
+});
+
 /** Runs `op`; evaluates to the name of the error it threw ("none" if none). */
 function* caughtName(op: () => Operation<unknown>): Operation<string> {
   try {
