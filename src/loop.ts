@@ -362,9 +362,15 @@ export class Loop {
       return this.#outcome(main) as T;
     } finally {
       if (this.#hostOpsLeft.size > 0) await this.#settleHostOps();
-      this.#tasks.main = null;
-      this.#tasks.unwindingRun = false;
+      this.#endRun();
     }
+  }
+
+  /** The run is over: the loop holds none of its tasks. */
+  #endRun(): void {
+    this.#tasks.main = null;
+    this.#tasks.unwindingRun = false;
+    this.#closer = null;
   }
 
   /** Waits until the host operations the run's tasks left behind have settled. */
@@ -406,8 +412,7 @@ export class Loop {
       }
       return this.#outcome(main) as T;
     } finally {
-      this.#tasks.main = null;
-      this.#tasks.unwindingRun = false;
+      this.#endRun();
     }
   }
 
