@@ -67,7 +67,7 @@ export abstract class GroupInstruction<T> extends Instruction<T> implements Task
     // with the other's wake-up, and return wrong results. Neighbours are
     // compared; a generator listed again further apart (or handed out again
     // by a function or an iterable) is found among the earlier ones (see
-    // #findEarlier). A generator function makes a new generator each time,
+    // SeenGenerators). A generator function makes a new generator each time,
     // and an operation listed twice apart is refused when the second task
     // runs it. A shared operation (yieldNow()) serves any number of tasks.
     let previous: unknown = undefined;
