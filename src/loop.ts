@@ -189,7 +189,7 @@ export class Loop {
   // short when the host is due a turn (see #tick).
   #batchLeft = 0;
   // The task of the run's end that waits for the leftover root tasks (see
-  // #startCloser); null before any.
+  // #startCloser); null until a run ends, and once it has.
   #closer: Task<unknown> | null = null;
   // When the loop began to wait with only Promises to wait for, no task
   // having run since (NEVER: it is not so waiting), by performance.now(): a
