@@ -24,7 +24,7 @@
  * @module
  */
 
-export { call } from "./src/call.ts";
+export { call, type CallOptions } from "./src/call.ts";
 export { cancel } from "./src/cancel.ts";
 export { type Clock, RealClock, VirtualClock } from "./src/clock.ts";
 export {

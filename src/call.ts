@@ -21,13 +21,19 @@ class CallInstruction<T> extends Instruction<T> {
   readonly #fnName: string;
   #waiter: Task<unknown> | null = null;
   #loop: Loop | null = null;
-  // Made only for a function that takes the signal: aborted when the wait
-  // is given up (see undo).
+  readonly #abortable: boolean;
+  // Made only for a call that asked for a signal: aborted when the wait is
+  // given up (see undo).
   #aborter: AbortController | null = null;
 
-  constructor(fn: (signal: AbortSignal) => T | PromiseLike<T>, what?: string) {
+  constructor(
+    fn: (signal: AbortSignal) => T | PromiseLike<T>,
+    abortable: boolean,
+    what?: string,
+  ) {
     super();
     this.#fn = fn;
+    this.#abortable = abortable;
     this.#what = what;
     this.#fnName = fn.name;
   }
@@ -55,11 +61,12 @@ class CallInstruction<T> extends Instruction<T> {
   }
 
   /**
-   * Calls `fn`, with an AbortSignal only if it declares a parameter for
-   * one: an AbortController per call would cost the calls that take none.
+   * Calls `fn`, with an AbortSignal only if the call asked for one: an
+   * AbortController per call would cost the calls that take none, and a
+   * function with a parameter of its own must not be given a signal there.
    */
   #callFn(fn: (signal: AbortSignal) => T | PromiseLike<T>): T | PromiseLike<T> {
-    if (fn.length === 0) return (fn as () => T | PromiseLike<T>)();
+    if (!this.#abortable) return (fn as () => T | PromiseLike<T>)();
     this.#aborter = new AbortController();
     return fn(this.#aborter.signal);
   }
@@ -101,6 +108,30 @@ class CallInstruction<T> extends Instruction<T> {
 }
 
 /**
+ * Options of `call`.
+ *
+ * @example Usage
+ * ```ts
+ * import { call, type CallOptions, run } from "@genloop/genloop";
+ *
+ * const options: CallOptions = { abortable: true };
+ * const n = await run(function* main() {
+ *   return yield* call((signal) => Promise.resolve(signal.aborted ? 0 : 42), options);
+ * });
+ * if (n !== 42) throw new Error("unexpected");
+ * ```
+ */
+export interface CallOptions {
+  /**
+   * Give `fn` an `AbortSignal`, aborted (with an `AbortError` naming the
+   * task) when the task stops waiting: cancelled, timed out, or a lost
+   * `race`. Pass it on to the work (`fetch(url, { signal })`) so that the
+   * work stops too, rather than run on for a result nobody takes.
+   */
+  abortable: true;
+}
+
+/**
  * Calls `fn` and suspends the task until the Promise it returns settles:
  * evaluates to the fulfilled value, or throws the rejection at the `yield*`.
  * This is how tasks use any Promise-based API (`fetch`, `Deno.readFile`, …).
@@ -109,16 +140,39 @@ class CallInstruction<T> extends Instruction<T> {
  * follows it (later, never inside the step: a thenable that calls back at
  * once still needs an awaited run). If the task is cancelled (or otherwise
  * interrupted: a `timeout`, a lost `race`) while waiting, the Promise's
- * outcome is ignored, and a `fn` that declares a parameter gets an
- * `AbortSignal` that is then aborted, with an `AbortError` naming the task,
- * so that the work stops too: `call((signal) => fetch(url, { signal }))`.
- * A Promise that outlives many abandoned waits keeps a small record of
- * each (about 200 bytes, the handlers it was given), as `Promise.race`
- * against it would.
+ * outcome is ignored; with `{ abortable: true }`, `fn` is given an
+ * `AbortSignal` that is then aborted, so that the work stops too (see the
+ * second form). A Promise that outlives many abandoned waits keeps a small
+ * record of each (about 200 bytes, the handlers it was given), as
+ * `Promise.race` against it would.
  *
  * @typeParam T The settled value.
- * @param fn A function returning a Promise (or a plain value); given an
- * `AbortSignal` if it takes a parameter.
+ * @param fn A function returning a Promise (or a plain value), called with
+ * no arguments.
+ * @returns An operation evaluating to the settled value.
+ *
+ * @example Usage
+ * ```ts
+ * import { call, run } from "@genloop/genloop";
+ *
+ * const n = await run(function* main() {
+ *   const a = yield* call(() => Promise.resolve(20));
+ *   return a + 22;
+ * });
+ * if (n !== 42) throw new Error("unexpected");
+ * ```
+ */
+export function call<T>(fn: () => T | PromiseLike<T>): Operation<T>;
+/**
+ * Calls `fn` with an `AbortSignal` and suspends the task until the Promise
+ * it returns settles, as the first form does. If the task stops waiting
+ * (cancelled, timed out, a lost `race`), the signal is aborted with an
+ * `AbortError` naming the task: `call((signal) => fetch(url, { signal }),
+ * { abortable: true })` stops the request.
+ *
+ * @typeParam T The settled value.
+ * @param fn A function taking the signal and returning a Promise.
+ * @param options `{ abortable: true }`.
  * @returns An operation evaluating to the settled value.
  *
  * @example Usage
@@ -126,33 +180,40 @@ class CallInstruction<T> extends Instruction<T> {
  * import { call, run, timeout, TimeoutError } from "@genloop/genloop";
  *
  * let aborted = false;
- * const n = await run(function* main() {
- *   const a = yield* call(() => Promise.resolve(20));
+ * await run(function* main() {
  *   try {
  *     // Work that would never end; the timeout aborts it through the signal.
- *     yield* timeout(10, call((signal) =>
- *       new Promise<void>((_, reject) =>
- *         signal.addEventListener("abort", () => {
- *           aborted = true;
- *           reject(signal.reason);
- *         })
- *       )
- *     ));
+ *     yield* timeout(
+ *       10,
+ *       call((signal) =>
+ *         new Promise<void>((_, reject) =>
+ *           signal.addEventListener("abort", () => {
+ *             aborted = true;
+ *             reject(signal.reason);
+ *           })
+ *         ), { abortable: true }),
+ *     );
  *   } catch (error) {
  *     if (!(error instanceof TimeoutError)) throw error;
  *   }
- *   return a + 22;
  * });
- * if (n !== 42 || !aborted) throw new Error("unexpected");
+ * if (!aborted) throw new Error("unexpected");
  * ```
  */
-export function call<T>(fn: (signal: AbortSignal) => T | PromiseLike<T>): Operation<T> {
+export function call<T>(
+  fn: (signal: AbortSignal) => T | PromiseLike<T>,
+  options: CallOptions,
+): Operation<T>;
+export function call<T>(
+  fn: (signal: AbortSignal) => T | PromiseLike<T>,
+  options?: CallOptions,
+): Operation<T> {
   if (typeof fn !== "function") {
     throw new TypeError(
       `call() expected a function returning a Promise, but got ${typeof fn}; write call(() => promise)`,
     );
   }
-  return new CallInstruction(fn);
+  return new CallInstruction(fn, options?.abortable === true);
 }
 
 /**
@@ -161,5 +222,5 @@ export function call<T>(fn: (signal: AbortSignal) => T | PromiseLike<T>): Operat
  * @internal
  */
 export function callAs<T>(fn: () => PromiseLike<T>, what: string): Operation<T> {
-  return new CallInstruction(fn, what);
+  return new CallInstruction(fn, false, what);
 }

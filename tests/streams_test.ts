@@ -332,7 +332,7 @@ Deno.test("call() takes plain values and sync throws; rejects non-functions at t
   assertThrows(() => call(42 as never), TypeError);
 });
 
-Deno.test("call(): a function taking a signal has it aborted, with an AbortError naming the task, when the wait is cancelled, timed out or loses a race; not when it settles", async () => {
+Deno.test("call(fn, { abortable: true }): fn's signal is aborted, with an AbortError naming the task, when the wait is cancelled, timed out or loses a race; not when it settles", async () => {
   const reasons: string[] = [];
   /** Work that ends only when its signal is aborted. */
   const untilAborted = (signal: AbortSignal): Promise<never> =>
@@ -343,26 +343,27 @@ Deno.test("call(): a function taking a signal has it aborted, with an AbortError
       })
     );
   let settledSignal: AbortSignal | undefined;
+  const ABORTABLE = { abortable: true } as const;
   await run(function* main() {
     const fetcher = yield* spawn(function* fetcher() {
-      yield* call(untilAborted);
+      yield* call(untilAborted, ABORTABLE);
     });
     yield* yieldNow();
     yield* cancel(fetcher);
     try {
       yield* timeout(1, function* slow() {
-        yield* call(untilAborted);
+        yield* call(untilAborted, ABORTABLE);
       });
     } catch (error) {
       if (!(error instanceof TimeoutError)) throw error;
     }
     yield* race([function* loser() {
-      yield* call(untilAborted);
+      yield* call(untilAborted, ABORTABLE);
     }, yieldNow()]);
     yield* call((signal) => {
       settledSignal = signal;
       return Promise.resolve(1);
-    });
+    }, ABORTABLE);
   });
   assertEquals(reasons, [
     'AbortError: Task "fetcher" stopped waiting for a Promise from call(untilAborted) (it was cancelled or interrupted)',
@@ -370,6 +371,16 @@ Deno.test("call(): a function taking a signal has it aborted, with an AbortError
     'AbortError: Task "loser" stopped waiting for a Promise from call(untilAborted) (it was cancelled or interrupted)',
   ]);
   assertEquals(settledSignal?.aborted, false);
+});
+
+Deno.test("call(fn) without { abortable: true } calls fn with no argument: a parameter of its own keeps its default", async () => {
+  function load(path?: string): Promise<string> {
+    return Promise.resolve(path ?? "default.json");
+  }
+  assertEquals(await run(() => call(load)), "default.json");
+  // A function that needs the signal does not type-check without the option.
+  // @ts-expect-error: (signal: AbortSignal) => … is no () => …
+  const _unasked = () => call((signal: AbortSignal) => Promise.resolve(signal.aborted));
 });
 
 Deno.test("call() of a Promise that never settles is reported as waiting on it", async () => {
