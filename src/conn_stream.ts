@@ -251,16 +251,18 @@ export class ConnStream implements Stream {
         this.#queued = queued === null ? rest.slice() : concat(queued, rest);
       }
     }
-    if (onFailure !== undefined) this.#tellOnFailure(unsent, onFailure);
+    if (onFailure !== undefined) this.#tellOnFailure(onFailure);
   }
 
   /**
    * Keeps `onFailure` until the last byte of the cancelled writer's data
-   * (the end of what is now to be sent) is out; if the stream has failed
-   * already, its `rest` never will be: told now.
+   * (the end of what is now to be sent) is out. If the stream has failed
+   * already, before the writer could take the error (the failure woke it,
+   * then it was cancelled), its bytes are what failed, or its rest never
+   * will be sent: told now.
    */
-  #tellOnFailure(unsent: boolean, onFailure: (error: unknown) => void): void {
-    if (unsent && this.#writeError !== null) {
+  #tellOnFailure(onFailure: (error: unknown) => void): void {
+    if (this.#writeError !== null) {
       onFailure(this.#writeError);
       return;
     }

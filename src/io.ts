@@ -312,10 +312,11 @@ class ReadInstruction<T> extends Instruction<T> {
 function checkedChunk<T>(stream: Stream, method: string, result: T, max: number): T {
   if (result === null || result === WOULD_BLOCK) return result;
   if (result instanceof Uint8Array && result.length > 0 && result.length <= max) return result;
+  const got = result instanceof Uint8Array
+    ? `a Uint8Array of ${result.length} bytes`
+    : describeValue(result);
   throw new TypeError(
-    `Stream "${stream.name}": ${method}(${max}) returned ${
-      describeValue(result)
-    }; it must return a Uint8Array of 1 to ${max} bytes, null at the end of the stream, or WOULD_BLOCK when no bytes are buffered`,
+    `Stream "${stream.name}": ${method}(${max}) returned ${got}; it must return a Uint8Array of 1 to ${max} bytes, null at the end of the stream, or WOULD_BLOCK when no bytes are buffered`,
   );
 }
 
@@ -463,6 +464,9 @@ export function readView(
  * (on streams with `abandonWrite`, as both built-in ones have). A write
  * cancelled before it began sends nothing: one whose task never ran, such
  * as the body of a `timeout` whose limit passed before the body started.
+ * One that a task already cancelled goes on to make (it cancelled itself,
+ * or writes in its cleanup) hands its bytes over before the error is
+ * thrown at its `yield*`, and they go out like any cancelled write's.
  * On a `ConnStream`, the bytes not yet handed to the host are copied at the
  * cancellation, but the one host write in flight then cannot be recalled:
  * it may read any of `data` from where the write had got to, until it
@@ -555,7 +559,11 @@ class WriteInstruction extends Instruction<number> {
 
   /** Cancelled (or failed) while waiting. */
   override throw(error: unknown): IteratorResult<Instruction, number> {
-    this.#abandon(null, null);
+    // Not undone first when the error was due before the write waited (its
+    // task cancelled itself, a deferred second error): the bytes it handed
+    // over still go out, and their failure must still be reported.
+    const loop = running.loop;
+    this.#abandon(loop === null ? null : loop._runningTask ?? loop._deferringTask, loop);
     return super.throw(error);
   }
 

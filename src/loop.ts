@@ -453,7 +453,8 @@ export class Loop {
       if (this.#idleWait() > 0) {
         // Only time a VirtualClock can stand in for: a Promise or a socket
         // needs the host's event loop whatever the clock.
-        const orClock = this.#timers.size > 0 ? ", or give the loop a VirtualClock" : "";
+        const timeOnly = !(this.clock instanceof VirtualClock) && !this.#hasOutside();
+        const orClock = timeOnly ? ", or give the loop a VirtualClock" : "";
         throw new Error(
           `Cannot finish with runSync(): no task is ready and the program waits for the outside world (${
             this.#tasks.describeBlocked().join("; ")

@@ -8,10 +8,12 @@ import {
 } from "@std/assert";
 import {
   accept,
+  call,
   cancel,
   close,
   connect,
   ConnStream,
+  currentTask,
   gather,
   join,
   Loop,
@@ -548,6 +550,61 @@ Deno.test("ConnStream: of two cancelled writes, only the one whose bytes failed 
   await hostTurn();
   assertEquals(warnings.length, 1, warnings.join("\n"));
   assertStringIncludes(warnings[0], 'that task "writer2" stopped waiting for');
+  await run(close(stream));
+});
+
+Deno.test("ConnStream: a write made by a task that had cancelled itself goes out, and its bytes' later failure is reported through onWarning", async () => {
+  const { conn, writes } = hostWrites();
+  const stream = new ConnStream(conn, { name: "peer" });
+  const warnings: string[] = [];
+  const loop = new Loop({ onWarning: (message) => warnings.push(message) });
+  await loop.runUntilComplete(function* main() {
+    const writer = yield* spawn(function* writer() {
+      // A server told to quit: cancels itself, then says goodbye.
+      (yield* currentTask()).cancel("quit");
+      yield* write(stream, "bye\n");
+    });
+    try {
+      yield* join(writer);
+    } catch { /* cancelled, as asked */ }
+  });
+  // The bytes were handed to the host although the writer was cancelled.
+  assertEquals(writes.map((w) => w.data), ["bye\n"]);
+  writes[0].reject(new Deno.errors.ConnectionReset("peer reset"));
+  await hostTurn();
+  assertEquals(warnings.length, 1, "the failed bytes of the cancelled write reached nobody");
+  assertStringIncludes(warnings[0], 'that task "writer" stopped waiting for');
+  await run(close(stream));
+});
+
+Deno.test("ConnStream: a write whose host write failed just before its task was cancelled is reported through onWarning", async () => {
+  const { conn, writes } = hostWrites();
+  const stream = new ConnStream(conn, { name: "peer" });
+  const warnings: string[] = [];
+  const loop = new Loop({ onWarning: (message) => warnings.push(message) });
+  await loop.runUntilComplete(function* main() {
+    const writer = yield* spawn(function* writer() {
+      yield* write(stream, "0123456789");
+    });
+    // The writer hands its bytes to the host and waits for them to go out.
+    yield* yieldNow();
+    // The host write fails in the same host turn that wakes main, so main
+    // runs before the woken writer.
+    yield* call(() => {
+      const settled = Promise.resolve();
+      settled.then(() => writes[0].reject(new Deno.errors.ConnectionReset("peer reset")));
+      return settled;
+    });
+    writer.cancel();
+    try {
+      yield* join(writer);
+    } catch { /* cancelled */ }
+  });
+  await hostTurn();
+  assertEquals(warnings.length, 1, "the cancelled write's failure reached nobody");
+  // The error is still kept for a next write, as documented.
+  const next = await run(write(stream, "more")).catch((error) => error);
+  assertInstanceOf(next, Deno.errors.ConnectionReset);
   await run(close(stream));
 });
 

@@ -1415,6 +1415,23 @@ Deno.test("runSync() of a task waiting for a Promise does not advise a VirtualCl
   );
 });
 
+Deno.test("runSync() of a loop with a VirtualClock already, stuck on a Promise beside a sleeper, does not advise giving it a VirtualClock", () => {
+  const loop = new Loop({ clock: new VirtualClock() });
+  let message = "";
+  try {
+    loop.runSync(function* main() {
+      yield* spawn(function* sleeper() {
+        yield* sleep(10);
+      });
+      yield* call(() => new Promise<void>(() => {}));
+    });
+  } catch (error) {
+    message = (error as Error).message;
+  }
+  assertStringIncludes(message, "Cannot finish with runSync()");
+  assertEquals(message.includes("give the loop a VirtualClock"), false, message);
+});
+
 Deno.test("runSync() with the same program on a VirtualClock does not refuse", () => {
   const clock = new VirtualClock();
   assertEquals(

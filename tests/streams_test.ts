@@ -1040,7 +1040,9 @@ Deno.test("read()/readInto(): a user stream giving what the Stream contract does
   }
   // More bytes than asked for breaks read(stream, max)'s promise too.
   const tooMany = contractStream({ tryRead: () => new Uint8Array(9) });
-  assertInstanceOf(besideTicker(() => read(tooMany, 8)).outcome, TypeError);
+  const { outcome: tooManyError } = besideTicker(() => read(tooMany, 8));
+  assertInstanceOf(tooManyError, TypeError);
+  assertStringIncludes(tooManyError.message, "tryRead(8) returned a Uint8Array of 9 bytes;");
   for (const bad of [99, 0, 1.5]) {
     const into = contractStream({ tryReadInto: () => bad });
     const { outcome } = besideTicker(() => readInto(into, new Uint8Array(4)));
