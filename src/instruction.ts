@@ -252,8 +252,8 @@ export class SharedOperation<T> implements Operation<T> {
 /** The value the loop resumes a task with after a shared instruction. */
 export const RESUME_SHARED: unique symbol = Symbol("genloop.resumeShared");
 
-/** The task whose step runs now, if any. */
-function runningTask(): Task<unknown> | null {
+/** The task whose step runs now, if any. @internal */
+export function runningTask(): Task<unknown> | null {
   const loop = running.loop;
   if (loop === null) return null;
   return loop._runningTask ?? loop._deferringTask;

@@ -15,6 +15,7 @@ import {
   Instruction,
   type Operation,
   refuseSecondWaiter,
+  runningTask,
   runningTaskName,
   type Yielded,
 } from "./instruction.ts";
@@ -562,8 +563,7 @@ class WriteInstruction extends Instruction<number> {
     // Not undone first when the error was due before the write waited (its
     // task cancelled itself, a deferred second error): the bytes it handed
     // over still go out, and their failure must still be reported.
-    const loop = running.loop;
-    this.#abandon(loop === null ? null : loop._runningTask ?? loop._deferringTask, loop);
+    this.#abandon(runningTask(), running.loop);
     return super.throw(error);
   }
 

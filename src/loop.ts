@@ -25,7 +25,6 @@ import { bodyNameSource, drive, startBody } from "./_body.ts";
 import { type Clock, RealClock, VirtualClock } from "./clock.ts";
 import { CancelledError, DeadlockError, describeError, TaskFailedError } from "./errors.ts";
 import { LeftoversInstruction } from "./_leftovers.ts";
-import { Instruction } from "./instruction.ts";
 import { addObserver, removeObserver } from "./task_tree.ts";
 import { Scheduler } from "./scheduler.ts";
 import { EVENT_WRITE, Selector, type SelectorKey } from "./selector.ts";
@@ -729,9 +728,7 @@ export class Loop {
   #wakeReadyStreams(ready: SelectorKey[]): void {
     for (const key of ready) {
       if (key.pollFailure !== undefined) {
-        const wait = key.task._slot;
-        if (wait instanceof Instruction) wait._waitFailed();
-        this.#tasks.enqueueThrow(key.task, key.pollFailure.error);
+        this.#tasks.failWait(key.task, key.pollFailure.error);
         continue;
       }
       if (key.event === EVENT_WRITE) this.#tasks.wokenFromWrite(key.task);

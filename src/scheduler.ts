@@ -334,15 +334,16 @@ export class Scheduler {
    * knows, so while one waits they are told no task runs.
    */
   #markRunning(task: Task<unknown>): void {
-    if (this.#unusual > 0 && this.#wokenWrites.size > 0 && this.#wokenWrites.delete(task)) {
-      this.#recount();
+    if (this.#unusual > 0) {
+      // It runs: an interrupt now reaches its write at the next yield*.
+      if (this.#wokenWrites.size > 0 && this.#wokenWrites.delete(task)) this.#recount();
+      if (this.#deferred.has(task)) {
+        this.#loop._runningTask = null;
+        this.#loop._deferringTask = task;
+        return;
+      }
     }
-    if (this.#unusual > 0 && this.#deferred.has(task)) {
-      this.#loop._runningTask = null;
-      this.#loop._deferringTask = task;
-    } else {
-      this.#loop._runningTask = task;
-    }
+    this.#loop._runningTask = task;
   }
 
   /** The body returned or threw. Settle, or first close its children. */
@@ -592,6 +593,17 @@ export class Scheduler {
     if (task._state !== "waiting" || !(wait instanceof Instruction)) return;
     this.#wokenWrites.set(task, wait);
     this.#recount();
+  }
+
+  /**
+   * Queues `task` to have `error` thrown at its wait, which failed (a
+   * stream whose `poll()` threw): not an interrupt, so the wait is told
+   * first (see `Instruction._waitFailed`).
+   */
+  failWait(task: Task<unknown>, error: unknown): void {
+    const wait = task._slot;
+    if (wait instanceof Instruction) wait._waitFailed();
+    this.enqueueThrow(task, error);
   }
 
   /** Undoes the write `task` was woken from, if it was (see wokenFromWrite). */

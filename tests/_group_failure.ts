@@ -35,6 +35,12 @@ export function* failsFirstWithUndefined(): Operation<void> {
   throw undefined;
 }
 
+/** `failsFirst` and `failsFirstWithUndefined`, each with its error as a report shows it. */
+export const FAILING_FIRST: readonly (readonly [() => Operation<void>, string])[] = [
+  [failsFirst, "Error: boom"],
+  [failsFirstWithUndefined, "undefined"],
+];
+
 /** Spawns a child whose cleanup takes 10 ms, then sleeps until t=1. */
 function* spawnSlowCleanup(): Operation<void> {
   yield* spawn(function* slowCleanup(): Operation<void> {

@@ -35,7 +35,7 @@ import {
   VirtualClock,
   yieldNow,
 } from "../mod.ts";
-import { failFast, failsFirst, failsFirstWithUndefined, slowToCancel } from "./_group_failure.ts";
+import { failFast, FAILING_FIRST, slowToCancel } from "./_group_failure.ts";
 
 function virtualLoop(options: LoopOptions = {}): Loop {
   return new Loop({ clock: new VirtualClock(), ...options });
@@ -432,12 +432,7 @@ Deno.test("cancel() operation: a cleanup that fails is thrown as a TaskFailedErr
 });
 
 Deno.test("cancel() operation: a task whose body failed before the cancel (even with undefined) is not said to have failed while cancelled", () => {
-  for (
-    const [body, error] of [[failsFirst, "Error: boom"], [
-      failsFirstWithUndefined,
-      "undefined",
-    ]] as const
-  ) {
+  for (const [body, error] of FAILING_FIRST) {
     const loop = virtualLoop();
     const message = loop.runSync(function* main() {
       const task = yield* spawn(body);

@@ -500,17 +500,31 @@ function hostTurn(): Promise<void> {
 }
 
 /**
- * Runs writers of `stream`, one after the other, each cancelled once its
- * write is in flight or waiting behind the one before; warnings go to
- * `warnings`.
+ * Runs `main` over a ConnStream of `hostWrites()` named `name`, on a loop
+ * whose warnings are kept.
  */
-async function cancelWritesInFlight(
-  stream: ConnStream,
-  texts: string[],
-  warnings: string[],
-): Promise<void> {
+async function withPeer(
+  main: (stream: ConnStream, writes: HostWrite[]) => Operation<void>,
+  name = "peer",
+): Promise<{ stream: ConnStream; writes: HostWrite[]; warnings: string[] }> {
+  const { conn, writes } = hostWrites();
+  const stream = new ConnStream(conn, { name });
+  const warnings: string[] = [];
   const loop = new Loop({ onWarning: (message) => warnings.push(message) });
-  await loop.runUntilComplete(function* main() {
+  await loop.runUntilComplete(() => main(stream, writes));
+  return { stream, writes, warnings };
+}
+
+/**
+ * Runs writers of `texts` on a stream named `name`, one after the other,
+ * each cancelled once its write is in flight or waiting behind the one
+ * before (see withPeer).
+ */
+function cancelWritesInFlight(
+  texts: string[],
+  name = "peer",
+): Promise<{ stream: ConnStream; writes: HostWrite[]; warnings: string[] }> {
+  return withPeer(function* main(stream) {
     for (const [i, text] of texts.entries()) {
       const writer = yield* spawn(function* writer() {
         yield* write(stream, text);
@@ -519,14 +533,11 @@ async function cancelWritesInFlight(
       yield* yieldNow();
       yield* cancel(writer);
     }
-  });
+  }, name);
 }
 
 Deno.test("ConnStream: bytes of a cancelled write that fail to go out later are reported through onWarning, not dropped", async () => {
-  const { conn, writes } = hostWrites();
-  const stream = new ConnStream(conn, { name: "slow peer" });
-  const warnings: string[] = [];
-  await cancelWritesInFlight(stream, ["0123456789"], warnings);
+  const { stream, writes, warnings } = await cancelWritesInFlight(["0123456789"], "slow peer");
   assertEquals(warnings, []);
   writes[0].reject(new Deno.errors.ConnectionReset("peer reset"));
   await hostTurn();
@@ -540,10 +551,7 @@ Deno.test("ConnStream: bytes of a cancelled write that fail to go out later are 
 });
 
 Deno.test("ConnStream: of two cancelled writes, only the one whose bytes failed to go out is reported", async () => {
-  const { conn, writes } = hostWrites();
-  const stream = new ConnStream(conn, { name: "peer" });
-  const warnings: string[] = [];
-  await cancelWritesInFlight(stream, ["aaaa", "bbbb"], warnings);
+  const { stream, writes, warnings } = await cancelWritesInFlight(["aaaa", "bbbb"]);
   // Every byte of the first went out; the second's, queued behind, fail.
   writes[0].resolve(4);
   await hostTurn();
@@ -554,21 +562,6 @@ Deno.test("ConnStream: of two cancelled writes, only the one whose bytes failed 
   assertStringIncludes(warnings[0], 'that task "writer2" stopped waiting for');
   await run(close(stream));
 });
-
-/**
- * Runs `main` over a ConnStream "peer" of `hostWrites()`, on a loop whose
- * warnings are kept.
- */
-async function withPeer(
-  main: (stream: ConnStream, writes: HostWrite[]) => Operation<void>,
-): Promise<{ stream: ConnStream; writes: HostWrite[]; warnings: string[] }> {
-  const { conn, writes } = hostWrites();
-  const stream = new ConnStream(conn, { name: "peer" });
-  const warnings: string[] = [];
-  const loop = new Loop({ onWarning: (message) => warnings.push(message) });
-  await loop.runUntilComplete(() => main(stream, writes));
-  return { stream, writes, warnings };
-}
 
 /** Joins `task`, which is to end cancelled. */
 function* joinCancelled(task: Task<unknown>): Operation<void> {
@@ -623,10 +616,7 @@ Deno.test("ConnStream: a write whose host write failed just before its task was 
 });
 
 Deno.test("ConnStream: a cancelled write cut short by close() is no failure to warn about", async () => {
-  const { conn, writes } = hostWrites();
-  const stream = new ConnStream(conn, { name: "closed early" });
-  const warnings: string[] = [];
-  await cancelWritesInFlight(stream, ["0123456789"], warnings);
+  const { stream, writes, warnings } = await cancelWritesInFlight(["0123456789"], "closed early");
   const closed = run(close(stream));
   writes[0].reject(new Deno.errors.BadResource("closed"));
   await closed;

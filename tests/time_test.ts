@@ -38,7 +38,7 @@ import {
   type Yielded,
   yieldNow,
 } from "../mod.ts";
-import { failsFirst, failsFirstWithUndefined } from "./_group_failure.ts";
+import { FAILING_FIRST } from "./_group_failure.ts";
 
 function virtualLoop(): Loop {
   return new Loop({ clock: new VirtualClock() });
@@ -847,12 +847,7 @@ Deno.test("timeout(): a body whose cleanup fails throws TimeoutError first, then
 });
 
 Deno.test("timeout(): a body that failed before the limit (even with undefined), its children's cleanup outlasting it, is said to have failed before", () => {
-  for (
-    const [body, cause] of [[failsFirst, "Error: boom"], [
-      failsFirstWithUndefined,
-      "undefined",
-    ]] as const
-  ) {
+  for (const [body, cause] of FAILING_FIRST) {
     const loop = virtualLoop();
     const log: string[] = [];
     const error = assertThrows(() =>
