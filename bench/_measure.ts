@@ -24,6 +24,13 @@ export interface Comparison {
   target: string;
   /** Whether a higher number is better (throughput) rather than lower (cost). */
   higherIsBetter?: boolean;
+  /**
+   * genloop ÷ baseline in each round of the run, where a round measured
+   * both sides one right after the other: how far the ratio moved within
+   * this very run (a slow spell of a shared machine lands on both sides of
+   * a round alike, but not on every round).
+   */
+  rounds?: number[];
 }
 
 /** The median of `values`. */
@@ -34,31 +41,27 @@ export function median(values: number[]): number {
 }
 
 /**
- * Warms `fn` up (so the JIT has optimised it), then runs it `repeats` times
- * and returns the median nanoseconds per operation (`ops` operations per
- * run).
+ * The ratio `a[i] / b[i]` of each round, for two series measured in the
+ * same rounds (see `Comparison.rounds`).
  */
-export async function nsPerOp(
-  fn: () => unknown,
-  ops: number,
-  repeats = 7,
-): Promise<number> {
-  const [result] = await nsPerOpTakingTurns([fn], ops, repeats);
-  return result;
+export function pairedRatios(a: readonly number[], b: readonly number[]): number[] {
+  return a.map((value, round) => value / b[round]);
 }
 
 /**
- * Like `nsPerOp` for several functions at once, taking turns: each round
- * runs every function once, so a slow spell of the machine (the other core
- * busy, a noisy neighbour) lands on all of them alike and the ratios stay
- * fair. Returns the median nanoseconds per operation of each, in order.
+ * Warms up several functions (so the JIT has optimised them), then runs
+ * them `repeats` rounds, taking turns: each round runs every function once,
+ * so a slow spell of the machine (the other core busy, a noisy neighbour)
+ * lands on all of them alike and the ratios stay fair. Returns the
+ * nanoseconds per operation (`ops` operations per run) of each function,
+ * round by round: take the `median` of each, and `pairedRatios` of two.
  */
 export async function nsPerOpTakingTurns(
   fns: (() => unknown)[],
   ops: number,
   repeats = 7,
   options: TurnOptions = {},
-): Promise<number[]> {
+): Promise<number[][]> {
   for (const fn of fns) await warmUp(fn);
   if (options.collectOwnGarbage) collectGarbage();
   const samples: number[][] = fns.map(() => []);
@@ -70,7 +73,7 @@ export async function nsPerOpTakingTurns(
       samples[f].push(((performance.now() - start) * 1e6) / ops);
     }
   }
-  return samples.map(median);
+  return samples;
 }
 
 /** Options for `nsPerOpTakingTurns`. */

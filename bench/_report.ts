@@ -87,6 +87,44 @@ export function meetsTarget(row: Comparison): boolean | undefined {
   return match[1] === "≤" ? ratio(row) <= limit : ratio(row) >= limit;
 }
 
+/** How many of the row's rounds met its target, when it has a target and rounds. */
+export function roundsMeeting(row: Comparison): { met: number; of: number } | undefined {
+  const match = row.target.match(/^([≤≥]) ([\d.]+)/);
+  if (match === null || row.rounds === undefined || row.rounds.length === 0) return undefined;
+  const limit = Number(match[2]);
+  const met = row.rounds.filter((r) => match[1] === "≤" ? r <= limit : r >= limit).length;
+  return { met, of: row.rounds.length };
+}
+
+/**
+ * Met or missed, as the table says it: when the rounds disagree with the
+ * run's ratio, how many of them met the target, so that a ratio near its
+ * target reads as the coin toss it is on this machine.
+ */
+export function metText(row: Comparison): string {
+  const met = meetsTarget(row);
+  if (met === undefined) return "";
+  const verdict = met ? "yes" : "no";
+  const disagreeing = disagreeingRounds(row);
+  return disagreeing === "" ? verdict : `${verdict} (${disagreeing})`;
+}
+
+/** "met in k of n rounds" when the rounds disagree with the ratio; else empty. */
+function disagreeingRounds(row: Comparison): string {
+  const met = meetsTarget(row);
+  const rounds = roundsMeeting(row);
+  if (met === undefined || rounds === undefined || rounds.met === (met ? rounds.of : 0)) return "";
+  return `met in ${rounds.met} of ${rounds.of} rounds`;
+}
+
+/** The lowest and highest ratio of the row's rounds, as text; empty without rounds. */
+export function roundRange(row: Comparison): string {
+  if (row.rounds === undefined || row.rounds.length === 0) return "";
+  const low = Math.min(...row.rounds);
+  const high = Math.max(...row.rounds);
+  return `${formatRatio(low)}–${formatRatio(high)}`;
+}
+
 /** Extra lines for the report: notes and how long the run took. */
 export interface RunInfo {
   /** Remarks such as a skipped family or a scaled-down size. */
@@ -102,19 +140,21 @@ export function toMarkdown(rows: Comparison[], machine: Machine, info?: RunInfo)
     "",
     `Measured side by side in one run of \`deno task bench\` on ${machine.date}: ${machine.host}; ${machine.runtime}.`,
     "Ratio = genloop ÷ baseline, each the median of several runs. For costs lower is better;",
-    "for throughput (round trips/s, MiB/s) higher is better.",
+    "for throughput (round trips/s, MiB/s) higher is better. Each round of a run measured",
+    "genloop and its baseline one right after the other; *rounds* is the lowest and highest",
+    "genloop ÷ baseline of a round, and *met* says in how many rounds the target was met when",
+    "they disagree with the ratio.",
     "",
-    "| group | measurement | unit | genloop | baseline | baseline value | ratio | target | met |",
-    "| --- | --- | --- | ---: | --- | ---: | ---: | --- | --- |",
+    "| group | measurement | unit | genloop | baseline | baseline value | ratio | rounds | target | met |",
+    "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | --- | --- |",
   ];
   for (const row of rows) {
-    const met = meetsTarget(row);
     lines.push(
       `| ${row.group} | ${row.name} | ${row.unit} | ${
         format(row.genloop)
-      } | ${row.baselineName} | ${format(row.baseline)} | ${
-        formatRatio(ratio(row))
-      } | ${row.target} | ${met === undefined ? "" : met ? "yes" : "no"} |`,
+      } | ${row.baselineName} | ${format(row.baseline)} | ${formatRatio(ratio(row))} | ${
+        roundRange(row)
+      } | ${row.target} | ${metText(row)} |`,
     );
   }
   if (info !== undefined) {
@@ -130,10 +170,14 @@ export function toConsole(rows: Comparison[]): string {
   const width = Math.max(0, ...rows.map((row) => label(row).length));
   return rows.map((row) => {
     const met = meetsTarget(row);
+    const range = roundRange(row);
+    const disagreeing = disagreeingRounds(row);
     return `${label(row).padEnd(width)} ${format(row.genloop).padStart(9)} vs ${
       format(row.baseline).padStart(9)
-    } ${row.unit.padEnd(14)} ratio ${formatRatio(ratio(row)).padStart(7)}  target ${row.target}${
-      met === undefined ? "" : met ? "  ok" : "  MISSED"
+    } ${row.unit.padEnd(14)} ratio ${formatRatio(ratio(row)).padStart(7)}${
+      range === "" ? "" : ` (rounds ${range})`
+    }  target ${row.target}${met === undefined ? "" : met ? "  ok" : "  MISSED"}${
+      disagreeing === "" ? "" : ` (${disagreeing})`
     }`;
   }).join("\n");
 }
@@ -179,7 +223,7 @@ export function toSvg(rows: Comparison[], machine: Machine, info?: RunInfo): str
     `<text x="10" y="38" fill="#555">${
       escapeXml(`${machine.date} · ${machine.host} · ${machine.runtime}`)
     }</text>`,
-    `<text x="10" y="56" fill="#555">bars: <tspan fill="#2a9d4b">green</tspan> target met, <tspan fill="#d1495b">red</tspan> target missed, <tspan fill="#8899aa">grey</tspan> no target (reference)</text>`,
+    `<text x="10" y="56" fill="#555">bars: <tspan fill="#2a9d4b">green</tspan> target met, <tspan fill="#d1495b">red</tspan> target missed, <tspan fill="#8899aa">grey</tspan> no target (reference); black line: lowest to highest ratio of a round</text>`,
   ];
   for (const tick of [0.001, 0.01, 0.1, 1, 10, 100]) {
     parts.push(
@@ -201,8 +245,20 @@ export function toSvg(rows: Comparison[], machine: Machine, info?: RunInfo): str
       `<rect x="${start}" y="${y + 4}" width="${Math.max(1, end - start)}" height="${
         rowHeight - 10
       }" fill="${color}"/>`,
-      `<text x="${end + 4}" y="${y + 16}">${formatRatio(value)}</text>`,
     );
+    let textX = end + 4;
+    if (row.rounds !== undefined && row.rounds.length > 0) {
+      const low = x(Math.min(...row.rounds));
+      const high = x(Math.max(...row.rounds));
+      const middle = y + rowHeight / 2 - 1;
+      parts.push(
+        `<line x1="${low}" y1="${middle}" x2="${high}" y2="${middle}" stroke="#222" stroke-width="1.5"/>`,
+        `<line x1="${low}" y1="${middle - 4}" x2="${low}" y2="${middle + 4}" stroke="#222"/>`,
+        `<line x1="${high}" y1="${middle - 4}" x2="${high}" y2="${middle + 4}" stroke="#222"/>`,
+      );
+      textX = Math.max(textX, high + 4);
+    }
+    parts.push(`<text x="${textX}" y="${y + 16}">${formatRatio(value)}</text>`);
   });
   notes.forEach((note, i) => {
     parts.push(

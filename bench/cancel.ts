@@ -10,7 +10,7 @@
  */
 
 import { type Operation, runSync, spawn, suspend, yieldNow } from "../mod.ts";
-import { type Comparison, median } from "./_measure.ts";
+import { type Comparison, median, pairedRatios } from "./_measure.ts";
 
 const COUNT = 100_000;
 const RUNS = 3;
@@ -99,6 +99,7 @@ export async function benchCancel(): Promise<Comparison[]> {
       baselineName: "AbortSignal rejecting one Promise async fns await",
       baseline: median(abort),
       target: "(info)",
+      rounds: pairedRatios(genloop, abort),
     },
   ];
 }

@@ -22,7 +22,7 @@ import {
   write,
 } from "../mod.ts";
 import type { EchoRequest } from "./_echo_client.ts";
-import { addNote, type Comparison, median } from "./_measure.ts";
+import { addNote, type Comparison, median, pairedRatios } from "./_measure.ts";
 
 const HOST = "127.0.0.1";
 const CONNECTIONS = 100;
@@ -209,6 +209,7 @@ export async function benchEcho(): Promise<Comparison[]> {
       baseline: median(rps[1]),
       target: "≥ 0.9",
       higherIsBetter: true,
+      rounds: pairedRatios(rps[0], rps[1]),
     },
     {
       group: "echo",
@@ -221,6 +222,7 @@ export async function benchEcho(): Promise<Comparison[]> {
       baseline: median(mibps[1]),
       target: "≥ 0.9",
       higherIsBetter: true,
+      rounds: pairedRatios(mibps[0], mibps[1]),
     },
   ];
 }

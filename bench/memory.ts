@@ -9,7 +9,7 @@
  */
 
 import { type Operation, runSync, spawn, suspend, type Task, yieldNow } from "../mod.ts";
-import { type Comparison, heapUsed, median } from "./_measure.ts";
+import { type Comparison, heapUsed, median, pairedRatios } from "./_measure.ts";
 
 const COUNT = 100_000;
 
@@ -79,6 +79,7 @@ export function benchMemory(): Comparison[] {
       baselineName: "suspended async function",
       baseline: asyncFn,
       target: "≤ 0.6",
+      rounds: pairedRatios(samples[0], samples[1]),
     },
     {
       group: "memory",
@@ -88,6 +89,7 @@ export function benchMemory(): Comparison[] {
       baselineName: "bare suspended generator",
       baseline: generator,
       target: "(floor)",
+      rounds: pairedRatios(samples[0], samples[2]),
     },
   ];
 }

@@ -17,7 +17,7 @@ import {
   suspend as suspendEffection,
 } from "npm:effection@4";
 import { gather, join, type Operation, runSync, spawn, type Task } from "../mod.ts";
-import { type Comparison, nsPerOpTakingTurns } from "./_measure.ts";
+import { type Comparison, median, nsPerOpTakingTurns, pairedRatios } from "./_measure.ts";
 
 const TASKS = 1_000_000;
 const BATCH = 1_000;
@@ -191,53 +191,58 @@ export async function benchSpawnJoin(): Promise<Comparison[]> {
     { collectOwnGarbage: true },
   );
   await root.halt();
-  const sameCount = genloopTurn / GENLOOP_RUNS_PER_TURN;
+  const sameCount = genloopTurn.map((ns) => ns / GENLOOP_RUNS_PER_TURN);
   const tasks = TASKS.toLocaleString("en");
   return [
     {
       group: "spawn+join",
       name: `${tasks} tasks, spawn then join, one at a time`,
       unit: "ns/task",
-      genloop: sequential,
+      genloop: median(sequential),
       baselineName: `Promise.all of async fns (batches of ${BATCH})`,
-      baseline: promiseAll,
+      baseline: median(promiseAll),
       target: "≤ 0.5",
+      rounds: pairedRatios(sequential, promiseAll),
     },
     {
       group: "spawn+join",
       name: `${tasks} tasks, spawn ${BATCH} then join each`,
       unit: "ns/task",
-      genloop: batched,
+      genloop: median(batched),
       baselineName: `Promise.all of async fns (batches of ${BATCH})`,
-      baseline: promiseAll,
+      baseline: median(promiseAll),
       target: "≤ 0.5",
+      rounds: pairedRatios(batched, promiseAll),
     },
     {
       group: "spawn+join",
       name: `${tasks} tasks, gather of ${BATCH}`,
       unit: "ns/task",
-      genloop: gathered,
+      genloop: median(gathered),
       baselineName: `Promise.all of async fns (batches of ${BATCH})`,
-      baseline: promiseAll,
+      baseline: median(promiseAll),
       target: "(info)",
+      rounds: pairedRatios(gathered, promiseAll),
     },
     {
       group: "spawn+join",
       name: "same batched spawn+join, against the floor",
       unit: "ns/task",
-      genloop: batched,
+      genloop: median(batched),
       baselineName: "raw generators created and run (no scheduler)",
-      baseline: raw,
+      baseline: median(raw),
       target: "(floor)",
+      rounds: pairedRatios(batched, raw),
     },
     {
       group: "spawn+join",
       name: `${effectionTasks.toLocaleString("en")} tasks, spawn then join, one at a time`,
       unit: "ns/task",
-      genloop: sameCount,
+      genloop: median(sameCount),
       baselineName: "effection 4, same pattern",
-      baseline: effection,
+      baseline: median(effection),
       target: "≤ 0.005 (200x faster)",
+      rounds: pairedRatios(sameCount, effection),
     },
   ];
 }

@@ -7,7 +7,7 @@
  */
 
 import { join, type Operation, runSync, spawn, type Task, yieldNow } from "../mod.ts";
-import { type Comparison, nsPerOpTakingTurns } from "./_measure.ts";
+import { type Comparison, median, nsPerOpTakingTurns, pairedRatios } from "./_measure.ts";
 
 const TASKS = 100;
 const ROUNDS = 10_000;
@@ -66,24 +66,27 @@ export async function benchSwitch(): Promise<Comparison[]> {
     [genloopSwitches, awaitSwitches, rawTrampoline],
     SWITCHES,
   );
+  const perSwitch = median(genloop);
   return [
     {
       group: "switch",
       name: `${TASKS} tasks x ${ROUNDS} turns`,
       unit: "ns/switch",
-      genloop,
+      genloop: perSwitch,
       baselineName: "await null",
-      baseline: awaitNull,
+      baseline: median(awaitNull),
       target: "≤ 1.0",
+      rounds: pairedRatios(genloop, awaitNull),
     },
     {
       group: "switch",
       name: "same, against the floor",
       unit: "ns/switch",
-      genloop,
+      genloop: perSwitch,
       baselineName: "raw generator ring queue",
-      baseline: raw,
+      baseline: median(raw),
       target: "(floor)",
+      rounds: pairedRatios(genloop, raw),
     },
   ];
 }
