@@ -14,6 +14,7 @@ import { type Comparison, median, nsPerOpTakingTurns, pairedRatios } from "./_me
 const VIRTUAL_SLEEPS = 100_000;
 const REAL_SLEEPS = 10_000;
 const REAL_RUNS = 3;
+const VIRTUAL_ROUNDS = 9;
 // The issue's target for a virtual sleep, spawn included.
 const VIRTUAL_BUDGET_NS = 300;
 
@@ -156,7 +157,7 @@ export async function benchSleep(): Promise<Comparison[]> {
   const [virtual, raw] = await nsPerOpTakingTurns(
     [virtualSleeps, rawLaneSleeps],
     VIRTUAL_SLEEPS,
-    5,
+    VIRTUAL_ROUNDS,
   );
   // Warm up once each, then alternate the two so drift affects both alike.
   await genloopRealSleeps();

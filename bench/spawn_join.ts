@@ -21,6 +21,8 @@ import { type Comparison, median, nsPerOpTakingTurns, pairedRatios } from "./_me
 
 const TASKS = 1_000_000;
 const BATCH = 1_000;
+// Rounds of the five million-task runs (about a second per round).
+const ROUNDS = 5;
 // How many times over one genloop turn runs effection's task count.
 const GENLOOP_RUNS_PER_TURN = 25;
 // Turns of each against effection: its row is the noisiest (one run of
@@ -163,7 +165,7 @@ export async function benchSpawnJoin(): Promise<Comparison[]> {
       rawGenerators,
     ],
     TASKS,
-    3,
+    ROUNDS,
   );
   // effection gets about a second per run: as many tasks as it does in that.
   const effectionTasks = await effectionCount(1_000);

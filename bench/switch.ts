@@ -12,6 +12,8 @@ import { type Comparison, median, nsPerOpTakingTurns, pairedRatios } from "./_me
 const TASKS = 100;
 const ROUNDS = 10_000;
 const SWITCHES = TASKS * ROUNDS;
+// Rounds of the three (each about 60 ms): the rows near their target need many.
+const REPEATS = 15;
 
 function* genloopWorker(): Operation<void> {
   for (let i = 0; i < ROUNDS; i++) yield* yieldNow();
@@ -65,6 +67,7 @@ export async function benchSwitch(): Promise<Comparison[]> {
   const [genloop, awaitNull, raw] = await nsPerOpTakingTurns(
     [genloopSwitches, awaitSwitches, rawTrampoline],
     SWITCHES,
+    REPEATS,
   );
   const perSwitch = median(genloop);
   return [
