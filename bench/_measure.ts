@@ -49,9 +49,19 @@ export function pairedRatios(a: readonly number[], b: readonly number[]): number
 }
 
 /**
+ * The order in which round `round` runs `count` contenders: every other
+ * round in reverse, so that one that leaves the heap or the caches worse
+ * for the next does so to each of the others in turn.
+ */
+export function turnOrder(count: number, round: number): number[] {
+  const order = Array.from({ length: count }, (_, i) => i);
+  return round % 2 === 0 ? order : order.reverse();
+}
+
+/**
  * Warms up several functions (so the JIT has optimised them), then runs
- * them `repeats` rounds, taking turns: each round runs every function once,
- * so a slow spell of the machine (the other core busy, a noisy neighbour)
+ * them `repeats` rounds, taking turns: each round runs every function once
+ * (every other round in reverse order), so a slow spell of the machine (the other core busy, a noisy neighbour)
  * lands on all of them alike and the ratios stay fair. Returns the
  * nanoseconds per operation (`ops` operations per run) of each function,
  * round by round: take the `median` of each, and `pairedRatios` of two.
@@ -66,7 +76,7 @@ export async function nsPerOpTakingTurns(
   if (options.collectOwnGarbage) collectGarbage();
   const samples: number[][] = fns.map(() => []);
   for (let i = 0; i < repeats; i++) {
-    for (let f = 0; f < fns.length; f++) {
+    for (const f of turnOrder(fns.length, i)) {
       const start = performance.now();
       await fns[f]();
       if (options.collectOwnGarbage) collectGarbage();

@@ -10,7 +10,7 @@
  */
 
 import { type Operation, runSync, spawn, suspend, yieldNow } from "../mod.ts";
-import { type Comparison, median, pairedRatios } from "./_measure.ts";
+import { type Comparison, median, pairedRatios, turnOrder } from "./_measure.ts";
 
 const COUNT = 100_000;
 const RUNS = 3;
@@ -87,8 +87,10 @@ export async function benchCancel(): Promise<Comparison[]> {
   const genloop: number[] = [];
   const abort: number[] = [];
   for (let run = 0; run < RUNS; run++) {
-    genloop.push(genloopCancel());
-    abort.push(await abortCancel());
+    for (const side of turnOrder(2, run)) {
+      if (side === 0) genloop.push(genloopCancel());
+      else abort.push(await abortCancel());
+    }
   }
   return [
     {

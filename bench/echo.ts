@@ -22,7 +22,7 @@ import {
   write,
 } from "../mod.ts";
 import type { EchoRequest } from "./_echo_client.ts";
-import { addNote, type Comparison, median, pairedRatios } from "./_measure.ts";
+import { addNote, type Comparison, median, pairedRatios, turnOrder } from "./_measure.ts";
 
 const HOST = "127.0.0.1";
 const CONNECTIONS = 100;
@@ -182,10 +182,10 @@ export async function benchEcho(): Promise<Comparison[]> {
       streamBytes /= 2;
     }
     for (let run = 0; run < RUNS; run++) {
-      for (let s = 0; s < servers.length; s++) {
+      for (const s of turnOrder(servers.length, run)) {
         rps[s].push(await client.roundTrips(servers[s].port));
       }
-      for (let s = 0; s < servers.length; s++) {
+      for (const s of turnOrder(servers.length, run)) {
         mibps[s].push(await client.streaming(servers[s].port, streamBytes));
       }
     }

@@ -9,7 +9,13 @@
  */
 
 import { gather, Loop, type Operation, run, sleep, spawn, VirtualClock } from "../mod.ts";
-import { type Comparison, median, nsPerOpTakingTurns, pairedRatios } from "./_measure.ts";
+import {
+  type Comparison,
+  median,
+  nsPerOpTakingTurns,
+  pairedRatios,
+  turnOrder,
+} from "./_measure.ts";
 
 const VIRTUAL_SLEEPS = 100_000;
 const REAL_SLEEPS = 10_000;
@@ -165,8 +171,10 @@ export async function benchSleep(): Promise<Comparison[]> {
   const genloopRuns: RealRun[] = [];
   const timeoutRuns: RealRun[] = [];
   for (let i = 0; i < REAL_RUNS; i++) {
-    genloopRuns.push(await genloopRealSleeps());
-    timeoutRuns.push(await timeoutRealSleeps());
+    for (const side of turnOrder(2, i)) {
+      if (side === 0) genloopRuns.push(await genloopRealSleeps());
+      else timeoutRuns.push(await timeoutRealSleeps());
+    }
   }
   const genloop = measures(genloopRuns);
   const timeout = measures(timeoutRuns);

@@ -1,9 +1,9 @@
 // The benchmark report: the ratio of a run, and how far its rounds moved
 // around it, so that a target met in some rounds only does not read as met
-// (or missed) for good.
+// (or missed) for good; and the rounds themselves.
 
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import type { Comparison } from "../bench/_measure.ts";
+import { type Comparison, pairedRatios, turnOrder } from "../bench/_measure.ts";
 import { metText, roundRange, roundsMeeting, toConsole, toMarkdown } from "../bench/_report.ts";
 
 function row(fields: Partial<Comparison>): Comparison {
@@ -50,4 +50,11 @@ Deno.test("the table and the console show each row's range of rounds", () => {
   assertStringIncludes(line, "(rounds 0.980–1.15)");
   assertStringIncludes(line, "MISSED (met in 1 of 3 rounds)");
   assert(!toConsole([row({})]).includes("rounds"));
+});
+
+Deno.test("rounds pair each side's number with the other's, and take turns going first", () => {
+  assertEquals(pairedRatios([2, 6], [4, 3]), [0.5, 2]);
+  assertEquals(turnOrder(3, 0), [0, 1, 2]);
+  assertEquals(turnOrder(3, 1), [2, 1, 0]);
+  assertEquals(turnOrder(2, 4), [0, 1]);
 });
