@@ -61,8 +61,9 @@ export function turnOrder(count: number, round: number): number[] {
 /**
  * Warms up several functions (so the JIT has optimised them), then runs
  * them `repeats` rounds, taking turns: each round runs every function once
- * (every other round in reverse order), so a slow spell of the machine (the other core busy, a noisy neighbour)
- * lands on all of them alike and the ratios stay fair. Returns the
+ * (every other round in reverse order), so a slow spell of the machine
+ * (the other core busy, a noisy neighbour) lands on all of them alike and
+ * the ratios stay fair. Returns the
  * nanoseconds per operation (`ops` operations per run) of each function,
  * round by round: take the `median` of each, and `pairedRatios` of two.
  */

@@ -79,20 +79,36 @@ function formatRatio(value: number): string {
   return value < 10 ? value.toPrecision(3) : value.toFixed(1);
 }
 
-/** Whether the row meets its numeric target (undefined when it has none). */
-export function meetsTarget(row: Comparison): boolean | undefined {
+/** A numeric target: at most or at least `limit`. */
+interface Target {
+  atMost: boolean;
+  limit: number;
+}
+
+/** The row's numeric target, if it has one ("≤ 1.0", "≥ 0.9"). */
+function targetOf(row: Comparison): Target | undefined {
   const match = row.target.match(/^([≤≥]) ([\d.]+)/);
   if (match === null) return undefined;
-  const limit = Number(match[2]);
-  return match[1] === "≤" ? ratio(row) <= limit : ratio(row) >= limit;
+  return { atMost: match[1] === "≤", limit: Number(match[2]) };
+}
+
+function meets(value: number, target: Target): boolean {
+  return target.atMost ? value <= target.limit : value >= target.limit;
+}
+
+/** Whether the row meets its numeric target (undefined when it has none). */
+export function meetsTarget(row: Comparison): boolean | undefined {
+  const target = targetOf(row);
+  return target === undefined ? undefined : meets(ratio(row), target);
 }
 
 /** How many of the row's rounds met its target, when it has a target and rounds. */
 export function roundsMeeting(row: Comparison): { met: number; of: number } | undefined {
-  const match = row.target.match(/^([≤≥]) ([\d.]+)/);
-  if (match === null || row.rounds === undefined || row.rounds.length === 0) return undefined;
-  const limit = Number(match[2]);
-  const met = row.rounds.filter((r) => match[1] === "≤" ? r <= limit : r >= limit).length;
+  const target = targetOf(row);
+  if (target === undefined || row.rounds === undefined || row.rounds.length === 0) {
+    return undefined;
+  }
+  const met = row.rounds.filter((value) => meets(value, target)).length;
   return { met, of: row.rounds.length };
 }
 
@@ -117,12 +133,16 @@ function disagreeingRounds(row: Comparison): string {
   return `met in ${rounds.met} of ${rounds.of} rounds`;
 }
 
+/** The lowest and highest ratio of the row's rounds; undefined without rounds. */
+function roundBounds(row: Comparison): [number, number] | undefined {
+  if (row.rounds === undefined || row.rounds.length === 0) return undefined;
+  return [Math.min(...row.rounds), Math.max(...row.rounds)];
+}
+
 /** The lowest and highest ratio of the row's rounds, as text; empty without rounds. */
 export function roundRange(row: Comparison): string {
-  if (row.rounds === undefined || row.rounds.length === 0) return "";
-  const low = Math.min(...row.rounds);
-  const high = Math.max(...row.rounds);
-  return `${formatRatio(low)}–${formatRatio(high)}`;
+  const bounds = roundBounds(row);
+  return bounds === undefined ? "" : `${formatRatio(bounds[0])}–${formatRatio(bounds[1])}`;
 }
 
 /** Extra lines for the report: notes and how long the run took. */
@@ -247,9 +267,10 @@ export function toSvg(rows: Comparison[], machine: Machine, info?: RunInfo): str
       }" fill="${color}"/>`,
     );
     let textX = end + 4;
-    if (row.rounds !== undefined && row.rounds.length > 0) {
-      const low = x(Math.min(...row.rounds));
-      const high = x(Math.max(...row.rounds));
+    const bounds = roundBounds(row);
+    if (bounds !== undefined) {
+      const low = x(bounds[0]);
+      const high = x(bounds[1]);
       const middle = y + rowHeight / 2 - 1;
       parts.push(
         `<line x1="${low}" y1="${middle}" x2="${high}" y2="${middle}" stroke="#222" stroke-width="1.5"/>`,
