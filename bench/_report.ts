@@ -121,13 +121,15 @@ export function metText(row: Comparison): string {
   const met = meetsTarget(row);
   if (met === undefined) return "";
   const verdict = met ? "yes" : "no";
-  const disagreeing = disagreeingRounds(row);
+  const disagreeing = disagreeingRounds(row, met);
   return disagreeing === "" ? verdict : `${verdict} (${disagreeing})`;
 }
 
-/** "met in k of n rounds" when the rounds disagree with the ratio; else empty. */
-function disagreeingRounds(row: Comparison): string {
-  const met = meetsTarget(row);
+/**
+ * "met in k of n rounds" when the rounds disagree with the ratio, which
+ * `met` says of the row's target (undefined: it has none); else empty.
+ */
+function disagreeingRounds(row: Comparison, met: boolean | undefined): string {
   const rounds = roundsMeeting(row);
   if (met === undefined || rounds === undefined || rounds.met === (met ? rounds.of : 0)) return "";
   return `met in ${rounds.met} of ${rounds.of} rounds`;
@@ -191,7 +193,7 @@ export function toConsole(rows: Comparison[]): string {
   return rows.map((row) => {
     const met = meetsTarget(row);
     const range = roundRange(row);
-    const disagreeing = disagreeingRounds(row);
+    const disagreeing = disagreeingRounds(row, met);
     return `${label(row).padEnd(width)} ${format(row.genloop).padStart(9)} vs ${
       format(row.baseline).padStart(9)
     } ${row.unit.padEnd(14)} ratio ${formatRatio(ratio(row)).padStart(7)}${
